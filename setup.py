@@ -1,0 +1,47 @@
+"""flan_jax: FLAN instruction tuning in JAX."""
+
+from setuptools import setup
+
+PACKAGES = ["flan_jax", "flan_jax.tasks", "flan_jax.mixtures", "flan_jax.offline"]
+
+setup(
+    name="flan-jax",
+    version="0.1.0",
+    description="Instruction-tune decoder-only LMs on the FLAN tasks and evaluate zero-shot, in JAX.",
+    long_description=open("README.md").read() if __import__("os").path.exists("README.md") else "",
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    # tasks/ and mixtures/ live at the top of the repo but import as flan_jax.tasks / .mixtures,
+    # so no generic top-level names land in site-packages.
+    packages=PACKAGES,
+    package_dir={"flan_jax.tasks": "tasks", "flan_jax.mixtures": "mixtures"},
+    package_data={"flan_jax": ["assets/*", "gin/**/*.gin"]},
+    include_package_data=True,
+    install_requires=[
+        "seqio==0.0.20",
+        "tensorflow>=2.21,<2.22",
+        "tensorflow-text>=2.21,<2.22",
+        "tensorflow-datasets>=4.9,<4.10",
+        "jax>=0.10,<0.11",
+        "jaxlib>=0.10,<0.11",
+        "flax>=0.12,<0.13",
+        "optax>=0.2.4",
+        "orbax-checkpoint>=0.11",
+        "clu>=0.0.12",
+        "gin-config>=0.5",
+        "sentencepiece>=0.2",
+        "sacrebleu>=2.4",
+        "rouge-score>=0.1.2",
+        "scikit-learn>=1.3",
+        "scipy>=1.10",
+        "editdistance>=0.6",
+        "tqdm>=4.60",
+        "matplotlib>=3.7",
+        "numpy>=1.26",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "pytest-xdist>=3", "ruff>=0.6"],
+        "hf": ["safetensors>=0.4", "tokenizers>=0.19", "transformers>=4.45", "torch==2.13.0"],
+    },
+    entry_points={"console_scripts": ["flan-jax=flan_jax.cli:main"]},
+)
