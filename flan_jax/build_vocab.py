@@ -52,7 +52,7 @@ def train(vocab_size: int = DEFAULT_VOCAB_SIZE) -> bytes:
       byte_fallback=True,
       pad_id=0, eos_id=1, unk_id=2, bos_id=-1,
       user_defined_symbols=["\n"],
-      normalization_rule_name="identity",
+      normalization_rule_name="nfkc",
       remove_extra_whitespaces=False,
       split_by_whitespace=True,
       max_sentence_length=16384,

@@ -155,20 +155,53 @@ def eval_tasks(spec: DatasetSpec, shot: str | None = None, *, no_options: bool =
 # ----------------------------------------------------------------------------- sources
 
 
+class MissingDataError(FileNotFoundError):
+  """TFDS data that has not been prepared."""
+
+
+class TfdsSource(seqio.TfdsDataSource):
+  """``seqio.TfdsDataSource`` whose missing-data error says how to prepare the data."""
+
+  def __init__(self, tfds_name: str, splits: Mapping[str, str], note: str = ""):
+    # read_only: never try to download while building a pipeline (prepare data with `tfds build`).
+    super().__init__(tfds_name=tfds_name, splits=splits, read_only=True)
+    self.split_map = dict(splits)
+    self.note = note
+
+  def get_dataset(self, split: str = "train", shuffle: bool = True, seed: int | None = None,
+                  shard_info: seqio.ShardInfo | None = None, *args, **kwargs) -> tf.data.Dataset:
+    try:
+      return super().get_dataset(split, shuffle, seed, shard_info, *args, **kwargs)
+    except (AssertionError, FileNotFoundError, tf.errors.NotFoundError) as e:
+      message = str(e).lower()
+      if not any(k in message for k in ("could not find", "not found", "no such", "data_dir")):
+        raise
+      raise MissingDataError(self.prepare_message()) from e
+
+  def prepare_message(self) -> str:
+    name = self.tfds_dataset.name
+    data_dir = self.tfds_dataset.data_dir or "~/tensorflow_datasets"
+    lines = [f"TFDS dataset {name} is not prepared in {data_dir}."]
+    if self.note:
+      lines.append(self.note)
+    lines.append(
+        f"Prepare it on a machine with internet access: `tfds build {name.split(':')[0]} "
+        f"--data_dir=DIR` (add --manual_dir for manual downloads), then pass "
+        "--tfds_data_dir=DIR to flan-jax (or call seqio.set_tfds_data_dir_override(DIR)).")
+    return " ".join(lines)
+
+
 def tfds_source(tfds_name: str, *, train: str, validation: str, test: str,
-                extra_splits: Mapping[str, str] | None = None) -> seqio.TfdsDataSource:
+                extra_splits: Mapping[str, str] | None = None, note: str = "") -> TfdsSource:
   """A TFDS source with FLAN's canonical split mapping."""
   splits = {"train": train, "validation": validation, "test": test, **(extra_splits or {})}
-  return seqio.TfdsDataSource(tfds_name=tfds_name, splits=splits)
+  return TfdsSource(tfds_name, splits, note)
 
 
 def static_train_size(source: seqio.DataSource) -> int | None:
   """Train-split size from :mod:`flan_jax.sizes` for a TFDS source (None if unknown)."""
-  if isinstance(source, seqio.TfdsDataSource):
-    spec = source.splits.get("train") if isinstance(source.splits, Mapping) else None
-    if spec is None:
-      return None
-    return sizes.num_examples(source.tfds_dataset.name, spec)
+  if isinstance(source, TfdsSource) and "train" in source.split_map:
+    return sizes.num_examples(source.tfds_dataset.name, source.split_map["train"])
   return None
 
 
@@ -234,7 +267,7 @@ class _Builder:
     seqio.TaskRegistry.add(
         name,
         source=spec.source,
-        preprocessors=self.head + steps + [prep.drop_label_keys] + prep.tokenize_chain(),
+        preprocessors=self.head + steps + prep.tokenize_chain(),
         output_features=vocab_lib.output_features(),
         postprocess_fn=postprocess_fn,
         metric_fns=metric_fns,

@@ -21,7 +21,9 @@ Example = dict[str, tf.Tensor]
 
 # Keys that are not template fields but carry the label space.
 OPTIONS_KEY = "options"     # 1-D string tensor, in rendering order.
-ANSWERS_KEY = "answers"     # optional 1-D string tensor: every correct option.
+ANSWERS_KEY = "answers"     # optional 1-D string tensor: every correct option / reference.
+GROUP_KEY = "group"         # optional scalar string: groups rows for a metric (MultiRC question).
+LABEL_KEYS = (OPTIONS_KEY, ANSWERS_KEY, GROUP_KEY)  # carried through templating, not templated.
 TEMPLATE_IDX_KEY = "template_idx"
 
 FEWSHOT_INPUT_SEP = "\n\n"      # between an exemplar's input and its target
@@ -30,7 +32,7 @@ FEWSHOT_EXAMPLE_SEP = "\n\n\n"  # between exemplars (Flan 2022's defaults)
 
 def map_fields(fn: Callable[[Example], Example], fields: Sequence[str]) -> Callable:
   """Applies a dataset's field function and keeps only the declared fields + label keys."""
-  keep = set(fields) | {OPTIONS_KEY, ANSWERS_KEY}
+  keep = set(fields) | set(LABEL_KEYS)
 
   @seqio.map_over_dataset
   def _map(ex: Example) -> Example:
@@ -65,7 +67,7 @@ def _render_all(ex: Example, templates: Sequence[tmpl.Template]) -> tuple[tf.Ten
 
 
 def _labels(ex: Example) -> Example:
-  return {k: ex[k] for k in (OPTIONS_KEY, ANSWERS_KEY) if k in ex}
+  return {k: ex[k] for k in LABEL_KEYS if k in ex}
 
 
 def apply_template(template: tmpl.Template, template_idx: int = 0) -> Callable:
@@ -127,12 +129,6 @@ def rank_classification(dataset: tf.data.Dataset) -> tf.data.Dataset:
     return tf.data.Dataset.from_tensor_slices(rows)
 
   return dataset.enumerate().flat_map(_expand)
-
-
-def drop_label_keys(dataset: tf.data.Dataset) -> tf.data.Dataset:
-  """Drops the options/answers vectors (not needed once rendered; keeps batching simple)."""
-  return dataset.map(lambda ex: {k: v for k, v in ex.items() if k not in (OPTIONS_KEY, ANSWERS_KEY)},
-                     num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def fewshot(

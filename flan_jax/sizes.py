@@ -9,6 +9,7 @@ catalog pages); :func:`sliced_size` applies a split slice such as ``train[:-200]
 from __future__ import annotations
 
 import logging
+import types
 
 import tensorflow_datasets as tfds
 
@@ -103,8 +104,11 @@ def sliced_size(split_spec: str, full: int) -> int:
   instruction = tfds.core.ReadInstruction.from_spec(split_spec)
   name = split_name(split_spec)
   total = 0
-  for absolute in instruction.to_absolute({name: full}):
-    total += absolute.to - absolute.from_
+  split_info = types.SimpleNamespace(num_examples=full)  # what to_absolute reads
+  for absolute in instruction.to_absolute({name: split_info}):
+    start = absolute.from_ or 0
+    stop = full if absolute.to is None else absolute.to
+    total += stop - start
   return total
 
 

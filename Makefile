@@ -1,0 +1,31 @@
+# flan_jax: `make test` and `make demo` create/refresh the virtualenv at .venv, install, then run.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.flan_jax-installed
+PYTEST_ARGS ?=
+
+.PHONY: install test test-all demo lint clean
+
+$(STAMP): setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip setuptools wheel
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q -n 2 -m "not slow" tests $(PYTEST_ARGS)
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q -n 2 tests $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	$(PY) -m flan_jax.demo
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache demo_out

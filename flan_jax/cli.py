@@ -1,0 +1,122 @@
+"""The ``flan-jax`` command.
+
+    flan-jax list-tasks [FILTER]        registered tasks (glob like 'rte_*' or a regex)
+    flan-jax list-mixtures [FILTER]     registered mixtures
+    flan-jax show NAME [-n 3]           a few rendered examples of a task or mixture
+    flan-jax export-data NAME ...       a split as JSONL (see flan_jax.export_data)
+    flan-jax datasets [--cluster C]     the dataset table: cluster, TFDS source, size, rate
+    flan-jax check-sizes --tfds_data_dir DIR   static sizes vs prepared TFDS metadata
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from flan_jax import registry
+
+
+def _list(args: argparse.Namespace) -> None:
+  registry.ensure_registered()
+  names = (registry.list_tasks if args.command == "list-tasks" else registry.list_mixtures)(
+      args.filter)
+  for name in names:
+    print(name)
+  print(f"{len(names)} {'tasks' if args.command == 'list-tasks' else 'mixtures'}",
+        file=sys.stderr)
+
+
+def _show(args: argparse.Namespace) -> None:
+  from flan_jax import export_data
+  if args.tfds_data_dir:
+    import seqio
+    seqio.set_tfds_data_dir_override(args.tfds_data_dir)
+  registry.ensure_registered()
+  rows, _ = export_data.records(args.name, args.split, seed=args.seed, num_examples=args.num)
+  for i, row in enumerate(rows):
+    meta = f"task={row['task']} template={row['template_idx']}"
+    if "idx" in row:
+      meta += f" idx={row['idx']} is_correct={row['is_correct']}"
+    print(f"===== example {i} ({meta})")
+    print(row["inputs"])
+    print(f"----- target\n{row['targets']}")
+    if "options" in row and "idx" not in row:
+      print(f"----- options: {row['options']}")
+
+
+def _datasets(args: argparse.Namespace) -> None:
+  from flan_jax import dataset_spec, mixing
+  registry.ensure_registered()
+  rows = []
+  for spec in dataset_spec.DATASETS.values():
+    if args.cluster and spec.cluster != args.cluster:
+      continue
+    if spec.suite != args.suite:
+      continue
+    source = getattr(spec.source, "tfds_dataset", None)
+    rows.append((spec.cluster, spec.name, source.name if source else "(generated)",
+                 "cls" if spec.is_classification else "gen", spec.metric,
+                 spec.num_train_examples,
+                 "eval-only" if spec.eval_only else f"{mixing.rate(spec):.0f}"))
+  header = ("cluster", "dataset", "source", "type", "metric", "train", "rate")
+  widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
+  for row in [header, *rows]:
+    print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)))
+
+
+def _check_sizes(args: argparse.Namespace) -> None:
+  from flan_jax import dataset_spec, sizes
+  registry.ensure_registered()
+  bad = 0
+  for spec in dataset_spec.DATASETS.values():
+    source = spec.source
+    if not isinstance(source, dataset_spec.TfdsSource):
+      continue
+    split = source.split_map["train"]
+    actual = sizes.verify(source.tfds_dataset.name, split, args.tfds_data_dir)
+    expected = sizes.full_size(source.tfds_dataset.name, split)
+    status = "not prepared" if actual is None else ("ok" if actual == expected else "MISMATCH")
+    bad += status == "MISMATCH"
+    print(f"{spec.name:40s} table={expected} data={actual} {status}")
+  sys.exit(1 if bad else 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+  from flan_jax import export_data
+  parser = argparse.ArgumentParser(prog="flan-jax", description="FLAN instruction tuning in JAX.")
+  sub = parser.add_subparsers(dest="command", required=True)
+  for name in ("list-tasks", "list-mixtures"):
+    p = sub.add_parser(name, help=f"{name.replace('-', ' ')} (optionally filtered)")
+    p.add_argument("filter", nargs="?", default=None, help="glob ('rte_*') or regex")
+    p.set_defaults(fn=_list)
+  p = sub.add_parser("show", help="print rendered examples of a task or mixture")
+  p.add_argument("name")
+  p.add_argument("--split", default="validation")
+  p.add_argument("-n", "--num", type=int, default=3)
+  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--tfds_data_dir", default=None)
+  p.set_defaults(fn=_show)
+  p = sub.add_parser("export-data", help="write a task or mixture split to JSONL")
+  export_data.add_arguments(p)
+  p.set_defaults(fn=export_data.run)
+  p = sub.add_parser("datasets", help="table of registered datasets")
+  p.add_argument("--cluster", default=None)
+  p.add_argument("--suite", default="flan", choices=("flan", "offline"))
+  p.set_defaults(fn=_datasets)
+  p = sub.add_parser("check-sizes", help="compare static split sizes with prepared TFDS data")
+  p.add_argument("--tfds_data_dir", default=None)
+  p.set_defaults(fn=_check_sizes)
+  return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+  args = build_parser().parse_args(argv)
+  try:
+    args.fn(args)
+  except registry.UnknownNameError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+
+
+if __name__ == "__main__":
+  main()
