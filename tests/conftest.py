@@ -1,0 +1,6 @@
+"""Test-session setup: 8 simulated CPU devices for mesh tests (must precede any jax import)."""
+
+import os
+
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -1,0 +1,67 @@
+"""Shared test utilities."""
+
+from __future__ import annotations
+
+import socket
+from contextlib import contextmanager
+
+import numpy as np
+import seqio
+
+from flan_jax import dataset_spec as ds
+from flan_jax.vocab import DEFAULT_VOCABULARY
+
+LENGTHS = {"inputs": 1024, "targets": 256}
+
+
+def examples(task_name: str, split: str = "validation", n: int = 4, seed: int | None = 0,
+             shuffle: bool = False) -> list[dict]:
+  """The first ``n`` preprocessed examples of a task, as numpy dicts."""
+  task = seqio.get_mixture_or_task(task_name)
+  ds = task.get_dataset(LENGTHS, split=split, shuffle=shuffle, seed=seed, num_epochs=1)
+  return list(ds.take(n).as_numpy_iterator())
+
+
+def text(ex: dict, key: str) -> str:
+  return ex[f"{key}_pretokenized"].decode()
+
+
+@contextmanager
+def no_network():
+  """Any attempt to open a network connection from Python fails the test."""
+  original = socket.socket.connect
+
+  def refuse(self, address):
+    raise AssertionError(f"network access attempted: {address}")
+
+  socket.socket.connect = refuse
+  try:
+    yield
+  finally:
+    socket.socket.connect = original
+
+
+def variant_names(spec: ds.DatasetSpec, every: bool) -> list[str]:
+  """All registered tasks of a dataset, or one of each kind (template 0 / the last template)."""
+  names = [t for t, d in ds.TASK_TO_DATASET.items() if d == spec.name]
+  if every:
+    return names
+  last = len(spec.templates) - 1
+  keep = {ds.default_train_task(spec), ds.train_task(spec.name, 1),
+          ds.default_train_task(spec, "five_shot"), ds.ablation_task(spec.name, "no_template"),
+          ds.ablation_task(spec.name, "dataset_name"), ds.eval_task(spec.name, 0),
+          ds.eval_task(spec.name, last), ds.eval_task(spec.name, 0, "one_shot"),
+          ds.scoring_task(spec.name, 0), ds.scoring_task(spec.name, 0, no_options=True),
+          ds.scoring_task(spec.name, 0, shot="five_shot")}
+  return [n for n in names if n in keep]
+
+
+def check_well_formed(name: str, split: str) -> None:
+  exs = examples(name, split, n=2)
+  assert exs, name
+  for ex in exs:
+    assert ex["targets"].dtype == np.int32 and ex["targets"][-1] == 1  # EOS
+    assert ex["inputs"][-1] == 1 and len(ex["inputs"]) > 1
+    assert DEFAULT_VOCABULARY.decode(ex["targets"].tolist()) == text(ex, "targets")
+
+

@@ -1,0 +1,70 @@
+"""Every FLAN dataset under tfds.testing.mock_data: templates, rendering, every variant kind."""
+
+import pytest
+import tensorflow_datasets as tfds
+
+from flan_jax import dataset_spec as ds
+from flan_jax import mixing, registry
+from flan_jax import preprocessors as prep
+from tests.helpers import check_well_formed, variant_names
+
+registry.ensure_registered()
+FLAN = mixing.suite_specs("flan")
+MOCK_EXAMPLES = 6
+
+
+@pytest.fixture(autouse=True)
+def mock_tfds():
+  with tfds.testing.mock_data(num_examples=MOCK_EXAMPLES):
+    yield
+
+
+def test_all_paper_datasets_registered():
+  assert len(FLAN) == 70  # 62 datasets as 70 configs
+  assert len({s.cluster for s in FLAN}) == 12
+  per_cluster = {c: len({s.name for s in FLAN if s.cluster == c}) for c in ds.CLUSTERS}
+  assert per_cluster["summarization"] == 11 and per_cluster["translation"] == 8
+  assert all(isinstance(s.source, ds.TfdsSource) for s in FLAN)
+
+
+@pytest.mark.parametrize("spec", FLAN, ids=lambda s: s.name)
+def test_templates(spec):
+  templates = spec.templates
+  assert len(templates) == 10
+  assert len({(t.inputs, t.targets) for t in templates}) == 10
+  assert sum(t.turned for t in templates) <= 3
+  for t in templates:
+    if spec.is_classification and not t.turned:
+      assert t.inputs.endswith("{options_}")
+    if t.turned:
+      assert not t.has_options
+
+
+@pytest.mark.parametrize("spec", FLAN, ids=lambda s: s.name)
+def test_every_template_renders_from_preprocessed_fields(spec):
+  builder = ds._Builder(spec)
+  pool = prep.render_pool(builder.head, spec.templates)
+  split = "test" if spec.eval_only else "train"
+  rendered = list(pool(spec.source.get_dataset(split=split, shuffle=False)).as_numpy_iterator())
+  assert rendered, f"{spec.name}: every mock example was filtered out"
+  for ex in rendered:
+    assert ex["inputs_all"].shape == (10,)
+    for i, (inputs, targets) in enumerate(zip(ex["inputs_all"], ex["targets_all"], strict=True)):
+      assert inputs.strip(), (spec.name, i)
+      if spec.is_classification and not spec.templates[i].turned:
+        assert inputs.decode().split("OPTIONS:\n- ")[-1]  # block rendered with options
+
+
+@pytest.mark.parametrize("spec", FLAN, ids=lambda s: s.name)
+def test_each_variant_kind_yields_tokenized_examples(spec):
+  names = variant_names(spec, every=False)
+  for name in names:
+    split = "test" if spec.eval_only or "_type_" in name else "train"
+    check_well_formed(name, split)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec", FLAN, ids=lambda s: s.name)
+def test_every_registered_task(spec):
+  for name in variant_names(spec, every=True):
+    check_well_formed(name, "validation")

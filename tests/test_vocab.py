@@ -1,0 +1,41 @@
+"""The project's SentencePiece model: shipped = rebuilt, lossless enough, gin-switchable."""
+
+import gin
+import seqio
+
+from flan_jax import build_vocab, vocab
+
+
+def test_shipped_model_is_reproducible():
+  with open(vocab.DEFAULT_SPM_PATH, "rb") as f:
+    shipped = f.read()
+  assert build_vocab.train() == shipped, (
+      "flan_jax/assets/flan_jax_world.spm.model is stale: run `python -m flan_jax.build_vocab`")
+
+
+def test_round_trip_and_special_ids():
+  v = vocab.vocabulary()
+  assert (v.pad_id, v.eos_id, v.unk_id) == (0, 1, 2)
+  text = "Mira lives in Oakton.\n\nOPTIONS:\n- yes\n- no — Überraschung 日本"
+  ids = v.encode(text)
+  assert v.decode(ids) == text  # byte fallback covers anything outside the world's text
+  assert len(v.encode("Mira lives in Oakton.")) <= 8  # world words are single pieces
+
+
+def test_gin_switches_to_bytes():
+  try:
+    gin.parse_config_file("gin/vocab/byte.gin")
+    v = vocab.vocabulary()
+    assert isinstance(v, seqio.ByteVocabulary)
+  finally:
+    gin.clear_config()
+  assert isinstance(vocab.vocabulary(), seqio.SentencePieceVocabulary)
+
+
+def test_default_vocabulary_proxy_can_be_replaced():
+  try:
+    vocab.set_default_vocabulary(seqio.ByteVocabulary())
+    assert vocab.DEFAULT_VOCABULARY.encode("ab") == [97 + 3, 98 + 3]
+  finally:
+    vocab.set_default_vocabulary(None)
+  assert vocab.DEFAULT_VOCABULARY.vocab_size == vocab.vocabulary().vocab_size
