@@ -3,7 +3,8 @@
     python -m flan_jax.build_vocab [--output PATH] [--vocab_size 1024]
 
 The training text is the offline world's LM corpus and offline examples rendered with every
-template (only the offline suite, so the model does not change when FLAN templates do). Byte fallback keeps any other text (real FLAN data) losslessly encodable.
+template (only the offline suite, so the model does not change when FLAN templates do).
+Byte fallback keeps any other text (real FLAN data) encodable.
 Ids follow seqio's convention: 0 pad, 1 EOS, 2 UNK.
 """
 
@@ -22,9 +23,9 @@ DEFAULT_VOCAB_SIZE = 512
 
 def training_text() -> list[str]:
   """The sentences the model is trained on, in a fixed order."""
+  import flan_jax.tasks.offline  # noqa: F401 - registers the offline suite.
   from flan_jax.dataset_spec import DATASETS
   from flan_jax.offline import world
-  import flan_jax.tasks.offline  # noqa: F401 - registers the offline suite.
 
   lines = list(world.corpus())
   for name, spec in sorted(DATASETS.items()):

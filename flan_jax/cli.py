@@ -61,7 +61,7 @@ def _datasets(args: argparse.Namespace) -> None:
   header = ("cluster", "dataset", "source", "type", "metric", "train", "rate")
   widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
   for row in [header, *rows]:
-    print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)))
+    print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
 
 
 def _check_sizes(args: argparse.Namespace) -> None:

@@ -46,7 +46,7 @@ def map_fields(fn: Callable[[Example], Example], fields: Sequence[str]) -> Calla
 
 
 def add_options(options: Sequence[str] | None) -> Callable:
-  """Adds the options vector (fixed per dataset, or the example's own) and the ``options_`` block."""
+  """Adds the options vector (fixed, or the example's own) and the ``options_`` block."""
 
   @seqio.map_over_dataset
   def _add(ex: Example) -> Example:

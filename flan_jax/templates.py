@@ -8,8 +8,8 @@ field ``{options_}``: the options block FLAN appends to the input, rendered as::
     - first option
     - second option
 
-Rendering happens inside ``tf.data`` (so it runs in seqio pipelines); :func:`render_py` does the same
-in plain Python for inspection and tests.
+Rendering happens inside ``tf.data`` (so it runs in seqio pipelines); :func:`render_py` does
+the same in plain Python for inspection and tests.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ def vocabulary(kind: str = "sentencepiece", sentencepiece_model: str | None = No
     if not os.path.exists(path):
       raise FileNotFoundError(
           f"SentencePiece model {path} not found. Rebuild the project's model with "
-          "`python -m flan_jax.build_vocab`, or choose bytes with --gin.vocabulary.kind=\"'byte'\".")
+          "`python -m flan_jax.build_vocab`, or choose bytes with gin/vocab/byte.gin.")
     return seqio.SentencePieceVocabulary(path, extra_ids=extra_ids)
   if kind == "byte":
     return seqio.ByteVocabulary(extra_ids=extra_ids)

@@ -123,7 +123,8 @@ def _corpus_fn(split: str, shuffle_files: bool, seed: int | None = None) -> tf.d
   del shuffle_files, seed
   docs = world.corpus()
   cut = len(docs) - 40
-  return tf.data.Dataset.from_tensor_slices({"text": docs[:cut] if split == "train" else docs[cut:]})
+  text = docs[:cut] if split == "train" else docs[cut:]
+  return tf.data.Dataset.from_tensor_slices({"text": text})
 
 
 seqio.TaskRegistry.add(
