@@ -30,9 +30,8 @@ from collections.abc import Callable, Mapping, Sequence
 import seqio
 import tensorflow as tf
 
-from flan_jax import metrics
+from flan_jax import metrics, sizes
 from flan_jax import preprocessors as prep
-from flan_jax import sizes
 from flan_jax import templates as tmpl
 from flan_jax import vocab as vocab_lib
 
@@ -177,6 +176,14 @@ class TfdsSource(seqio.TfdsDataSource):
       if not any(k in message for k in ("could not find", "not found", "no such", "data_dir")):
         raise
       raise MissingDataError(self.prepare_message()) from e
+
+  def num_input_examples(self, split: str) -> int | None:
+    """From the prepared data's metadata, else the static table (unprepared or mocked data)."""
+    try:
+      return super().num_input_examples(split)
+    except (KeyError, AssertionError, FileNotFoundError, tf.errors.NotFoundError):
+      spec = self.split_map.get(split)
+      return None if spec is None else sizes.num_examples(self.tfds_dataset.name, spec)
 
   def prepare_message(self) -> str:
     name = self.tfds_dataset.name
