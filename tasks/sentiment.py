@@ -1,0 +1,163 @@
+"""Sentiment: IMDB, Sentiment140, SST-2 and Yelp polarity reviews."""
+
+import tensorflow as tf
+
+from flan_jax.dataset_spec import DatasetSpec, register_dataset, tfds_source
+from flan_jax.preprocessors import pick
+from flan_jax.templates import T, turned
+
+CLUSTER = "sentiment"
+SUBCLUSTER = "sentiment"
+NEG_POS = ("negative", "positive")  # label 0 = negative, 1 = positive in every dataset here.
+
+
+def _text_fields(ex):
+  """IMDB and Yelp: the review text and its binary label (Yelp's class names "1"/"2")."""
+  return {"text": ex["text"], "answer": pick(NEG_POS, ex["label"])}
+
+
+# --------------------------------------------------------------------------------------- IMDB
+
+IMDB_TEMPLATES = (
+    T("{text}\n\nIs the sentiment of this movie review negative or positive?\n\n{options_}"),
+    T("Movie review: {text}\n\nHow does the reviewer feel about the film?\n\n{options_}"),
+    T("Read this review and tell me whether it is positive or negative.\n\n{text}\n\n{options_}"),
+    T("What sentiment does the following movie review express?\n\n{text}\n\n{options_}"),
+    T("Review:\n{text}\n\nWould you call this review positive or negative?\n\n{options_}"),
+    T("Here is what someone wrote about a movie: {text}\n\nIs their opinion of it positive or "
+      "negative?\n\n{options_}"),
+    T("Classify the sentiment of this IMDb review.\n\n{text}\n\n{options_}"),
+    turned("Write a {answer} review of a movie.", "{text}"),
+    turned("Compose a film review that readers would describe as {answer}.", "{text}"),
+    turned("You just watched a movie and your impression was {answer}. Write what you would post "
+           "about it on a movie website.", "{text}"),
+)
+
+register_dataset(DatasetSpec(
+    name="imdb_reviews",
+    cluster=CLUSTER,
+    display_name="IMDB",
+    subcluster=SUBCLUSTER,
+    source=tfds_source("imdb_reviews/plain_text:1.0.0", train="train[:-200]",
+                       validation="train[-200:]", test="test"),
+    fields=("text", "answer"),
+    preprocess=_text_fields,
+    options=NEG_POS,
+    metric="accuracy",
+    templates=IMDB_TEMPLATES,
+))
+
+# --------------------------------------------------------------------------------------- Sent140
+
+SENT140_TEMPLATES = (
+    T("{text}\n\nWhat is the sentiment of this tweet?\n\n{options_}"),
+    T("Tweet: {text}\n\nIs the author of this tweet feeling negative or positive?\n\n{options_}"),
+    T("Classify the following tweet as negative or positive.\n\n{text}\n\n{options_}"),
+    T("Here is a tweet: \"{text}\"\nHow would you describe its mood?\n\n{options_}"),
+    T("Someone posted this on Twitter: {text}\n\nDoes the post sound negative or positive?\n\n"
+      "{options_}"),
+    T("What tone does this tweet have?\n{text}\n\n{options_}"),
+    T("Read the tweet below and judge its sentiment.\n\n{text}\n\n{options_}"),
+    turned("Write a {answer} tweet.", "{text}"),
+    turned("Compose a short social media post that sounds {answer}.", "{text}"),
+    turned("Give an example of a tweet with a {answer} sentiment.", "{text}"),
+)
+
+
+def _sent140_keep(ex):
+  # polarity: 0 = negative, 2 = neutral (test split only), 4 = positive. Drop neutral.
+  return tf.not_equal(ex["polarity"], 2)
+
+
+def _sent140_fields(ex):
+  # After the filter, real data has polarity 0 or 4; anything above neutral counts as positive.
+  return {"text": ex["text"], "answer": pick(NEG_POS, ex["polarity"] > 2)}
+
+
+register_dataset(DatasetSpec(
+    name="sentiment140",
+    cluster=CLUSTER,
+    display_name="Sent140",
+    subcluster=SUBCLUSTER,
+    source=tfds_source("sentiment140:1.0.0", train="train[:30000]", validation="train[-200:]",
+                       test="test"),
+    fields=("text", "answer"),
+    preprocess=_sent140_fields,
+    options=NEG_POS,
+    metric="accuracy",
+    filter_fn=_sent140_keep,
+    templates=SENT140_TEMPLATES,
+))
+
+# --------------------------------------------------------------------------------------- SST-2
+
+SST2_TEMPLATES = (
+    T("{sentence}\n\nIs the sentiment of this sentence negative or positive?\n\n{options_}"),
+    T("A sentence from a movie review: \"{sentence}\"\n\nWhat sentiment does it express?\n\n"
+      "{options_}"),
+    T("Does the following phrase from a film review sound negative or positive?\n\n{sentence}\n\n"
+      "{options_}"),
+    T("Review excerpt: {sentence}\n\nHow does the critic feel about the movie here?\n\n"
+      "{options_}"),
+    T("Classify the sentiment of this snippet.\n\n{sentence}\n\n{options_}"),
+    T("\"{sentence}\"\n\nWould a reader take this remark about a movie as negative or "
+      "positive?\n\n{options_}"),
+    T("Decide whether this sentence from a movie review is positive or negative: {sentence}\n\n"
+      "{options_}"),
+    T("What is the tone of the following text?\n{sentence}\n\n{options_}"),
+    turned("Write a short {answer} sentence about a movie.", "{sentence}"),
+    turned("Give an example of a {answer} line from a film review.", "{sentence}"),
+)
+
+
+def _sst2_fields(ex):
+  return {"sentence": ex["sentence"], "answer": pick(NEG_POS, ex["label"])}
+
+
+register_dataset(DatasetSpec(
+    name="sst2",
+    cluster=CLUSTER,
+    display_name="SST-2",
+    subcluster=SUBCLUSTER,
+    source=tfds_source("glue/sst2:2.0.0", train="train[:30000]", validation="train[-200:]",
+                       test="validation"),
+    fields=("sentence", "answer"),
+    preprocess=_sst2_fields,
+    options=NEG_POS,
+    metric="accuracy",
+    templates=SST2_TEMPLATES,
+))
+
+# --------------------------------------------------------------------------------------- Yelp
+
+YELP_TEMPLATES = (
+    T("{text}\n\nIs this review negative or positive?\n\n{options_}"),
+    T("Yelp review: {text}\n\nWhat is the sentiment of this review?\n\n{options_}"),
+    T("Read the following review of a business. How did the customer feel about their "
+      "visit?\n\n{text}\n\n{options_}"),
+    T("Here is a customer's review:\n{text}\n\nDoes it express a negative or a positive "
+      "opinion?\n\n{options_}"),
+    T("Classify this restaurant or business review by its sentiment.\n\n{text}\n\n{options_}"),
+    T("{text}\n\nBased on this review, was the customer's experience negative or positive?\n\n"
+      "{options_}"),
+    T("What tone does the following Yelp review take?\n\n{text}\n\n{options_}"),
+    turned("Write a {answer} Yelp review.", "{text}"),
+    turned("Compose a {answer} review of a local restaurant or shop.", "{text}"),
+    turned("Imagine you just visited a business and had a {answer} experience. Write a review of "
+           "it.", "{text}"),
+)
+
+register_dataset(DatasetSpec(
+    name="yelp_polarity_reviews",
+    cluster=CLUSTER,
+    display_name="Yelp",
+    subcluster=SUBCLUSTER,
+    # ClassLabel names "1" (negative) and "2" (positive): label 0 = negative, 1 = positive.
+    source=tfds_source("yelp_polarity_reviews:0.2.0", train="train[:30000]",
+                       validation="train[-200:]", test="test"),
+    fields=("text", "answer"),
+    preprocess=_text_fields,
+    options=NEG_POS,
+    metric="accuracy",
+    templates=YELP_TEMPLATES,
+))

@@ -1,0 +1,146 @@
+"""Translation: ParaCrawl En-Es, WMT'14 En-Fr and the six WMT'16 X-En pairs (cs/de/fi/ro/ru/tr).
+
+Every dataset produces the same fields: ``sent1`` in ``lang1`` (the source of the normal direction),
+``sent2`` in ``lang2`` (its translation, also the ``answer``). Normal templates translate
+``lang1 -> lang2``; the turned-around templates translate back, ``lang2 -> lang1``, with ``sent1``
+as the target. Normal directions follow the reference repository's task names: English into
+Spanish / French for ``para_crawl_enes`` / ``wmt14_enfr``, into English for ``wmt16_translate_*en``.
+"""
+
+from collections.abc import Callable
+
+import tensorflow as tf
+
+from flan_jax.dataset_spec import DatasetSpec, register_dataset, tfds_source
+from flan_jax.preprocessors import nonempty
+from flan_jax.templates import T, turned
+
+CLUSTER = "translation"
+SUBCLUSTER = "translation"
+METRIC = "bleu"
+FIELDS = ("sent1", "lang1", "sent2", "lang2", "answer")
+
+LANGUAGES = {
+    "cs": "Czech", "de": "German", "en": "English", "es": "Spanish", "fi": "Finnish",
+    "fr": "French", "ro": "Romanian", "ru": "Russian", "tr": "Turkish",
+}
+
+
+def _translation_fields(src: str, tgt: str) -> Callable[[dict], dict]:
+  """Field function for a TFDS ``Translation`` example, translating ``src`` -> ``tgt``."""
+
+  def fields(ex):
+    return {"sent1": ex[src], "lang1": tf.constant(LANGUAGES[src]),
+            "sent2": ex[tgt], "lang2": tf.constant(LANGUAGES[tgt]),
+            "answer": ex[tgt]}
+
+  return fields
+
+
+def _both_sides(src: str, tgt: str) -> Callable[[dict], tf.Tensor]:
+  """Keeps sentence pairs with text on both sides."""
+  return lambda ex: tf.logical_and(nonempty(ex[src]), nonempty(ex[tgt]))
+
+
+# ------------------------------------------------------------------------- ParaCrawl En-Es
+
+PARA_CRAWL_TEMPLATES = (
+    T("{sent1}\n\nTranslate the text above from {lang1} to {lang2}."),
+    T("Translate to {lang2}:\n\n{sent1}"),
+    T("How do you say \"{sent1}\" in {lang2}?"),
+    T("Source ({lang1}): {sent1}\nTarget ({lang2}):"),
+    T("Convert this {lang1} passage into {lang2}.\n\n{sent1}"),
+    T("I need this in {lang2}, please: {sent1}"),
+    T("{sent1}\n\nCan you put that into {lang2}?"),
+    turned("Translate from {lang2} to {lang1}:\n\n{sent2}", "{sent1}"),
+    turned("How is \"{sent2}\" said in {lang1}?", "{sent1}"),
+    turned("{sent2}\n\nThe sentence above is in {lang2}. Write it in {lang1}.", "{sent1}"),
+)
+
+register_dataset(DatasetSpec(
+    name="para_crawl_enes",
+    cluster=CLUSTER,
+    display_name="ParaCrawl En-Es",
+    subcluster=SUBCLUSTER,
+    source=tfds_source("para_crawl/enes:1.2.0", train="train[:30000]",
+                       validation="train[-1200:-1000]", test="train[-1000:]"),
+    fields=FIELDS,
+    preprocess=_translation_fields("en", "es"),
+    filter_fn=_both_sides("en", "es"),
+    metric=METRIC,
+    templates=PARA_CRAWL_TEMPLATES,
+))
+
+# ---------------------------------------------------------------------------- WMT'14 En-Fr
+
+WMT14_TEMPLATES = (
+    T("Translate the following {lang1} sentence to {lang2}.\n\n{sent1}"),
+    T("{sent1}\n\nWhat is this in {lang2}?"),
+    T("{lang1} text: {sent1}\n\n{lang2} translation:"),
+    T("Write the following in {lang2}:\n{sent1}"),
+    T("Provide the {lang2} translation of the sentence below.\n\n{sent1}"),
+    T("Sentence: {sent1}\n\nTranslate this sentence into {lang2}."),
+    T("Someone said this in {lang1}: \"{sent1}\"\nHow would it be said in {lang2}?"),
+    turned("Translate the following {lang2} sentence to {lang1}.\n\n{sent2}", "{sent1}"),
+    turned("{lang2} text: {sent2}\n\n{lang1} translation:", "{sent1}"),
+    turned("{sent2}\n\nWhat does this {lang2} sentence say in {lang1}?", "{sent1}"),
+)
+
+register_dataset(DatasetSpec(
+    name="wmt14_enfr",
+    cluster=CLUSTER,
+    display_name="WMT'14 En-Fr",
+    subcluster=SUBCLUSTER,
+    source=tfds_source("wmt14_translate/fr-en:1.0.0", train="train[:30000]",
+                       validation="validation[:200]", test="test"),
+    fields=FIELDS,
+    preprocess=_translation_fields("en", "fr"),
+    filter_fn=_both_sides("en", "fr"),
+    metric=METRIC,
+    templates=WMT14_TEMPLATES,
+))
+
+# ------------------------------------------------------------------- WMT'16 X-En (six pairs)
+
+# One template list for all six pairs (the reference repository's shared key).
+WMT16_TEMPLATES = (
+    T("Translate the following text from {lang1} to {lang2}:\n\n{sent1}"),
+    T("{sent1}\n\nHow would you say that in {lang2}?"),
+    T("{lang1}: {sent1}\n{lang2}:"),
+    T("Here is a sentence in {lang1}:\n{sent1}\n\nWrite it in {lang2}."),
+    T("What is the {lang2} translation of this {lang1} text?\n\n{sent1}"),
+    T("Render this in {lang2}.\n\n{sent1}"),
+    T("Q: What does \"{sent1}\" mean in {lang2}?\nA:"),
+    turned("Translate the following text from {lang2} to {lang1}:\n\n{sent2}", "{sent1}"),
+    turned("{sent2}\n\nPlease give the {lang1} version of this {lang2} text.", "{sent1}"),
+    turned("{lang2}: {sent2}\n{lang1}:", "{sent1}"),
+)
+
+# Source language code -> note for data TFDS cannot download itself.
+WMT16_PAIRS = {
+    "cs": ("The cs-en training data includes CzEng 1.6pre: download "
+           "czeng16pre.deduped-ignoring-sections.txt.gz from "
+           "http://ufal.mff.cuni.cz/czeng/czeng16pre and place it in "
+           "<tfds_data_dir>/downloads/manual/."),
+    "de": "",
+    "fi": "",
+    "ro": "",
+    "ru": "",
+    "tr": "",
+}
+
+for _src, _note in WMT16_PAIRS.items():
+  register_dataset(DatasetSpec(
+      name=f"wmt16_translate_{_src}en",
+      cluster=CLUSTER,
+      display_name=f"WMT'16 {_src.capitalize()}-En",
+      subcluster=SUBCLUSTER,
+      source=tfds_source(f"wmt16_translate/{_src}-en:1.0.0", train="train[:30000]",
+                         validation="validation[:200]", test="test", note=_note),
+      fields=FIELDS,
+      preprocess=_translation_fields(_src, "en"),
+      filter_fn=_both_sides(_src, "en"),
+      metric=METRIC,
+      templates=WMT16_TEMPLATES,
+      note=_note,
+  ))
