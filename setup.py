@@ -2,7 +2,9 @@
 
 from setuptools import setup
 
-PACKAGES = ["flan_jax", "flan_jax.tasks", "flan_jax.mixtures", "flan_jax.offline"]
+PACKAGES = [
+    "flan_jax", "flan_jax.models", "flan_jax.offline", "flan_jax.tasks", "flan_jax.mixtures",
+]
 
 setup(
     name="flan-jax",

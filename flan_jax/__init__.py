@@ -6,3 +6,12 @@ import os as _os
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"
+
+
+def load(path: str, **kwargs):
+  """A flan_jax checkpoint directory or a Hugging Face model directory as a notebook model.
+
+  See :func:`flan_jax.interactive.load`.
+  """
+  from flan_jax import interactive  # Lazy: keeps `import flan_jax` light.
+  return interactive.load(path, **kwargs)

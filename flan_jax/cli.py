@@ -6,6 +6,8 @@
     flan-jax export-data NAME ...       a split as JSONL (see flan_jax.export_data)
     flan-jax datasets [--cluster C]     the dataset table: cluster, TFDS source, size, rate
     flan-jax check-sizes --tfds_data_dir DIR   static sizes vs prepared TFDS metadata
+    flan-jax model-info --gin_file=gin/models/tiny.gin   parameters and per-device bytes
+    flan-jax import-hf HF_DIR OUT_DIR / export-hf MODEL_DIR HF_DIR   Hugging Face interop
 """
 
 from __future__ import annotations
@@ -81,10 +83,20 @@ def _check_sizes(args: argparse.Namespace) -> None:
   sys.exit(1 if bad else 0)
 
 
+# Subcommands that own their flags: `flan-jax CMD ...` runs `module.function(argv)`.
+DELEGATED = {
+    "model-info": ("flan_jax.model_info", "main"),
+    "import-hf": ("flan_jax.hf_interop", "main_import"),
+    "export-hf": ("flan_jax.hf_interop", "main_export"),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
   from flan_jax import export_data
   parser = argparse.ArgumentParser(prog="flan-jax", description="FLAN instruction tuning in JAX.")
   sub = parser.add_subparsers(dest="command", required=True)
+  for name, (module, _) in DELEGATED.items():
+    sub.add_parser(name, help=f"see `python -m {module} --help`", add_help=False)
   for name in ("list-tasks", "list-mixtures"):
     p = sub.add_parser(name, help=f"{name.replace('-', ' ')} (optionally filtered)")
     p.add_argument("filter", nargs="?", default=None, help="glob ('rte_*') or regex")
@@ -110,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+  argv = sys.argv[1:] if argv is None else list(argv)
+  if argv and argv[0] in DELEGATED:
+    import importlib
+    module, function = DELEGATED[argv[0]]
+    getattr(importlib.import_module(module), function)(argv[1:])
+    return
   args = build_parser().parse_args(argv)
   try:
     args.fn(args)

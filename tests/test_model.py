@@ -51,13 +51,13 @@ def test_packed_equals_unpacked(position):
   segments = jnp.concatenate([jnp.full((1, n), i + 1) for i, n in enumerate(lengths)]
                              + [jnp.zeros((1, 2), jnp.int32)], axis=1)
   positions = jnp.concatenate([jnp.arange(n)[None] for n in lengths + (2,)], axis=1)
-  causal_attn = jnp.concatenate([(jnp.arange(n) < p)[None] for n, p in zip(lengths, prefix)]
-                                + [jnp.zeros((1, 2), bool)], axis=1)
+  prefix_masks = [(jnp.arange(n) < p)[None] for n, p in zip(lengths, prefix, strict=True)]
+  causal_attn = jnp.concatenate(prefix_masks + [jnp.zeros((1, 2), bool)], axis=1)
   packed = model.apply({"params": params}, tokens, decoder_target_tokens=tokens,
                        decoder_segment_ids=segments, decoder_positions=positions,
                        decoder_causal_attention=causal_attn)
   start = 0
-  for ex, n, p in zip(examples, lengths, prefix):
+  for ex, n, p in zip(examples, lengths, prefix, strict=True):
     alone = model.apply({"params": params}, ex,
                         decoder_causal_attention=(jnp.arange(n) < p)[None])
     np.testing.assert_allclose(packed[:, start:start + n], alone, atol=ATOL)

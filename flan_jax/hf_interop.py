@@ -1,0 +1,326 @@
+"""Hugging Face Llama-family checkpoints <-> flan_jax (safetensors; no PyTorch at run time).
+
+HF stores ``nn.Linear`` weights as [out, in]; flan_jax kernels are [in, ..., out]:
+
+    model.embed_tokens.weight [V, d]                 token_embedder/embedding [V, d]
+    layers.{i}.self_attn.q_proj.weight [H*Dh, d]     layers/attention/query [L, d, H, Dh]
+    layers.{i}.self_attn.k_proj / v_proj [Hkv*Dh, d] layers/attention/key, value [L, d, Hkv, Dh]
+    layers.{i}.self_attn.o_proj.weight [d, H*Dh]     layers/attention/out [L, H, Dh, d]
+    layers.{i}.mlp.gate_proj / up_proj [F, d]        layers/mlp/wi_0, wi_1 [L, d, F]
+    layers.{i}.mlp.down_proj.weight [d, F]           layers/mlp/wo [L, F, d]
+    layers.{i}.input_layernorm / post_attention_layernorm [d]   pre_attention_norm, pre_mlp_norm
+    model.norm.weight [d]                            final_norm/scale
+    lm_head.weight [V, d] (absent when tied)         logits_kernel [d, V]
+
+RoPE uses HF's half-split pairing, so q/k need no permutation. (Unscanned configs use
+``layers_{i}`` without the leading L axis.)
+
+    flan-jax import-hf HF_DIR OUT_DIR      -> OUT_DIR/{model_config.json, checkpoint_0/, tokenizer*}
+    flan-jax export-hf MODEL_DIR OUT_DIR   -> config.json + model*.safetensors (+ index) + tokenizer
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from flan_jax.models import DecoderConfig
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                   "generation_config.json", "tokenizer.model")
+SUPPORTED_MODEL_TYPES = ("llama", "mistral")
+
+
+# --- configs ----------------------------------------------------------------------------------
+
+
+def _rope_theta(hf: Mapping[str, Any]) -> float:
+  rope = hf.get("rope_parameters") or {}
+  scaling = hf.get("rope_scaling") or {}
+  rope_type = rope.get("rope_type", scaling.get("rope_type", scaling.get("type", "default")))
+  if rope_type not in ("default", None):
+    raise ValueError(f"RoPE scaling {rope_type!r} is not supported (only 'default')")
+  return float(rope.get("rope_theta", hf.get("rope_theta", 10000.0)))
+
+
+def decoder_config_from_hf(hf: Mapping[str, Any], dtype: str = "float32",
+                           scan_layers: bool = True) -> DecoderConfig:
+  """DecoderConfig of a HF ``config.json`` (Llama family: RMSNorm, SwiGLU, RoPE)."""
+  model_type = hf.get("model_type")
+  if model_type not in SUPPORTED_MODEL_TYPES:
+    raise ValueError(f"model_type {model_type!r} not supported; use one of {SUPPORTED_MODEL_TYPES}")
+  if hf.get("hidden_act", "silu") != "silu":
+    raise ValueError(f"hidden_act {hf['hidden_act']!r} not supported (Llama uses 'silu')")
+  if hf.get("attention_bias") or hf.get("mlp_bias"):
+    raise ValueError("attention_bias / mlp_bias are not supported")
+  heads = hf["num_attention_heads"]
+  return DecoderConfig(
+      vocab_size=hf["vocab_size"], num_layers=hf["num_hidden_layers"], d_model=hf["hidden_size"],
+      num_heads=heads, num_kv_heads=hf.get("num_key_value_heads") or heads,
+      head_dim=hf.get("head_dim") or hf["hidden_size"] // heads, d_ff=hf["intermediate_size"],
+      activation="swiglu", position="rope", rope_theta=_rope_theta(hf),
+      norm_eps=hf.get("rms_norm_eps", 1e-6), tie_embeddings=bool(hf.get("tie_word_embeddings")),
+      scale_tied_logits=False, dtype=dtype, param_dtype="float32", scan_layers=scan_layers)
+
+
+def hf_config_from_decoder(cfg: DecoderConfig, torch_dtype: str = "float32",
+                           extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+  """A LlamaForCausalLM ``config.json`` for a Llama-shaped DecoderConfig."""
+  if cfg.position != "rope" or cfg.activation != "swiglu":
+    raise ValueError("only RoPE + SwiGLU models map onto LlamaForCausalLM "
+                     f"(got position={cfg.position!r}, activation={cfg.activation!r})")
+  if cfg.tie_embeddings and cfg.scale_tied_logits:
+    raise ValueError("tied logits scaled by 1/sqrt(d_model) have no Llama equivalent")
+  out = {
+      "architectures": ["LlamaForCausalLM"], "model_type": "llama",
+      "vocab_size": cfg.vocab_size, "hidden_size": cfg.d_model,
+      "intermediate_size": cfg.d_ff, "num_hidden_layers": cfg.num_layers,
+      "num_attention_heads": cfg.num_heads, "num_key_value_heads": cfg.kv_heads,
+      "head_dim": cfg.head_dim, "hidden_act": "silu", "rms_norm_eps": cfg.norm_eps,
+      "rope_theta": cfg.rope_theta,
+      "rope_parameters": {"rope_type": "default", "rope_theta": cfg.rope_theta},
+      "tie_word_embeddings": cfg.tie_embeddings, "attention_bias": False, "mlp_bias": False,
+      "attention_dropout": 0.0, "max_position_embeddings": 4096, "torch_dtype": torch_dtype,
+      "dtype": torch_dtype,
+  }
+  out.update(extra or {})
+  return out
+
+
+# --- tensors ----------------------------------------------------------------------------------
+
+
+def _safetensors_files(hf_dir: str) -> list[str]:
+  index = os.path.join(hf_dir, "model.safetensors.index.json")
+  if os.path.exists(index):
+    with open(index) as f:
+      return sorted(set(json.load(f)["weight_map"].values()))
+  single = os.path.join(hf_dir, "model.safetensors")
+  if os.path.exists(single):
+    return ["model.safetensors"]
+  raise FileNotFoundError(f"no model.safetensors(.index.json) in {hf_dir}")
+
+
+class _LazyState(Mapping):
+  """name -> float32 numpy array, read one tensor at a time from the safetensors files."""
+
+  def __init__(self, hf_dir: str):
+    from safetensors import safe_open
+    self._handles = {}
+    self._where = {}
+    for name in _safetensors_files(hf_dir):
+      handle = safe_open(os.path.join(hf_dir, name), framework="flax")
+      self._handles[name] = handle
+      for key in handle.keys():
+        self._where[key] = name
+
+  def __getitem__(self, key: str) -> np.ndarray:
+    return np.asarray(self._handles[self._where[key]].get_tensor(key), np.float32)
+
+  def __iter__(self) -> Iterator[str]:
+    return iter(self._where)
+
+  def __len__(self) -> int:
+    return len(self._where)
+
+
+def _layer_maps(cfg: DecoderConfig):
+  """(flan path within a layer, HF suffix, HF [out, in] -> flan kernel) for each layer tensor."""
+  d, h, kvh, hd = cfg.d_model, cfg.num_heads, cfg.kv_heads, cfg.head_dim
+  return [
+      (("attention", "query"), "self_attn.q_proj.weight", lambda w: w.T.reshape(d, h, hd),
+       lambda k: k.reshape(d, h * hd).T),
+      (("attention", "key"), "self_attn.k_proj.weight", lambda w: w.T.reshape(d, kvh, hd),
+       lambda k: k.reshape(d, kvh * hd).T),
+      (("attention", "value"), "self_attn.v_proj.weight", lambda w: w.T.reshape(d, kvh, hd),
+       lambda k: k.reshape(d, kvh * hd).T),
+      (("attention", "out"), "self_attn.o_proj.weight", lambda w: w.T.reshape(h, hd, d),
+       lambda k: k.reshape(h * hd, d).T),
+      (("mlp", "wi_0"), "mlp.gate_proj.weight", lambda w: w.T, lambda k: k.T),
+      (("mlp", "wi_1"), "mlp.up_proj.weight", lambda w: w.T, lambda k: k.T),
+      (("mlp", "wo"), "mlp.down_proj.weight", lambda w: w.T, lambda k: k.T),
+      (("pre_attention_norm", "scale"), "input_layernorm.weight", lambda w: w, lambda k: k),
+      (("pre_mlp_norm", "scale"), "post_attention_layernorm.weight", lambda w: w, lambda k: k),
+  ]
+
+
+def _set(tree: dict, path: Sequence[str], value: Any) -> None:
+  for key in path[:-1]:
+    tree = tree.setdefault(key, {})
+  tree[path[-1]] = value
+
+
+def _get(tree: Mapping, path: Sequence[str]) -> Any:
+  for key in path:
+    tree = tree[key]
+  return tree
+
+
+def hf_state_to_params(state: Mapping[str, np.ndarray], cfg: DecoderConfig) -> dict:
+  """HF tensors (name -> [out, in] array) -> flan_jax parameter tree (float32 numpy)."""
+  prefix = "model." if "model.embed_tokens.weight" in state else ""
+  params: dict = {}
+  _set(params, ("token_embedder", "embedding"), state[f"{prefix}embed_tokens.weight"])
+  _set(params, ("final_norm", "scale"), state[f"{prefix}norm.weight"])
+  if not cfg.tie_embeddings:
+    _set(params, ("logits_kernel",), state["lm_head.weight"].T)
+  for path, suffix, to_flan, _ in _layer_maps(cfg):
+    per_layer = [to_flan(state[f"{prefix}layers.{i}.{suffix}"]) for i in range(cfg.num_layers)]
+    if cfg.scan_layers:
+      _set(params, ("layers", *path), np.stack(per_layer))
+    else:
+      for i, value in enumerate(per_layer):
+        _set(params, (f"layers_{i}", *path), value)
+  return params
+
+
+def params_to_hf_state(params: Mapping, cfg: DecoderConfig) -> dict[str, np.ndarray]:
+  """flan_jax parameter tree -> HF tensor dict (LlamaForCausalLM names)."""
+  state = {"model.embed_tokens.weight": np.asarray(_get(params, ("token_embedder", "embedding"))),
+           "model.norm.weight": np.asarray(_get(params, ("final_norm", "scale")))}
+  if not cfg.tie_embeddings:
+    state["lm_head.weight"] = np.asarray(params["logits_kernel"]).T
+  for path, suffix, _, to_hf in _layer_maps(cfg):
+    for i in range(cfg.num_layers):
+      value = (np.asarray(_get(params, ("layers", *path)))[i] if cfg.scan_layers
+               else np.asarray(_get(params, (f"layers_{i}", *path))))
+      state[f"model.layers.{i}.{suffix}"] = to_hf(value)
+  return {k: np.ascontiguousarray(v) for k, v in state.items()}
+
+
+# --- import / export --------------------------------------------------------------------------
+
+
+def load_hf(hf_dir: str, dtype: str = "float32", scan_layers: bool = True):
+  """(DecoderConfig, float32 numpy params) of a HF model directory; shapes are validated."""
+  from flan_jax.model_checkpoint import check_shapes
+  from flan_jax.models import abstract_params
+  with open(os.path.join(hf_dir, "config.json")) as f:
+    hf = json.load(f)
+  cfg = decoder_config_from_hf(hf, dtype=dtype, scan_layers=scan_layers)
+  state = _LazyState(hf_dir)
+  if cfg.tie_embeddings and "lm_head.weight" in state:
+    lm_head = state["lm_head.weight"]
+    prefix = "model." if "model.embed_tokens.weight" in state else ""
+    if not np.array_equal(lm_head, state[f"{prefix}embed_tokens.weight"]):
+      raise ValueError("tie_word_embeddings is set but lm_head.weight differs from embed_tokens")
+  try:
+    params = hf_state_to_params(state, cfg)
+  except KeyError as e:
+    raise ValueError(f"HF checkpoint {hf_dir} lacks tensor {e}") from e
+  check_shapes(abstract_params(cfg), params, source=f"HF checkpoint {hf_dir}")
+  return cfg, params
+
+
+def copy_tokenizer(src: str, dst: str) -> list[str]:
+  copied = []
+  for name in TOKENIZER_FILES:
+    if os.path.exists(os.path.join(src, name)):
+      os.makedirs(dst, exist_ok=True)
+      shutil.copyfile(os.path.join(src, name), os.path.join(dst, name))
+      copied.append(name)
+  return copied
+
+
+def import_hf(hf_dir: str, out_dir: str, dtype: str = "bfloat16",
+              scan_layers: bool = True) -> DecoderConfig:
+  """Writes a flan_jax model directory (config, checkpoint_0, tokenizer) from a HF directory."""
+  from flan_jax import model_checkpoint
+  cfg, params = load_hf(hf_dir, dtype=dtype, scan_layers=scan_layers)
+  model_checkpoint.save_params(out_dir, params, cfg, step=0)
+  copy_tokenizer(hf_dir, out_dir)
+  with open(os.path.join(hf_dir, "config.json")) as f:
+    hf = json.load(f)
+  special = {k: hf[k] for k in ("bos_token_id", "eos_token_id", "pad_token_id") if k in hf}
+  with open(os.path.join(out_dir, "hf_special_tokens.json"), "w") as f:
+    json.dump(special, f)
+  return cfg
+
+
+def save_hf(out_dir: str, cfg: DecoderConfig, params: Mapping, torch_dtype: str = "float32",
+            max_shard_bytes: int = 5 * 2**30,
+            extra_config: Mapping[str, Any] | None = None) -> None:
+  """config.json + model.safetensors (or shards + index) that ``from_pretrained`` loads."""
+  import ml_dtypes
+  from safetensors.numpy import save_file
+  np_dtype = {"float32": np.float32, "bfloat16": ml_dtypes.bfloat16,
+              "float16": np.float16}[torch_dtype]
+  os.makedirs(out_dir, exist_ok=True)
+  state = {k: v.astype(np_dtype) for k, v in params_to_hf_state(params, cfg).items()}
+  with open(os.path.join(out_dir, "config.json"), "w") as f:
+    json.dump(hf_config_from_decoder(cfg, torch_dtype, extra_config), f, indent=2)
+  shards: list[dict[str, np.ndarray]] = [{}]
+  size = 0
+  for name, value in state.items():
+    if shards[-1] and size + value.nbytes > max_shard_bytes:
+      shards.append({})
+      size = 0
+    shards[-1][name] = value
+    size += value.nbytes
+  if len(shards) == 1:
+    save_file(shards[0], os.path.join(out_dir, "model.safetensors"), metadata={"format": "pt"})
+    return
+  weight_map = {}
+  for i, shard in enumerate(shards):
+    name = f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
+    save_file(shard, os.path.join(out_dir, name), metadata={"format": "pt"})
+    weight_map.update({k: name for k in shard})
+  index = {"metadata": {"total_size": sum(v.nbytes for v in state.values())},
+           "weight_map": weight_map}
+  with open(os.path.join(out_dir, "model.safetensors.index.json"), "w") as f:
+    json.dump(index, f, indent=2)
+
+
+def export_hf(model_dir: str, out_dir: str, step: int | None = None, torch_dtype: str = "float32",
+              max_shard_bytes: int = 5 * 2**30) -> None:
+  """flan_jax model directory -> HF directory (tokenizer files are copied when present)."""
+  from flan_jax import model_checkpoint
+  cfg = model_checkpoint.load_config(model_dir)
+  params = model_checkpoint.restore_params(model_dir, cfg, step=step, dtype="float32")
+  extra = {}
+  special = os.path.join(model_dir, "hf_special_tokens.json")
+  if os.path.exists(special):
+    with open(special) as f:
+      extra = json.load(f)
+  save_hf(out_dir, cfg, params, torch_dtype, max_shard_bytes, extra)
+  copy_tokenizer(model_dir, out_dir)
+
+
+# --- CLI --------------------------------------------------------------------------------------
+
+
+def main_import(argv: Sequence[str] | None = None) -> int:
+  """``flan-jax import-hf HF_DIR OUT_DIR``."""
+  parser = argparse.ArgumentParser(prog="flan-jax import-hf",
+                                   description="Hugging Face Llama-family -> flan_jax model dir")
+  parser.add_argument("hf_dir")
+  parser.add_argument("out_dir")
+  parser.add_argument("--dtype", default="bfloat16", help="compute dtype of the imported config")
+  parser.add_argument("--no_scan", action="store_true", help="unscanned layers_{i} parameters")
+  args = parser.parse_args(argv)
+  cfg = import_hf(args.hf_dir, args.out_dir, dtype=args.dtype, scan_layers=not args.no_scan)
+  print(f"imported {cfg.num_params()} parameters into {args.out_dir}: {cfg}")
+  return 0
+
+
+def main_export(argv: Sequence[str] | None = None) -> int:
+  """``flan-jax export-hf MODEL_DIR OUT_DIR``."""
+  parser = argparse.ArgumentParser(prog="flan-jax export-hf",
+                                   description="flan_jax model dir -> Hugging Face Llama directory")
+  parser.add_argument("model_dir")
+  parser.add_argument("out_dir")
+  parser.add_argument("--step", type=int, default=None)
+  parser.add_argument("--torch_dtype", default="float32", choices=["float32", "bfloat16",
+                                                                    "float16"])
+  parser.add_argument("--max_shard_gb", type=float, default=5.0)
+  args = parser.parse_args(argv)
+  export_hf(args.model_dir, args.out_dir, args.step, args.torch_dtype,
+            int(args.max_shard_gb * 2**30))
+  print(f"exported {args.model_dir} to {args.out_dir}")
+  return 0

@@ -1,0 +1,116 @@
+"""A seqio ``Vocabulary`` around a Hugging Face ``tokenizer.json`` (the ``tokenizers`` library).
+
+    vocab = HfTokenizerVocabulary.from_dir(model_dir)   # tokenizer.json (+ tokenizer_config.json)
+    flan_jax.vocab.set_default_vocabulary(vocab)        # every flan_jax task now uses it
+
+seqio pads with id 0 and stops decoding at ``eos_id``. Many HF tokenizers give id 0 a real token
+(Llama 2: ``<unk>``; Llama 3: ``!``); such a token is then indistinguishable from padding in
+seqio's feature converters, which is harmless for ``<unk>`` but worth knowing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+
+import seqio
+
+
+def _special_id(tokenizer, value) -> int | None:
+  if value is None:
+    return None
+  if isinstance(value, dict):
+    value = value.get("content")
+  if isinstance(value, int):
+    return value
+  return tokenizer.token_to_id(value)
+
+
+class HfTokenizerVocabulary(seqio.Vocabulary):
+  """Encodes without adding BOS/EOS (seqio appends EOS itself); decodes skipping specials."""
+
+  def __init__(self, tokenizer_file: str, eos_id: int | None = None, unk_id: int | None = None,
+               extra_ids: int = 0):
+    from tokenizers import Tokenizer
+    self._path = os.path.abspath(tokenizer_file)
+    self._tokenizer = Tokenizer.from_file(self._path)
+    self._eos_id = eos_id
+    self._unk_id = unk_id
+    super().__init__(extra_ids=extra_ids)
+
+  @classmethod
+  def from_dir(cls, model_dir: str, **kwargs) -> HfTokenizerVocabulary:
+    """Reads EOS/UNK from tokenizer_config.json, config.json or hf_special_tokens.json."""
+    vocab = cls(os.path.join(model_dir, "tokenizer.json"), **kwargs)
+    for name in ("tokenizer_config.json", "config.json", "hf_special_tokens.json"):
+      path = os.path.join(model_dir, name)
+      if not os.path.exists(path):
+        continue
+      with open(path) as f:
+        meta = json.load(f)
+      if vocab._eos_id is None:
+        eos = meta.get("eos_token_id", meta.get("eos_token"))
+        vocab._eos_id = _special_id(vocab._tokenizer, eos[0] if isinstance(eos, list) else eos)
+      if vocab._unk_id is None:
+        vocab._unk_id = _special_id(vocab._tokenizer, meta.get("unk_token"))
+    return vocab
+
+  @property
+  def tokenizer(self):
+    return self._tokenizer
+
+  @property
+  def eos_id(self) -> int | None:
+    return self._eos_id
+
+  @property
+  def unk_id(self) -> int | None:
+    return self._unk_id
+
+  @property
+  def _base_vocab_size(self) -> int:
+    return self._tokenizer.get_vocab_size(with_added_tokens=True)
+
+  def _encode(self, s: str) -> Sequence[int]:
+    return self._tokenizer.encode(s, add_special_tokens=False).ids
+
+  def _decode(self, ids: Sequence[int]) -> str:
+    ids = [int(i) for i in ids if 0 <= int(i) < self._base_vocab_size and int(i) != self._eos_id]
+    return self._tokenizer.decode(ids, skip_special_tokens=True)
+
+  def _encode_tf(self, s):
+    import tensorflow as tf
+
+    def encode_batch(strings):
+      flat = [x.decode("utf-8") for x in strings.numpy().reshape(-1)]
+      ids = [e.ids for e in self._tokenizer.encode_batch(flat, add_special_tokens=False)]
+      values = [i for row in ids for i in row]
+      return (tf.constant(values, tf.int32, shape=[len(values)]),
+              tf.constant([len(r) for r in ids], tf.int64, shape=[len(ids)]))
+
+    s = tf.convert_to_tensor(s, tf.string)
+    if s.shape.rank == 0:
+      return self._encode_tf(tf.reshape(s, [1]))[0]
+    values, lengths = tf.py_function(encode_batch, [s], [tf.int32, tf.int64])
+    values.set_shape([None])
+    lengths.set_shape([None])
+    return tf.RaggedTensor.from_row_lengths(values, lengths)
+
+  def _decode_tf(self, ids):
+    import tensorflow as tf
+
+    def decode_batch(x):
+      rows = x.numpy().reshape(-1, x.shape[-1]) if x.shape.rank else x.numpy().reshape(1, -1)
+      return tf.constant([self._decode(r.tolist()) for r in rows])
+
+    ids = tf.convert_to_tensor(ids)
+    out = tf.py_function(decode_batch, [ids], tf.string)
+    return tf.reshape(out, tf.shape(ids)[:-1])
+
+  def __eq__(self, other) -> bool:
+    return isinstance(other, HfTokenizerVocabulary) and other._path == self._path and (
+        other._eos_id == self._eos_id)
+
+  def __hash__(self) -> int:
+    return hash((self._path, self._eos_id))

@@ -1,0 +1,6 @@
+"""Decoder-only Transformer models (flax.linen)."""
+
+from flan_jax.models.config import DecoderConfig
+from flan_jax.models.decoder import Decoder, abstract_params, init_cache, init_params
+
+__all__ = ["Decoder", "DecoderConfig", "abstract_params", "init_cache", "init_params"]

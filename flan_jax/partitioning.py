@@ -1,0 +1,300 @@
+"""Device meshes, t5x logical-axis rules, sharded train-state creation and a partitioned jit.
+
+Model code names every parameter and main activation with logical axes (``batch, length, embed,
+heads, kv_heads, kv, mlp, vocab, relpos_buckets, layers``). The rules below map those names to
+mesh axes; ``data`` (batch), ``model`` (Megatron-style tensor parallelism) and, optionally,
+``fsdp`` (ZeRO-3-style parameter sharding). A dimension whose size is not divisible by its mesh
+axes is replicated instead (e.g. 2 KV heads on a 4-way model axis).
+
+Typical use::
+
+    mesh = create_mesh("data=2,model=4")
+    rules = standard_logical_axis_rules()
+    state, state_shardings = create_train_state(config, optax.adamw(1e-3), rng, mesh, rules)
+    step = partition(train_step, mesh, rules, in_shardings=(state_shardings, data_sharding(mesh)),
+                     out_shardings=(state_shardings, None), donate_argnums=(0,))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+from jax.experimental import mesh_utils
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from flan_jax.models import Decoder, DecoderConfig
+
+LogicalRules = Sequence[tuple[str, Any]]
+
+
+class TrainState(struct.PyTreeNode):
+  """step, params and optimizer state; ``tx`` is static (not a pytree leaf)."""
+
+  step: jax.Array
+  params: Any
+  opt_state: Any
+  tx: optax.GradientTransformation = struct.field(pytree_node=False)
+
+  @classmethod
+  def create(cls, params: Any, tx: optax.GradientTransformation) -> TrainState:
+    return cls(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), tx=tx)
+
+  def apply_gradients(self, grads: Any) -> TrainState:
+    updates, opt_state = self.tx.update(grads, self.opt_state, self.params)
+    return self.replace(step=self.step + 1, params=optax.apply_updates(self.params, updates),
+                        opt_state=opt_state)
+
+
+# --- meshes -----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class MeshSpec:
+  """Mesh axis sizes; -1 takes all remaining devices. ``fsdp`` != 1 adds an ``fsdp`` axis."""
+
+  data: int = -1
+  model: int = 1
+  fsdp: int = 1
+
+  @classmethod
+  def parse(cls, text: str) -> MeshSpec:
+    """``"data=2,model=4"`` (or ``"fsdp=-1,model=2"``) -> MeshSpec."""
+    fields = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+      key, value = part.split("=")
+      if key.strip() not in ("data", "model", "fsdp"):
+        raise ValueError(f"unknown mesh axis {key!r} in {text!r}; use data, model, fsdp")
+      fields[key.strip()] = int(value)
+    if "data" not in fields and fields.get("fsdp", 1) == -1:
+      fields["data"] = 1
+    return cls(**fields)
+
+  def axis_sizes(self, num_devices: int) -> dict[str, int]:
+    """Ordered {axis: size} (data, [fsdp,] model) with -1 resolved for ``num_devices``."""
+    sizes = {"data": self.data}
+    if self.fsdp != 1:
+      sizes["fsdp"] = self.fsdp
+    sizes["model"] = self.model
+    known = math.prod(v for v in sizes.values() if v != -1)
+    free = [k for k, v in sizes.items() if v == -1]
+    if len(free) > 1:
+      raise ValueError(f"at most one mesh axis may be -1: {self}")
+    if free:
+      if num_devices % known:
+        raise ValueError(f"{num_devices} devices not divisible by {known} ({self})")
+      sizes[free[0]] = num_devices // known
+    if math.prod(sizes.values()) != num_devices:
+      raise ValueError(f"mesh {sizes} does not use exactly {num_devices} devices")
+    return sizes
+
+
+def create_mesh(spec: MeshSpec | str = MeshSpec(), devices: Sequence[Any] | None = None) -> Mesh:
+  """A mesh over all (global, multi-host) devices; ``model`` is the innermost (fastest) axis."""
+  spec = MeshSpec.parse(spec) if isinstance(spec, str) else spec
+  devices = list(devices if devices is not None else jax.devices())
+  sizes = spec.axis_sizes(len(devices))
+  shape = tuple(sizes.values())
+  try:
+    device_array = mesh_utils.create_device_mesh(shape, devices)
+  except (ValueError, NotImplementedError, AssertionError):
+    device_array = np.asarray(devices).reshape(shape)
+  axis_types = (jax.sharding.AxisType.Auto,) * len(shape)
+  return Mesh(device_array, tuple(sizes), axis_types=axis_types)
+
+
+# --- logical axis rules -----------------------------------------------------------------------
+
+
+def standard_logical_axis_rules(activation_partitioning_dims: int = 1,
+                                parameter_partitioning_dims: int = 1, fsdp: bool = False,
+                                additional_rules: LogicalRules | None = None) -> list:
+  """t5x's rules: 1/1 is Megatron-style (heads, mlp, vocab over ``model``).
+
+  ``activation_partitioning_dims=2`` also shards activations' ``embed`` over ``model``;
+  ``parameter_partitioning_dims=2`` also shards parameters' ``embed`` over ``data`` (ZeRO-3-like).
+  ``fsdp=True`` is for meshes with an ``fsdp`` axis: batch over (data, fsdp), ``embed`` of
+  parameters over ``fsdp``. Rules are priority-ordered; a mesh axis is used once per array.
+  """
+  if activation_partitioning_dims not in (1, 2) or parameter_partitioning_dims not in (1, 2):
+    raise ValueError("partitioning dims must be 1 or 2")
+  batch = ("data", "fsdp") if fsdp else "data"
+  rules: list = [("batch", batch), ("vocab", "model"), ("mlp", "model"), ("heads", "model"),
+                 ("kv_heads", "model"), ("joined_kv", "model")]
+  if activation_partitioning_dims == 2:
+    rules.append(("embed", "model"))
+  if parameter_partitioning_dims == 2:
+    rules.append(("embed", "data"))
+  if fsdp:
+    rules.append(("embed", "fsdp"))
+  rules += [("embed", None), ("kv", None), ("relpos_buckets", None), ("length", None),
+            ("layers", None), ("stack", None), ("mlp_activations", None)]
+  return list(additional_rules or []) + rules
+
+
+def mesh_axes(logical: PartitionSpec, shape: Sequence[int], rules: LogicalRules,
+              axis_sizes: Mapping[str, int]) -> PartitionSpec:
+  """Logical PartitionSpec -> mesh PartitionSpec for one array (replicating undivisible dims)."""
+  resolved = nn.logical_to_mesh_axes(tuple(logical), rules)
+  out = []
+  padded = tuple(resolved) + (None,) * (len(shape) - len(resolved))
+  for dim, axes in zip(shape, padded, strict=True):
+    names = (axes,) if isinstance(axes, str) else tuple(axes or ())
+    names = tuple(n for n in names if n in axis_sizes)
+    size = math.prod(axis_sizes[n] for n in names)
+    if not names or dim % size:
+      out.append(None)
+    else:
+      out.append(names[0] if len(names) == 1 else names)
+  return PartitionSpec(*out)
+
+
+def logical_param_specs(config: DecoderConfig) -> Any:
+  """Tree of logical PartitionSpecs, one per parameter (from ``jax.eval_shape``)."""
+  tokens = jax.ShapeDtypeStruct((1, 8), jnp.int32)
+  boxed = jax.eval_shape(lambda t: Decoder(config).init(jax.random.key(0), t), tokens)["params"]
+  return nn.get_partition_spec(boxed)
+
+
+def _is_spec(x: Any) -> bool:
+  return isinstance(x, PartitionSpec)
+
+
+def param_mesh_specs(config: DecoderConfig, rules: LogicalRules,
+                     axis_sizes: Mapping[str, int]) -> Any:
+  """Tree of mesh PartitionSpecs for the parameters (no devices needed)."""
+  from flan_jax.models import abstract_params
+  shapes = abstract_params(config)
+  logical = logical_param_specs(config)
+  return jax.tree.map(lambda spec, s: mesh_axes(spec, s.shape, rules, axis_sizes), logical, shapes,
+                      is_leaf=_is_spec)
+
+
+def _axis_sizes(mesh: Mesh) -> dict[str, int]:
+  return dict(zip(mesh.axis_names, mesh.devices.shape, strict=True))
+
+
+def param_shardings(config: DecoderConfig, mesh: Mesh, rules: LogicalRules) -> Any:
+  specs = param_mesh_specs(config, rules, _axis_sizes(mesh))
+  return jax.tree.map(lambda s: NamedSharding(mesh, s), specs, is_leaf=_is_spec)
+
+
+def optimizer_state_specs(tx: optax.GradientTransformation, abstract_params: Any,
+                          param_specs: Any) -> Any:
+  """Optimizer-state PartitionSpecs: a leaf shaped like its parameter inherits its spec."""
+  abstract_state = jax.eval_shape(tx.init, abstract_params)
+  param_like = optax.tree_map_params(
+      tx, lambda leaf, spec, p: spec if leaf.shape == p.shape else PartitionSpec(),
+      abstract_state, param_specs, abstract_params,
+      transform_non_params=lambda _: PartitionSpec(), is_leaf=_is_spec)
+  return param_like
+
+
+def data_sharding(mesh: Mesh) -> NamedSharding:
+  """Batch dimension over data (and fsdp) axes."""
+  batch_axes = tuple(a for a in ("data", "fsdp") if a in mesh.axis_names)
+  return NamedSharding(mesh, PartitionSpec(batch_axes))
+
+
+def host_local_to_global(batch: Mapping[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
+  """This host's slice of the global batch -> global arrays sharded over the batch axes."""
+  sharding = data_sharding(mesh)
+  return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v))
+          for k, v in batch.items()}
+
+
+# --- partitioned functions and train state ----------------------------------------------------
+
+
+def partition(fn: Callable, mesh: Mesh, rules: LogicalRules, in_shardings: Any = None,
+              out_shardings: Any = None, static_argnums: Sequence[int] = (),
+              donate_argnums: Sequence[int] = ()) -> Callable:
+  """``jax.jit`` with shardings and donation, traced and run inside the mesh and axis rules."""
+  kwargs = {}
+  if in_shardings is not None:
+    kwargs["in_shardings"] = in_shardings
+  if out_shardings is not None:
+    kwargs["out_shardings"] = out_shardings
+  jitted = jax.jit(fn, static_argnums=static_argnums, donate_argnums=donate_argnums, **kwargs)
+
+  def wrapped(*args, **kw):
+    with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+      return jitted(*args, **kw)
+
+  def lower(*args, **kw):
+    with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+      return jitted.lower(*args, **kw)
+
+  wrapped.lower = lower
+  wrapped.jitted = jitted
+  return wrapped
+
+
+def create_params(config: DecoderConfig, rng: jax.Array, mesh: Mesh, rules: LogicalRules) -> Any:
+  """Initializes parameters directly into their shards (never whole on one device)."""
+  shardings = param_shardings(config, mesh, rules)
+
+  def init(key):
+    tokens = jnp.ones((1, 8), jnp.int32)
+    return nn.meta.unbox(Decoder(config).init(key, tokens)["params"])
+
+  return partition(init, mesh, rules, out_shardings=shardings)(rng)
+
+
+def train_state_shardings(config: DecoderConfig, tx: optax.GradientTransformation,
+                          mesh: Mesh, rules: LogicalRules) -> TrainState:
+  """NamedShardings for a ``TrainState`` (step replicated, opt state follows the params)."""
+  from flan_jax.models import abstract_params
+  shapes = abstract_params(config)
+  p_specs = param_mesh_specs(config, rules, _axis_sizes(mesh))
+  o_specs = optimizer_state_specs(tx, shapes, p_specs)
+  to_sharding = lambda s: NamedSharding(mesh, s)  # noqa: E731
+  abstract = jax.eval_shape(lambda p: TrainState.create(p, tx), shapes)
+  return abstract.replace(
+      step=to_sharding(PartitionSpec()),
+      params=jax.tree.map(to_sharding, p_specs, is_leaf=_is_spec),
+      opt_state=jax.tree.map(to_sharding, o_specs, is_leaf=_is_spec))
+
+
+def create_train_state(config: DecoderConfig, tx: optax.GradientTransformation, rng: jax.Array,
+                       mesh: Mesh, rules: LogicalRules,
+                       params: Any | None = None) -> tuple[TrainState, TrainState]:
+  """A sharded ``TrainState`` built inside jit with output shardings, and those shardings.
+
+  With ``params`` (e.g. restored), only the optimizer state is created; params are resharded.
+  """
+  shardings = train_state_shardings(config, tx, mesh, rules)
+
+  if params is None:
+    def init(key):
+      tokens = jnp.ones((1, 8), jnp.int32)
+      p = nn.meta.unbox(Decoder(config).init(key, tokens)["params"])
+      return TrainState.create(p, tx)
+    state = partition(init, mesh, rules, out_shardings=shardings)(rng)
+  else:
+    params = jax.device_put(params, shardings.params)
+    build = lambda p: TrainState.create(p, tx)  # noqa: E731
+    state = partition(build, mesh, rules, in_shardings=(shardings.params,),
+                      out_shardings=shardings)(params)
+  return state, shardings
+
+
+def bytes_per_device(abstract_tree: Any, specs: Any, axis_sizes: Mapping[str, int]) -> int:
+  """Bytes one device holds for a tree of ShapeDtypeStructs sharded by mesh ``specs``."""
+  total = 0
+  for leaf, spec in zip(jax.tree.leaves(abstract_tree),
+                        jax.tree.leaves(specs, is_leaf=_is_spec), strict=True):
+    shards = 1
+    for axes in spec:
+      for name in ((axes,) if isinstance(axes, str) else tuple(axes or ())):
+        shards *= axis_sizes[name]
+    total += math.prod(leaf.shape) * jnp.dtype(leaf.dtype).itemsize // shards
+  return total
