@@ -301,6 +301,8 @@ def register_dataset(spec: DatasetSpec) -> DatasetSpec:
     spec = dataclasses.replace(spec, num_train_examples=static_train_size(spec.source))
   if not spec.display_name:
     spec = dataclasses.replace(spec, display_name=spec.name)
+  if spec.note and isinstance(spec.source, TfdsSource) and not spec.source.note:
+    spec.source.note = spec.note  # the missing-data error repeats the manual-download note
 
   b = _Builder(spec)
   templates = spec.templates
