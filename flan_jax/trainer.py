@@ -1,0 +1,164 @@
+"""The train step (microbatched, f32 gradient accumulation), optimizers and LR schedules.
+
+``make_train_step(config, ...)`` returns ``train_step(state, batch, dropout_rng) -> (state,
+metrics)``; ``dropout_rng`` is the run's base key and the step uses ``fold_in(dropout_rng,
+state.step)`` (then ``fold_in(., microbatch)``), so dropout is identical across restarts.
+``partitioned_train_step`` jits it with state/data shardings and donates the state.
+
+Microbatching follows t5x: loss weights are normalised on the global batch first
+(:func:`flan_jax.losses.batch_weights`), microbatch i takes rows ``i, i+N, i+2N, ...`` (so every
+microbatch stays spread over the data axis), and float32 gradients are *summed* in a ``lax.scan``;
+N microbatches then give the same update as one batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+from jax.sharding import Mesh
+
+from flan_jax import losses, partitioning
+from flan_jax.models import Decoder, DecoderConfig
+
+Batch = Mapping[str, jax.Array]
+_MODEL_FEATURES = ("decoder_input_tokens", "decoder_target_tokens", "decoder_segment_ids",
+                   "decoder_positions", "decoder_causal_attention")
+
+
+# --- schedules and optimizers -----------------------------------------------------------------
+
+
+def make_schedule(name: str = "constant", base_learning_rate: float = 1e-3,
+                  warmup_steps: int = 0, total_steps: int | None = None,
+                  end_learning_rate_fraction: float = 0.0) -> optax.Schedule:
+  """``constant``, ``linear_warmup`` (0 -> base over warmup, then constant), ``rsqrt`` (t5x's
+  ``constant * rsqrt_decay``: base / sqrt(max(step, warmup))) or ``cosine`` (linear warmup, then
+  cosine decay to ``base * end_learning_rate_fraction`` at ``total_steps``)."""
+  if name == "constant":
+    return optax.constant_schedule(base_learning_rate)
+  if name == "linear_warmup":
+    return optax.warmup_constant_schedule(0.0, base_learning_rate, max(warmup_steps, 1))
+  if name == "rsqrt":
+    floor = max(warmup_steps, 1)
+    return lambda step: base_learning_rate * jax.lax.rsqrt(
+        jnp.maximum(jnp.asarray(step, jnp.float32), floor))
+  if name == "cosine":
+    if not total_steps:
+      raise ValueError("the cosine schedule needs total_steps")
+    return optax.warmup_cosine_decay_schedule(
+        0.0, base_learning_rate, warmup_steps, max(total_steps, warmup_steps + 1),
+        end_value=base_learning_rate * end_learning_rate_fraction)
+  raise ValueError(f"unknown schedule {name!r}; use constant, linear_warmup, rsqrt or cosine")
+
+
+def make_optimizer(name: str = "adafactor", learning_rate: optax.ScalarOrSchedule = 1e-3, *,
+                   weight_decay: float = 0.0, b1: float = 0.9, b2: float = 0.999,
+                   eps: float = 1e-8, grad_clip_norm: float | None = None,
+                   skip_nonfinite_updates: bool = False) -> optax.GradientTransformation:
+  """``adafactor`` with t5x-like settings (decay 0.8, parameter scaling, update clipping 1.0,
+  factored for dims >= 128) or ``adamw``.
+
+  ``skip_nonfinite_updates`` wraps it in ``optax.apply_if_finite`` (NaN/Inf steps are dropped).
+  """
+  if name == "adafactor":
+    tx = optax.adafactor(learning_rate=learning_rate, decay_rate=0.8,
+                         multiply_by_parameter_scale=True, clipping_threshold=1.0,
+                         min_dim_size_to_factor=128,
+                         weight_decay_rate=weight_decay or None)
+  elif name == "adamw":
+    tx = optax.adamw(learning_rate, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay)
+  else:
+    raise ValueError(f"unknown optimizer {name!r}; use adafactor or adamw")
+  if grad_clip_norm:
+    tx = optax.chain(optax.clip_by_global_norm(grad_clip_norm), tx)
+  if skip_nonfinite_updates:
+    tx = optax.apply_if_finite(tx, max_consecutive_errors=1_000_000)
+  return tx
+
+
+# --- loss and step ----------------------------------------------------------------------------
+
+
+def loss_fn(params: Any, batch: Batch, weights: jax.Array, rng: jax.Array | None,
+            config: DecoderConfig, label_smoothing: float = 0.0,
+            z_loss: float = 0.0) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """Σ token loss · ``weights`` (already normalised) and summed statistics."""
+  features = {k: batch[k] for k in _MODEL_FEATURES if k in batch}
+  enable_dropout = rng is not None and config.dropout_rate > 0
+  logits = Decoder(config).apply({"params": params}, **features, enable_dropout=enable_dropout,
+                                 rngs={"dropout": rng} if enable_dropout else None)
+  return losses.weighted_cross_entropy(logits, batch["decoder_target_tokens"], weights,
+                                       label_smoothing, z_loss)
+
+
+def _split_microbatches(x: jax.Array, n: int) -> jax.Array:
+  """[B, ...] -> [n, B/n, ...]; microbatch i holds rows i, i+n, ... (spread over data shards)."""
+  if x.shape[0] % n:
+    raise ValueError(f"batch size {x.shape[0]} is not divisible by {n} microbatches")
+  return jnp.swapaxes(x.reshape((x.shape[0] // n, n) + x.shape[1:]), 0, 1)
+
+
+def _constrain(x: jax.Array) -> jax.Array:
+  return nn.with_logical_constraint(x, ("batch",) + (None,) * (x.ndim - 1))
+
+
+def make_train_step(config: DecoderConfig, num_microbatches: int = 1,
+                    loss_normalizing_factor: losses.Factor = "NUM_REAL_TARGET_TOKENS",
+                    label_smoothing: float = 0.0, z_loss: float = 0.0,
+                    learning_rate: optax.Schedule | None = None) -> Callable:
+  """``train_step(state, batch, dropout_rng) -> (state, metrics)`` (un-jitted, pure)."""
+  factor = losses.parse_factor(loss_normalizing_factor)
+  grad_fn = jax.value_and_grad(
+      lambda p, b, w, r: loss_fn(p, b, w, r, config, label_smoothing, z_loss), has_aux=True)
+
+  def train_step(state: partitioning.TrainState, batch: Batch,
+                 dropout_rng: jax.Array) -> tuple[partitioning.TrainState, dict[str, jax.Array]]:
+    rng = jax.random.fold_in(dropout_rng, state.step)
+    weights = losses.batch_weights(batch, factor)
+    if num_microbatches <= 1:
+      (_, stats), grads = grad_fn(state.params, batch, weights, rng)
+      grads = jax.tree.map(lambda g: g.astype(jnp.float32), grads)
+    else:
+      micro = jax.tree.map(lambda x: _split_microbatches(x, num_microbatches),
+                           {**batch, "_weights": weights})
+
+      def body(carry, xs):
+        grad_sum, stat_sum = carry
+        index, mb = xs
+        mb = jax.tree.map(_constrain, mb)
+        w = mb.pop("_weights")
+        (_, stats), grads = grad_fn(state.params, mb, w, jax.random.fold_in(rng, index))
+        grad_sum = jax.tree.map(lambda a, g: a + g.astype(jnp.float32), grad_sum, grads)
+        stat_sum = jax.tree.map(jnp.add, stat_sum, stats)
+        return (grad_sum, stat_sum), None
+
+      zeros = jax.tree.map(lambda p: jnp.zeros(p.shape, jnp.float32), state.params)
+      stat_zeros = {k: jnp.zeros((), jnp.float32) for k in
+                    ("loss", "z_loss", "cross_ent_loss", "correct", "num_target_tokens")}
+      (grads, stats), _ = jax.lax.scan(body, (zeros, stat_zeros),
+                                       (jnp.arange(num_microbatches), micro))
+    new_state = state.apply_gradients(grads)
+    metrics = {k: stats[k] for k in ("loss", "z_loss", "cross_ent_loss", "num_target_tokens")}
+    metrics["accuracy"] = stats["correct"] / jnp.maximum(stats["num_target_tokens"], 1.0)
+    metrics["grad_norm"] = optax.global_norm(grads)
+    if learning_rate is not None:
+      metrics["learning_rate"] = jnp.asarray(learning_rate(state.step), jnp.float32)
+    return new_state, metrics
+
+  return train_step
+
+
+def partitioned_train_step(train_step: Callable, state_shardings: Any, mesh: Mesh,
+                           rules: partitioning.LogicalRules) -> Callable:
+  """``train_step`` jitted with (state, data, replicated rng) in-shardings, state out-shardings
+  and the state donated."""
+  replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+  return partitioning.partition(
+      train_step, mesh, rules,
+      in_shardings=(state_shardings, partitioning.data_sharding(mesh), replicated),
+      out_shardings=(state_shardings, replicated), donate_argnums=(0,))
