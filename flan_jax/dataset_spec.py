@@ -283,7 +283,7 @@ class _Builder:
 
 
 TASK_TO_DATASET: dict[str, str] = {}
-TURNED_METRIC = "rouge"  # Turned-around templates generate free text.
+TURNED_METRIC = "rouge"
 
 
 def register_dataset(spec: DatasetSpec) -> DatasetSpec:
@@ -322,7 +322,9 @@ def register_dataset(spec: DatasetSpec) -> DatasetSpec:
                  scoring=True)
 
   for i, template in enumerate(templates):
-    metric = TURNED_METRIC if template.turned and spec.is_classification else None
+    # A turned template generates free text (a premise, a question): score it with ROUGE, except
+    # where the dataset's own metric already compares free text (BLEU for reverse translation).
+    metric = TURNED_METRIC if template.turned and spec.metric not in ("bleu", "rouge") else None
     render = prep.apply_template(template, i)
     b.register(eval_task(spec.name, i), [render], scoring=False, metric=metric)
     for shot in SHOTS:
