@@ -62,6 +62,10 @@ def check_well_formed(name: str, split: str) -> None:
   for ex in exs:
     assert ex["targets"].dtype == np.int32 and ex["targets"][-1] == 1  # EOS
     assert ex["inputs"][-1] == 1 and len(ex["inputs"]) > 1
-    assert DEFAULT_VOCABULARY.decode(ex["targets"].tolist()) == text(ex, "targets")
+    decoded = DEFAULT_VOCABULARY.decode(ex["targets"].tolist())
+    if len(ex["targets"]) < LENGTHS["targets"]:
+      assert decoded == text(ex, "targets"), name
+    else:  # trimmed to the sequence length (long mock text): a prefix survives
+      assert text(ex, "targets").startswith(decoded[:-1]), name
 
 
