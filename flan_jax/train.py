@@ -316,7 +316,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     check_required_macros()
     gin.get_configurable(train)()
 
-  app.run(run, argv=rewrite_gin_args(list(argv if argv is not None else sys.argv)))
+  # ``argv`` holds flags only (as every flan_jax ``main``); absl wants a program name first.
+  full = list(sys.argv) if argv is None else ["flan-jax train", *argv]
+  app.run(run, argv=rewrite_gin_args(full))
 
 
 if __name__ == "__main__":
