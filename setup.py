@@ -1,5 +1,7 @@
 """flan_jax: FLAN instruction tuning in JAX."""
 
+import os
+
 from setuptools import setup
 
 PACKAGES = [
@@ -9,8 +11,8 @@ PACKAGES = [
 setup(
     name="flan-jax",
     version="0.1.0",
-    description="Instruction-tune decoder-only LMs on the FLAN tasks and evaluate zero-shot, in JAX.",
-    long_description=open("README.md").read() if __import__("os").path.exists("README.md") else "",
+    description="Instruction-tune decoder LMs on the FLAN tasks and evaluate zero-shot, in JAX.",
+    long_description=open("README.md").read() if os.path.exists("README.md") else "",
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     # tasks/ and mixtures/ live at the top of the repo but import as flan_jax.tasks / .mixtures,
