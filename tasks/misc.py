@@ -294,25 +294,6 @@ FIX_PUNCT_TEMPLATES = (
 )
 
 
-def _fix_punct_fields(ex):
-  text = _english(ex)
-  return {"no_punct": _without_punct(text), "answer": text}
-
-
-register_dataset(DatasetSpec(
-    name="fix_punct",
-    cluster=CLUSTER,
-    display_name="Fix Punctuation",
-    subcluster=TEXT_FORMATTING,
-    source=tfds_source(PARA_CRAWL_ENDA, train="train[30200:60200]",
-                       validation="train[60200:60400]", test="train[-3000:]"),
-    fields=("no_punct", "answer"),
-    preprocess=_fix_punct_fields,
-    filter_fn=_changes(_without_punct),
-    metric="edit_distance",
-    templates=FIX_PUNCT_TEMPLATES,
-))
-
 TRUE_CASE_TEMPLATES = (
     T("{lowercased}\n\nWrite the sentence above with correct capitalization."),
     T("Fix the capitalization of this text: {lowercased}"),
@@ -327,25 +308,6 @@ TRUE_CASE_TEMPLATES = (
     turned("Write this text in all lowercase letters.\n\n{answer}", "{lowercased}"),
 )
 
-
-def _true_case_fields(ex):
-  text = _english(ex)
-  return {"lowercased": _lowercase(text), "answer": text}
-
-
-register_dataset(DatasetSpec(
-    name="true_case",
-    cluster=CLUSTER,
-    display_name="True Case",
-    subcluster=TEXT_FORMATTING,
-    source=tfds_source(PARA_CRAWL_ENDA, train="train[:30000]", validation="train[30000:30200]",
-                       test="train[-3000:]"),
-    fields=("lowercased", "answer"),
-    preprocess=_true_case_fields,
-    filter_fn=_changes(_lowercase),
-    metric="edit_distance",
-    templates=TRUE_CASE_TEMPLATES,
-))
 
 WORD_SEGMENT_TEMPLATES = (
     T("Add spaces between the words: {no_spaces}"),
@@ -362,24 +324,38 @@ WORD_SEGMENT_TEMPLATES = (
 )
 
 
-def _word_segment_fields(ex):
-  text = _english(ex)
-  return {"no_spaces": _without_spaces(text), "answer": text}
+def _text_formatting_fields(field: str, corrupt):
+  def _fields(ex):
+    text = _english(ex)
+    return {field: corrupt(text), "answer": text}
+  return _fields
 
 
-register_dataset(DatasetSpec(
-    name="word_segment",
-    cluster=CLUSTER,
-    display_name="Word Segment",
-    subcluster=TEXT_FORMATTING,
-    source=tfds_source(PARA_CRAWL_ENDA, train="train[60400:90400]",
-                       validation="train[90400:90600]", test="train[-3000:]"),
-    fields=("no_spaces", "answer"),
-    preprocess=_word_segment_fields,
-    filter_fn=_changes(_without_spaces),
-    metric="edit_distance",
-    templates=WORD_SEGMENT_TEMPLATES,
-))
+# Disjoint slices of para_crawl/enda's English side: name, title, corrupted field, corruption,
+# (train, validation) slices, templates.
+TEXT_FORMATTING_TABLE = (
+    ("fix_punct", "Fix Punctuation", "no_punct", _without_punct,
+     ("train[30200:60200]", "train[60200:60400]"), FIX_PUNCT_TEMPLATES),
+    ("true_case", "True Case", "lowercased", _lowercase,
+     ("train[:30000]", "train[30000:30200]"), TRUE_CASE_TEMPLATES),
+    ("word_segment", "Word Segment", "no_spaces", _without_spaces,
+     ("train[60400:90400]", "train[90400:90600]"), WORD_SEGMENT_TEMPLATES),
+)
+
+for _name, _title, _field, _corrupt, (_train, _validation), _templates in TEXT_FORMATTING_TABLE:
+  register_dataset(DatasetSpec(
+      name=_name,
+      cluster=CLUSTER,
+      display_name=_title,
+      subcluster=TEXT_FORMATTING,
+      source=tfds_source(PARA_CRAWL_ENDA, train=_train, validation=_validation,
+                         test="train[-3000:]"),
+      fields=(_field, "answer"),
+      preprocess=_text_formatting_fields(_field, _corrupt),
+      filter_fn=_changes(_corrupt),
+      metric="edit_distance",
+      templates=_templates,
+  ))
 
 # --------------------------------------------------------------------------------------- TREC
 
