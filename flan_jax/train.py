@@ -12,17 +12,21 @@ state; ``data`` = JSON with the data position and seed), ``config.gin`` (operati
 ``model_config.json`` and ``train_metrics.jsonl``. Restore precedence: the latest *complete*
 checkpoint in ``MODEL_DIR`` (resume; the data iterator skips the batches already consumed), else
 ``INITIAL_CHECKPOINT_PATH`` (params only; the step starts at 0), else random init.
-``TRAIN_STEPS`` is the absolute final step.
+``TRAIN_STEPS`` is the absolute final step. On SIGTERM (preemption) the loop finishes the current
+step, logs it, saves a checkpoint at that step, waits for the save and returns (exit code 0).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import gin
@@ -167,6 +171,34 @@ def _announce(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+class _PreemptionFlag:
+  """Set by a SIGTERM handler; see :func:`_catch_sigterm`."""
+
+  def __init__(self) -> None:
+    self.is_set = False
+
+  def set(self, signum: int, frame: Any) -> None:
+    del signum, frame
+    self.is_set = True
+
+
+@contextlib.contextmanager
+def _catch_sigterm() -> Iterator[_PreemptionFlag]:
+  """Yields a flag that a SIGTERM sets while the block runs; restores the previous handler.
+
+  Handlers can only be installed from the main thread; elsewhere the flag never gets set.
+  """
+  flag = _PreemptionFlag()
+  if threading.current_thread() is not threading.main_thread():
+    yield flag
+    return
+  previous = signal.signal(signal.SIGTERM, flag.set)
+  try:
+    yield flag
+  finally:  # ``None``: the previous handler was not installed from Python.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
 def _make_seed(random_seed: int | None) -> int:
   if random_seed is not None:
     return int(random_seed)
@@ -252,32 +284,38 @@ def train(model_dir: str = gin.REQUIRED, model_config: DecoderConfig = gin.REQUI
   pending: list[tuple[int, dict]] = []
   window_start, window_steps = time.time(), 0
   metrics_path = os.path.join(model_dir, METRICS_FILE)
-  while step < train_steps:
-    state, metrics = step_fn(state, next(batches), dropout_rng)
-    step += 1
-    window_steps += 1
-    pending.append((step, metrics))
-    if bar is not None:
-      bar.update(1)
-    if step % log_period == 0 or step == train_steps:
-      rows = [{"step": s, **{k: float(v) for k, v in jax.device_get(m).items()}}
-              for s, m in pending]
-      elapsed = max(time.time() - window_start, 1e-9)
-      rows[-1]["tokens_per_second"] = tokens_per_batch * window_steps / elapsed
-      rows[-1]["steps_per_second"] = window_steps / elapsed
-      rows[-1]["target_tokens_per_second"] = sum(r["num_target_tokens"] for r in rows) / elapsed
-      if jax.process_index() == 0:
-        _write_metrics(metrics_path, rows)
+  with _catch_sigterm() as preempted:
+    while step < train_steps:
+      state, metrics = step_fn(state, next(batches), dropout_rng)
+      step += 1
+      window_steps += 1
+      pending.append((step, metrics))
+      stop = preempted.is_set
       if bar is not None:
-        bar.set_postfix(loss=f"{rows[-1]['loss']:.4f}",
-                        tok_s=f"{rows[-1]['tokens_per_second']:.0f}")
-      pending, window_start, window_steps = [], time.time(), 0
-    if step % checkpoint_period == 0 or step == train_steps:
-      save_checkpoint(manager, state, batches.position, seed)
-  manager.wait_until_finished()
-  manager.close()
+        bar.update(1)
+      if step % log_period == 0 or step == train_steps or stop:
+        rows = [{"step": s, **{k: float(v) for k, v in jax.device_get(m).items()}}
+                for s, m in pending]
+        elapsed = max(time.time() - window_start, 1e-9)
+        rows[-1]["tokens_per_second"] = tokens_per_batch * window_steps / elapsed
+        rows[-1]["steps_per_second"] = window_steps / elapsed
+        rows[-1]["target_tokens_per_second"] = sum(r["num_target_tokens"] for r in rows) / elapsed
+        if jax.process_index() == 0:
+          _write_metrics(metrics_path, rows)
+        if bar is not None:
+          bar.set_postfix(loss=f"{rows[-1]['loss']:.4f}",
+                          tok_s=f"{rows[-1]['tokens_per_second']:.0f}")
+        pending, window_start, window_steps = [], time.time(), 0
+      if step % checkpoint_period == 0 or step == train_steps or stop:
+        save_checkpoint(manager, state, batches.position, seed)
+      if stop:
+        break
+    manager.wait_until_finished()
+    manager.close()
   if bar is not None:
     bar.close()
+  if preempted.is_set and step < train_steps:
+    _announce(f"preempted (SIGTERM) at step {step}; saved {model_dir}/checkpoint_{step}")
   return state
 
 
