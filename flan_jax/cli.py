@@ -87,6 +87,7 @@ def _check_sizes(args: argparse.Namespace) -> None:
 # Subcommands that own their flags: `flan-jax CMD ...` runs `module.function(argv)`.
 DELEGATED = {
     "train": ("flan_jax.train", "main"),
+    "plot": ("flan_jax.plot", "main"),
     "model-info": ("flan_jax.model_info", "main"),
     "import-hf": ("flan_jax.hf_interop", "main_import"),
     "export-hf": ("flan_jax.hf_interop", "main_export"),
