@@ -67,8 +67,12 @@ def main(argv: list[str] | None = None) -> None:
 def _finetune(mixture: str, model_dir: str, steps: int) -> None:
   from flan_jax import train  # Heavy (JAX, orbax): only when training.
   print(f"\n== finetuning gin/runs/demo.gin on {mixture} for {steps} steps -> {model_dir}")
-  train.main(["--gin_file=gin/runs/demo.gin", f"--gin.MODEL_DIR='{model_dir}'",
-              f"--gin.MIXTURE_OR_TASK_NAME='{mixture}'", f"--gin.TRAIN_STEPS={steps}"])
+  try:
+    train.main(["--gin_file=gin/runs/demo.gin", f"--gin.MODEL_DIR='{model_dir}'",
+                f"--gin.MIXTURE_OR_TASK_NAME='{mixture}'", f"--gin.TRAIN_STEPS={steps}"])
+  except SystemExit as e:  # absl's app.run exits when training is done
+    if e.code not in (0, None):
+      raise
   with open(os.path.join(model_dir, train.METRICS_FILE)) as f:
     rows = [json.loads(line) for line in f if line.strip()]
   losses = [(r["step"], r["loss"]) for r in rows if "loss" in r]
