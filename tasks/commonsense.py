@@ -195,7 +195,7 @@ register_dataset(DatasetSpec(
     subcluster=SUBCLUSTER,
     # TFDS has no train split: train on the 2016 validation split, test on its test split.
     source=tfds_source("story_cloze/2016:1.0.0", train="validation[:-200]",
-                       validation="validation[-200:]", test="test", note=STORY_CLOZE_NOTE),
+                       validation="validation[-200:]", test="test"),
     fields=("context", "answer"),
     preprocess=_story_cloze_fields,
     per_example_options=True,

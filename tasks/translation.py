@@ -136,7 +136,7 @@ for _src, _note in WMT16_PAIRS.items():
       display_name=f"WMT'16 {_src.capitalize()}-En",
       subcluster=SUBCLUSTER,
       source=tfds_source(f"wmt16_translate/{_src}-en:1.0.0", train="train[:30000]",
-                         validation="validation[:200]", test="test", note=_note),
+                         validation="validation[:200]", test="test"),
       fields=FIELDS,
       preprocess=_translation_fields(_src, "en"),
       filter_fn=_both_sides(_src, "en"),
