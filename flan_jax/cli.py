@@ -7,6 +7,7 @@
     flan-jax datasets [--cluster C]     the dataset table: cluster, TFDS source, size, rate
     flan-jax check-sizes --tfds_data_dir DIR   static sizes vs prepared TFDS metadata
     flan-jax train --gin_file=gin/runs/demo.gin --gin.MODEL_DIR="'DIR'"   finetune (t5x flags)
+    flan-jax eval --gin_file=gin/runs/eval.gin --gin.CHECKPOINT_PATH=...   evaluate (t5x flags)
     flan-jax model-info --gin_file=gin/models/tiny.gin   parameters and per-device bytes
     flan-jax import-hf HF_DIR OUT_DIR / export-hf MODEL_DIR HF_DIR   Hugging Face interop
 """
@@ -87,6 +88,7 @@ def _check_sizes(args: argparse.Namespace) -> None:
 # Subcommands that own their flags: `flan-jax CMD ...` runs `module.function(argv)`.
 DELEGATED = {
     "train": ("flan_jax.train", "main"),
+    "eval": ("flan_jax.eval", "main"),
     "plot": ("flan_jax.plot", "main"),
     "model-info": ("flan_jax.model_info", "main"),
     "import-hf": ("flan_jax.hf_interop", "main_import"),

@@ -434,13 +434,17 @@ def multirc_postprocessor(output: Any, example: Mapping[str, Any] | None = None,
 
 def rank_classification_postprocessor(output: Any, example: Mapping[str, Any] | None = None,
                                       is_target: bool = False) -> Any:
-  """For targets ``(idx, is_correct)`` from the example; for predictions the score unchanged."""
+  """For targets ``(idx, is_correct, num_tokens, num_chars)`` from the example (the option's
+  token and character lengths feed the normalised accuracies); for predictions the score."""
   if not is_target:
     return output
   if example is None:
     raise ValueError("rank_classification_postprocessor needs the example for targets.")
   idx = tuple(int(i) for i in np.asarray(example["idx"]).reshape(-1))
-  return idx, bool(example["is_correct"])
+  num_tokens = int(np.size(example["targets"])) if "targets" in example else 0
+  text = example.get("targets_pretokenized")
+  num_chars = len(_text(text)) if text is not None else 0
+  return idx, bool(example["is_correct"]), num_tokens, num_chars
 
 
 # ----------------------------------------------------------------------------- rank classification
@@ -460,6 +464,10 @@ def rank_classification(
   to the lowest option index). ``accuracy`` (x100) counts a prediction as right when it is any of
   the correct options.
 
+  Targets may carry the option's token and character lengths as a 3rd and 4th field (as
+  :func:`rank_classification_postprocessor` gives them); then ``accuracy_per_token`` and
+  ``accuracy_per_char`` rank by score / length too (the latter is lm-eval's ``acc_norm``).
+
   With ``num_classes`` (a fixed option set, option_index in ``[0, num_classes)``) it also returns
   ``mean_{n}class_f1``: macro F1 of the predicted option index against the first correct option
   index; for two classes additionally ``f1`` of option 1, as t5 reports.
@@ -474,6 +482,7 @@ def rank_classification(
     raise ValueError("No examples to score.")
 
   groups: dict[int, dict[int, tuple[float, bool]]] = collections.defaultdict(dict)
+  lengths: dict[str, dict[tuple[int, int], int]] = {"token": {}, "char": {}}
   for target, score in zip(targets, scores, strict=True):
     idx = tuple(int(i) for i in np.asarray(target[0]).reshape(-1))
     if len(idx) < 2:
@@ -485,6 +494,11 @@ def rank_classification(
           "(example, option) pairs; this is most likely caused by running it in a multi-host "
           "setting where each host evaluated (and so duplicated) the same examples.")
     groups[example][option] = (float(score), bool(target[1]))
+    for name, pos in (("token", 2), ("char", 3)):
+      if len(target) > pos and lengths[name] is not None and int(target[pos]) > 0:
+        lengths[name][(example, option)] = int(target[pos])
+      else:
+        lengths[name] = None  # Not every row has the length: no such normalisation.
 
   correct, labels, preds = [], [], []
   for example in sorted(groups):
@@ -502,6 +516,16 @@ def rank_classification(
           f"0..{num_classes - 1}.")
 
   out = {"accuracy": 100.0 * float(np.mean(correct))}
+  for name, by_row in lengths.items():  # lm-eval's acc_norm is the per-character one.
+    if by_row is None:
+      continue
+    hits = []
+    for example in sorted(groups):
+      rows = groups[example]
+      options = sorted(rows)
+      normed = [rows[o][0] / by_row[(example, o)] for o in options]
+      hits.append(rows[options[int(np.argmax(normed))]][1])
+    out[f"accuracy_per_{name}"] = 100.0 * float(np.mean(hits))
   if num_classes is not None:
     out[f"mean_{num_classes}class_f1"] = 100.0 * float(skm.f1_score(
         labels, preds, labels=list(range(num_classes)), average="macro", zero_division=0.0))

@@ -354,6 +354,22 @@ def test_rank_classification_duplicate_idx_raises():
 def test_rank_classification_postprocessor():
   ex = {"idx": np.array([4, 1], np.int32), "is_correct": np.bool_(True)}
   target = metrics.rank_classification_postprocessor("yes", example=ex, is_target=True)
-  assert target == ((4, 1), True)
+  assert target == ((4, 1), True, 0, 0)
   assert type(target[0][0]) is int and type(target[1]) is bool
+  ex.update(targets=np.array([7, 8, 1], np.int32), targets_pretokenized=b"maybe")
+  assert metrics.rank_classification_postprocessor("yes", ex, is_target=True) == (
+      (4, 1), True, 3, 5)
   assert metrics.rank_classification_postprocessor(-1.5, example=ex, is_target=False) == -1.5
+
+
+def test_rank_classification_length_normalisations():
+  # Example 0: "a" (1 token, 1 char, correct) -3.0 vs "bbbbbb" (4 tokens, 6 chars) -4.0.
+  #   sum: option 0 (-3 > -4) right; per token: -3 vs -1 -> option 1 wrong; per char: -3 vs -0.67
+  #   -> option 1 wrong.
+  # Example 1: "cc" (2 tok, 2 ch) -2.0 vs "d" (1 tok, 8 ch, correct) -1.5.
+  #   sum: option 1 right; per token: -1 vs -1.5 -> option 0 wrong; per char: -1 vs -0.19 right.
+  targets = [((0, 0), True, 1, 1), ((0, 1), False, 4, 6),
+             ((1, 0), False, 2, 2), ((1, 1), True, 1, 8)]
+  scores = [-3.0, -4.0, -2.0, -1.5]
+  assert metrics.rank_classification(targets, scores) == pytest.approx(
+      {"accuracy": 100.0, "accuracy_per_token": 0.0, "accuracy_per_char": 50.0})

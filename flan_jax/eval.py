@@ -1,0 +1,358 @@
+r"""Evaluation entry point with t5x's eval.py conventions, on ``seqio.Evaluator``.
+
+    python -m flan_jax.eval --gin_file=gin/runs/eval.gin \
+      --gin.MIXTURE_OR_TASK_NAME="'demo_heldout_nli_eval'" \
+      --gin.CHECKPOINT_PATH="'demo_out/model'" --gin.EVAL_OUTPUT_DIR="'demo_out/eval'"
+
+Each task is run through a ``seqio.Evaluator`` (``DecoderFeatureConverter(pack=False)``) with the
+model functions t5x gives it: ``score_fn`` (rank classification; :mod:`flan_jax.scoring`, with
+the context encoded once per question) and ``predict_fn`` (greedy or sampled decoding with the
+KV cache; :mod:`flan_jax.decoding`). Both follow t5x's ``get_infer_fn`` contract: they take the
+enumerated dataset, cut it into global batches padded with copies of the first unit under index
+−1 (dropped again), give every process its slice of each global batch (per-host sharding), run
+the partitioned step on the mesh, gather the outputs to every host and return ``[(index,
+output)]``. Metrics are computed on process 0. With ``dev_split`` the same tasks are also scored
+on the dev split to pick each dataset's best template, and ``baselines`` (label -> checkpoint)
+are evaluated alongside; the report (:mod:`flan_jax.report`) lands in ``EVAL_OUTPUT_DIR``.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import json
+import logging
+import os
+import re
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import gin
+import jax
+import numpy as np
+
+from flan_jax import model_checkpoint, partitioning, registry, scoring
+from flan_jax.models import DecoderConfig
+
+REQUIRED_MACROS = ("MIXTURE_OR_TASK_NAME", "CHECKPOINT_PATH", "EVAL_OUTPUT_DIR")
+_STEP_DIR = re.compile(r"^checkpoint_(\d+)$")
+
+
+# --- model loading ----------------------------------------------------------------------------
+
+
+def load_model(checkpoint_path: str, mesh: jax.sharding.Mesh, rules: Any,
+               dtype: str | None = None) -> tuple[DecoderConfig, Any, int, bool]:
+  """(config, params sharded on ``mesh``, step, prefix_lm) of a flan_jax model dir,
+  ``checkpoint_<step>`` dir or Hugging Face directory (HF models are causal LMs)."""
+  path = os.path.normpath(checkpoint_path)
+  model_dir, step = path, None
+  if m := _STEP_DIR.match(os.path.basename(path)):
+    model_dir, step = os.path.dirname(path), int(m.group(1))
+  if (os.path.exists(os.path.join(model_dir, "config.json"))
+      and not os.path.exists(os.path.join(model_dir, model_checkpoint.CONFIG_FILE))):
+    from flan_jax import hf_interop
+    config, params = hf_interop.load_hf(model_dir, dtype=dtype or "float32")
+    shardings = partitioning.param_shardings(config, mesh, rules)
+    return config, jax.device_put(params, shardings), 0, False
+  config = model_checkpoint.load_config(model_dir)
+  if dtype:
+    config = config.replace(dtype=dtype)
+  if step is None:
+    available = model_checkpoint.steps(model_dir)
+    if not available:
+      raise FileNotFoundError(f"no checkpoint_<step> directory in {model_dir}; train first or "
+                              "pass a checkpoint_<step> path")
+    step = available[-1]
+  params = model_checkpoint.restore_params(
+      model_dir, config, step=step, shardings=partitioning.param_shardings(config, mesh, rules))
+  return config, params, step, True
+
+
+# --- t5x-style inference over global batches --------------------------------------------------
+
+
+def _global_batches(num_units: int, batch_size: int) -> Iterator[np.ndarray]:
+  """Unit indices of each global batch; the last one padded with -1."""
+  for start in range(0, num_units, batch_size):
+    idx = np.arange(start, min(start + batch_size, num_units))
+    yield np.concatenate([idx, -np.ones(batch_size - len(idx), int)])
+
+
+def _local_rows(batch_size: int) -> slice:
+  """This process's rows of a global batch (process p holds block p, as the data sharding)."""
+  per = batch_size // jax.process_count()
+  return slice(jax.process_index() * per, (jax.process_index() + 1) * per)
+
+
+def _gather(x: jax.Array) -> np.ndarray:
+  from jax.experimental import multihost_utils
+  if jax.process_count() == 1:
+    return np.asarray(x)
+  return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+
+
+class Inference:
+  """Partitioned scoring and decoding of one model, as seqio ``score_fn`` / ``predict_fn``.
+
+  ``batch_size`` counts questions (score) or rows (predict) per global batch; it is rounded up to
+  a multiple of the mesh's data-parallel size.
+  """
+
+  def __init__(self, config: DecoderConfig, params: Any, mesh: jax.sharding.Mesh, rules: Any,
+               batch_size: int = 32, prefix_lm: bool = True, max_decode_length: int = 64,
+               eos_id: int = 1, decode_kwargs: Mapping[str, Any] | None = None,
+               progress: bool = False):
+    self.config, self.params, self.mesh, self.rules = config, params, mesh, rules
+    replicas = int(np.prod([n for a, n in mesh.shape.items() if a in ("data", "fsdp")]))
+    replicas = max(replicas, jax.process_count())
+    self.batch_size = -(-batch_size // replicas) * replicas
+    self.prefix_lm = prefix_lm
+    self.max_decode_length = max_decode_length
+    self.eos_id = eos_id
+    self.decode_kwargs = dict(decode_kwargs or {})
+    self.progress = progress and jax.process_index() == 0
+    self._score = partitioning.partition(
+        functools.partial(self._score_step, config, prefix_lm), mesh, rules)
+    self._decode = None
+
+  @staticmethod
+  def _score_step(config, prefix_lm, params, batch):
+    return scoring.shared_option_scores(config, params, batch["context"],
+                                        batch["context_length"], batch["options"],
+                                        batch["option_length"], prefix_lm)[0]
+
+  def _run(self, step: Callable, units: Sequence[Any], pack: Callable[[list[Any]], dict],
+           desc: str) -> list[np.ndarray]:
+    """Outputs of ``step(params, global_batch)`` for every unit, in unit order."""
+    outputs: list[np.ndarray | None] = [None] * len(units)
+    batches = list(_global_batches(len(units), self.batch_size))
+    if self.progress:
+      import tqdm
+      batches = tqdm.tqdm(batches, desc=desc, unit="batch", leave=False)
+    rows = _local_rows(self.batch_size)
+    for idx in batches:
+      chosen = [units[i if i >= 0 else idx[0]] for i in idx]  # -1: a copy of the first unit.
+      arrays = pack(chosen)  # Same shapes on every host: built from the global batch.
+      local = {k: v[rows] for k, v in arrays.items()}
+      out = _gather(step(self.params, partitioning.host_local_to_global(local, self.mesh)))
+      for row, i in enumerate(idx):
+        if i >= 0:
+          outputs[i] = out[row]
+    return outputs  # type: ignore[return-value]
+
+  def score_fn(self, ds: Any) -> list[tuple[int, float]]:
+    """seqio score_fn: enumerated rank-classification rows -> [(index, log-likelihood)]."""
+    items = scoring.group_rows(ds.as_numpy_iterator())
+    order = sorted(range(len(items)), key=lambda i: -len(items[i].context))  # Longest first.
+    items = [items[i] for i in order]
+    scores = self._run(self._score, items, scoring.pack_items, "score")
+    return [(index, float(s)) for it, row in zip(items, scores, strict=True)
+            for index, s in zip(it.rows, row[:len(it.rows)], strict=True)]
+
+  def predict_fn(self, ds: Any) -> list[tuple[int, list[int]]]:
+    """seqio predict_fn: enumerated rows -> [(index, generated token ids up to EOS)]."""
+    from flan_jax import decoding
+    rows = list(ds.as_numpy_iterator())
+    prompts = []
+    for _, features in rows:
+      causal = features.get("decoder_causal_attention")
+      n = int(np.sum(causal)) if causal is not None and np.any(causal) else 1
+      prompts.append(np.asarray(features["decoder_input_tokens"][:n], np.int32))
+    if self._decode is None:
+      kwargs = dict(max_new_tokens=self.max_decode_length, eos_id=self.eos_id,
+                    bidirectional_prompt=self.prefix_lm, **self.decode_kwargs)
+
+      def step(params, batch):
+        return decoding.decode(self.config, params, batch["tokens"], batch["lengths"],
+                               rng=jax.random.key(0), **kwargs)["tokens"]
+
+      self._decode = partitioning.partition(step, self.mesh, self.rules)
+
+    def pack(chunk):
+      tokens, lengths = decoding.left_pad(chunk, length=scoring._round_up(
+          max(len(p) for p in chunk), 16))
+      return {"tokens": tokens, "lengths": lengths}
+
+    out = self._run(self._decode, prompts, pack, "decode")
+    results = []
+    for (index, _), tokens in zip(rows, out, strict=True):
+      tokens = [int(t) for t in tokens]
+      if self.eos_id in tokens:
+        tokens = tokens[:tokens.index(self.eos_id)]
+      results.append((int(index), [t for t in tokens if t != 0]))
+    return results
+
+
+# --- evaluators -------------------------------------------------------------------------------
+
+
+def make_evaluator(mixture_or_task_name: str, split: str, log_dir: str | None,
+                   task_feature_lengths: Mapping[str, int] | None = None,
+                   num_examples: int | None = None, use_cached: bool = False, seed: int = 42,
+                   write_n_results: int | None = 100) -> Any:
+  """A ``seqio.Evaluator`` over unpacked prefix-LM features with JSON + Python logging."""
+  import seqio
+  loggers: tuple = ()
+  if log_dir and jax.process_index() == 0:
+    loggers = (seqio.PyLoggingLogger,
+               functools.partial(seqio.JSONLogger, write_n_results=write_n_results))
+  return seqio.Evaluator(
+      mixture_or_task_name, feature_converter=seqio.DecoderFeatureConverter(pack=False),
+      eval_split=split, use_cached=use_cached, seed=seed,
+      sequence_length=dict(task_feature_lengths) if task_feature_lengths else None,
+      num_examples=num_examples, logger_cls=loggers, log_dir=log_dir)
+
+
+def chance_accuracy(evaluator: Any) -> dict[str, float]:
+  """Per rank-classification task, the expected accuracy of a uniform random pick (x100):
+  the mean over questions of (#correct options / #options)."""
+  out = {}
+  for name, ds in evaluator.cached_task_datasets.items():
+    if "is_correct" not in ds.element_spec or "idx" not in ds.element_spec:
+      continue
+    groups: dict[int, list[bool]] = collections.defaultdict(list)
+    for ex in ds.as_numpy_iterator():
+      groups[int(np.asarray(ex["idx"]).reshape(-1)[0])].append(bool(ex["is_correct"]))
+    if groups:
+      out[name] = 100.0 * float(np.mean([np.mean(v) for v in groups.values()]))
+  return out
+
+
+def run_evaluator(evaluator: Any, inference: Inference, step: int | None = None
+                  ) -> dict[str, dict[str, float]]:
+  """Runs every task; ``{task: {metric: value}}`` on process 0 (``{}`` elsewhere)."""
+  if not evaluator.eval_tasks:
+    return {}
+  future, _ = evaluator.evaluate(compute_metrics=jax.process_index() == 0, step=step,
+                                 predict_fn=inference.predict_fn, score_fn=inference.score_fn)
+  metrics = future.result() or {}
+  return {task: {k: float(getattr(v, "value", v)) for k, v in values.items()
+                 if np.ndim(getattr(v, "value", v)) == 0}
+          for task, values in metrics.items()}
+
+
+def _set_log_dir(evaluator: Any, log_dir: str, write_n_results: int | None = 100) -> None:
+  """Points the evaluator's loggers at ``log_dir`` (one evaluator serves several checkpoints:
+  its cached datasets are reused; seqio only takes loggers in the constructor)."""
+  if jax.process_index() != 0:
+    return
+  import seqio
+  os.makedirs(log_dir, exist_ok=True)
+  evaluator._loggers = (seqio.PyLoggingLogger(log_dir),
+                        seqio.JSONLogger(log_dir, write_n_results=write_n_results))
+
+
+def _announce(message: str) -> None:
+  logging.info(message)
+  if jax.process_index() == 0:
+    print(message, file=sys.stderr, flush=True)
+
+
+def evaluate(mixture_or_task_name: str = gin.REQUIRED, checkpoint_path: str = gin.REQUIRED,
+             output_dir: str = gin.REQUIRED, split: str = "test",
+             dev_split: str | None = "validation",
+             baselines: Mapping[str, str] | None = None,
+             task_feature_lengths: Mapping[str, int] | None = None, batch_size: int = 32,
+             num_examples: int | None = None, dev_num_examples: int | None = None,
+             max_decode_length: int = 64, decode_kwargs: Mapping[str, Any] | None = None,
+             use_cached: bool = False, seed: int = 42, dtype: str | None = None,
+             mesh: str = "data=-1,model=1", report: bool = True, progress: bool = True
+             ) -> dict[str, Any]:
+  """Evaluates ``checkpoint_path`` (and ``baselines``) on ``split`` (+ ``dev_split``).
+
+  Writes seqio's logs under ``output_dir/<label>/<split>/``, ``metrics.json`` and, with
+  ``report``, ``report.{md,json,png}``. Returns ``{"results": {label: {split: {task: {metric:
+  value}}}}, "chance": {...}, "paths": {...}}``.
+  """
+  registry.ensure_registered()
+  registry.get(mixture_or_task_name)  # Unknown names raise with close matches.
+  device_mesh = partitioning.create_mesh(mesh)
+  rules = partitioning.standard_logical_axis_rules()
+  models = {"model": checkpoint_path, **dict(baselines or {})}
+  splits = [split] + ([dev_split] if dev_split else [])
+  evaluators = {
+      s: make_evaluator(mixture_or_task_name, s, None, task_feature_lengths,
+                        num_examples if s == split else dev_num_examples, use_cached, seed)
+      for s in splits}
+  if not evaluators[split].eval_tasks:
+    raise ValueError(f"{mixture_or_task_name!r} has no task with a {split!r} split and metrics")
+  results: dict[str, dict[str, dict]] = {}
+  for label, path in models.items():
+    config, params, step, prefix_lm = load_model(path, device_mesh, rules, dtype)
+    _announce(f"evaluating {label}: {path} (step {step})")
+    inference = Inference(config, params, device_mesh, rules, batch_size, prefix_lm,
+                          max_decode_length, decode_kwargs=decode_kwargs, progress=progress)
+    results[label] = {}
+    for s, evaluator in evaluators.items():
+      _set_log_dir(evaluator, os.path.join(output_dir, label, s))
+      results[label][s] = run_evaluator(evaluator, inference, step)
+  chance = chance_accuracy(evaluators[split])
+  out: dict[str, Any] = {"results": results, "chance": chance, "paths": {}}
+  if jax.process_index() != 0:
+    return out
+  os.makedirs(output_dir, exist_ok=True)
+  path = os.path.join(output_dir, "metrics.json")
+  with open(path, "w") as f:
+    json.dump({"checkpoints": models, "split": split, "dev_split": dev_split,
+               "results": results, "chance": chance}, f, indent=2, sort_keys=True)
+  out["paths"]["metrics"] = path
+  if report:
+    out["paths"].update(write_report(results, chance, split, dev_split, output_dir))
+  return out
+
+
+def write_report(results: Mapping[str, Mapping[str, Mapping]], chance: Mapping[str, float],
+                 split: str, dev_split: str | None, output_dir: str) -> dict[str, str]:
+  """The paper-style report of ``results["model"]`` with the other labels as baselines."""
+  from flan_jax import report as report_lib
+  from flan_jax.dataset_spec import TASK_TO_DATASET
+  by_dataset: dict[str, float] = {}
+  for task, value in chance.items():
+    by_dataset.setdefault(TASK_TO_DATASET.get(task, task), value)
+  rep = report_lib.build_report(
+      results["model"][split],
+      dev_results=results["model"].get(dev_split) if dev_split else None,
+      baselines={label: r[split] for label, r in results.items() if label != "model"},
+      chance=by_dataset)
+  return report_lib.write_report(rep, output_dir)
+
+
+# --- command line -----------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+  from absl import app, flags
+
+  from flan_jax import train as train_lib
+  from flan_jax.models.gin_config import rewrite_gin_args
+
+  flags.DEFINE_multi_string("gin_file", [], "Gin files; later ones override earlier ones.")
+  flags.DEFINE_multi_string("gin_bindings", [], "Individual gin bindings.")
+  flags.DEFINE_list("gin_search_paths", ["."], "Search paths for gin files (+ repo root).")
+  flags.DEFINE_string("tfds_data_dir", None, "TFDS data dir override for seqio.")
+
+  def run(_):
+    from absl import logging as absl_logging
+    if not flags.FLAGS["verbosity"].present:
+      absl_logging.set_verbosity(absl_logging.WARNING)
+    import seqio
+    import tensorflow as tf
+    tf.config.set_visible_devices([], "GPU")
+    if flags.FLAGS.tfds_data_dir:
+      seqio.set_tfds_data_dir_override(flags.FLAGS.tfds_data_dir)
+    train_lib.parse_gin(flags.FLAGS.gin_file, flags.FLAGS.gin_bindings,
+                        flags.FLAGS.gin_search_paths)
+    train_lib.check_required_macros(REQUIRED_MACROS)
+    out = gin.get_configurable(evaluate)()
+    for name, path in out["paths"].items():
+      print(f"{name}: {path}")
+
+  full = list(sys.argv) if argv is None else ["flan-jax eval", *argv]
+  app.run(run, argv=rewrite_gin_args(full))
+
+
+if __name__ == "__main__":
+  from flan_jax import eval as _eval_module
+  _eval_module.main()

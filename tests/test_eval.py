@@ -1,0 +1,97 @@
+"""Evaluation: seqio.Evaluator wiring, t5x's inference contract, the eval run and its outputs."""
+
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from flan_jax import eval as eval_lib
+from flan_jax import model_checkpoint, partitioning, registry, scoring
+from flan_jax.models import DecoderConfig, init_params
+
+CFG = DecoderConfig(vocab_size=512, num_layers=1, d_model=32, num_heads=2, head_dim=16, d_ff=64,
+                    dtype="float32")
+TASK = "world_nli_type_0_scoring_eval"
+
+
+@pytest.fixture(scope="module")
+def evaluator():
+  registry.ensure_registered()
+  return eval_lib.make_evaluator(TASK, "validation", None, num_examples=30)
+
+
+def _mesh(spec="data=-1,model=1"):
+  return partitioning.create_mesh(spec), partitioning.standard_logical_axis_rules()
+
+
+def _reference_scores(params, ds):
+  """t5x score_batch, one row at a time."""
+  out = {}
+  for index, features in ds.as_numpy_iterator():
+    batch = {k: v[None] for k, v in features.items()}
+    out[int(index)] = float(scoring.score_batch(CFG, params, batch)[0])
+  return out
+
+
+@pytest.mark.parametrize("mesh_spec,batch_size", [("data=-1,model=1", 3), ("data=2,model=4", 5)])
+def test_score_fn_equals_per_row_scores(evaluator, mesh_spec, batch_size):
+  mesh, rules = _mesh(mesh_spec)
+  params = jax.device_put(init_params(CFG, jax.random.key(0)),
+                          partitioning.param_shardings(CFG, mesh, rules))
+  inference = eval_lib.Inference(CFG, params, mesh, rules, batch_size=batch_size)
+  assert inference.batch_size % 2 == 0 and inference.batch_size >= batch_size
+  ds = evaluator._cached_model_datasets[TASK]
+  got = inference.score_fn(ds)
+  want = _reference_scores(jax.device_get(params), ds)
+  assert sorted(i for i, _ in got) == sorted(want)  # Every row once; padding (-1) dropped.
+  for index, score in got:
+    assert score == pytest.approx(want[index], abs=1e-5)
+
+
+def test_global_batches_pad_with_minus_one():
+  batches = list(eval_lib._global_batches(5, 4))
+  np.testing.assert_array_equal(batches[0], [0, 1, 2, 3])
+  np.testing.assert_array_equal(batches[1], [4, -1, -1, -1])
+
+
+def test_chance_accuracy(evaluator):
+  chance = eval_lib.chance_accuracy(evaluator)
+  assert chance[TASK] == pytest.approx(100 / 3)  # 3 options, one correct.
+
+
+def _save(tmp_path, name, seed):
+  path = os.path.join(tmp_path, name)
+  model_checkpoint.save_params(path, init_params(CFG, jax.random.key(seed)), CFG, step=7)
+  return path
+
+
+def test_evaluate_writes_metrics_for_model_and_baseline(tmp_path):
+  model, base = _save(tmp_path, "model", 1), _save(tmp_path, "base", 2)
+  out_dir = os.path.join(tmp_path, "eval")
+  out = eval_lib.evaluate(TASK, model, out_dir, split="test", dev_split="validation",
+                          baselines={"untuned": base}, num_examples=24, dev_num_examples=12,
+                          batch_size=4, report=False, progress=False)
+  with open(out["paths"]["metrics"]) as f:
+    saved = json.load(f)
+  for label in ("model", "untuned"):
+    for split in ("test", "validation"):
+      acc = saved["results"][label][split][TASK]["accuracy"]
+      assert 0.0 <= acc <= 100.0
+  assert "accuracy_per_char" in saved["results"]["model"]["test"][TASK]
+  assert saved["chance"][TASK] == pytest.approx(100 / 3)
+  # seqio's JSONLogger wrote the metrics per label and split.
+  assert os.path.exists(os.path.join(out_dir, "untuned", "validation", f"{TASK}-metrics.jsonl"))
+
+
+def test_evaluate_unknown_task_suggests(tmp_path):
+  with pytest.raises(ValueError, match="world_nli"):
+    eval_lib.evaluate("world_nli_type_0_scoring_evl", "x", str(tmp_path))
+
+
+def test_missing_checkpoint_is_explained(tmp_path):
+  mesh, rules = _mesh()
+  model_checkpoint.save_config(str(tmp_path), CFG)
+  with pytest.raises(FileNotFoundError, match="train first"):
+    eval_lib.load_model(str(tmp_path), mesh, rules)
