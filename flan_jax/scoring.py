@@ -159,7 +159,7 @@ def shared_option_scores(config: DecoderConfig, params: Any, context: jax.Array,
       decoder_segment_ids=in_context.astype(jnp.int32),
       decoder_positions=jnp.maximum(slots - pad, 0).astype(jnp.int32),
       decoder_causal_attention=in_context & bidirectional_context,
-      decode=True, mutable=["cache"])
+      decode=True, last_logits_only=True, mutable=["cache"])
   first = jax.nn.log_softmax(logits[:, -1], axis=-1)  # [B, V]: predicts every option's a_1.
   first = jnp.take_along_axis(first, options[:, :, 0], axis=-1)  # [B, K]
   token_lp = [first[..., None]]

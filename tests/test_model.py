@@ -153,3 +153,14 @@ def test_bf16_compute_keeps_f32_params():
   assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(params))
   logits = Decoder(cfg).apply({"params": params}, _tokens((1, 8)))
   assert logits.dtype == jnp.float32 and bool(jnp.isfinite(logits).all())
+
+
+def test_last_logits_only_equals_last_position():
+  cfg = DecoderConfig(vocab_size=64, num_layers=1, d_model=32, num_heads=2, head_dim=16, d_ff=64,
+                      dtype="float32")
+  params = init_params(cfg, jax.random.key(0))
+  tokens = jax.random.randint(jax.random.key(1), (2, 9), 0, 64)
+  full = Decoder(cfg).apply({"params": params}, tokens)
+  last = Decoder(cfg).apply({"params": params}, tokens, last_logits_only=True)
+  assert last.shape == (2, 1, 64)
+  np.testing.assert_allclose(last[:, 0], full[:, -1], atol=1e-6)

@@ -59,7 +59,11 @@ class Decoder(nn.Module):
                decoder_segment_ids: jnp.ndarray | None = None,
                decoder_positions: jnp.ndarray | None = None,
                decoder_causal_attention: jnp.ndarray | None = None,
-               enable_dropout: bool = False, decode: bool = False) -> jnp.ndarray:
+               enable_dropout: bool = False, decode: bool = False,
+               last_logits_only: bool = False) -> jnp.ndarray:
+    """float32 logits [B, T, vocab]; [B, 1, vocab] (last position) with ``last_logits_only``
+    (a prefill that only needs the next-token distribution skips the output projection of the
+    other T - 1 positions)."""
     cfg = self.config
     b, t = decoder_input_tokens.shape
     segment = (jnp.ones((b, t), jnp.int32) if decoder_segment_ids is None
@@ -120,6 +124,8 @@ class Decoder(nn.Module):
       for i in range(cfg.num_layers):
         x, _ = block(cfg, name=f"layers_{i}", **kwargs)(x, mask, bias, rope, cache_index)
 
+    if last_logits_only:
+      x = x[:, -1:]  # [B, 1, d_model]
     x = layers.RMSNorm(cfg, name="final_norm")(x)
     x = nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,))(x, deterministic=not enable_dropout)
     if cfg.tie_embeddings:
