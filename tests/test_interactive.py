@@ -1,0 +1,66 @@
+"""flan_jax.load(path): .score / .rank / .generate on strings and token ids."""
+
+import jax
+import numpy as np
+import pytest
+import seqio
+import tensorflow as tf
+
+import flan_jax
+from flan_jax import model_checkpoint, scoring, vocab
+from flan_jax.models import DecoderConfig, init_params
+
+CFG = DecoderConfig(vocab_size=512, num_layers=1, d_model=32, num_heads=2, head_dim=16, d_ff=64,
+                    dtype="float32")
+QUESTION = "Is the sky blue?\n\nOPTIONS:\n- yes\n- no\n- maybe"
+OPTIONS = ["yes", "no", "maybe"]
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+  path = str(tmp_path_factory.mktemp("model"))
+  model_checkpoint.save_params(path, init_params(CFG, jax.random.key(0)), CFG, step=3)
+  return flan_jax.load(path)
+
+
+def _seqio_scores(inputs, targets):
+  """t5x score_batch on seqio's DecoderFeatureConverter features of the same strings."""
+  v = vocab.vocabulary()
+  rows = {"inputs": [list(v.encode(i)) + [1] for i in inputs],
+          "targets": [list(v.encode(t)) + [1] for t in targets]}
+  ds = tf.data.Dataset.from_generator(
+      lambda: ({"inputs": np.array(i, np.int32), "targets": np.array(t, np.int32)}
+               for i, t in zip(rows["inputs"], rows["targets"], strict=True)),
+      output_signature={"inputs": tf.TensorSpec([None], tf.int32),
+                        "targets": tf.TensorSpec([None], tf.int32)})
+  ds = seqio.DecoderFeatureConverter(pack=False)(ds, {"inputs": 64, "targets": 16})
+  batch = next(ds.batch(len(inputs)).as_numpy_iterator())
+  params = init_params(CFG, jax.random.key(0))
+  return np.asarray(scoring.score_batch(CFG, params, batch))
+
+
+def test_score_matches_seqio_feature_layout(model):
+  inputs = [QUESTION] * 3
+  got = model.score(inputs, OPTIONS)
+  np.testing.assert_allclose(got, _seqio_scores(inputs, OPTIONS), atol=1e-5)
+  assert model.score(QUESTION, "yes") == pytest.approx(got[0], abs=1e-6)
+
+
+def test_rank_equals_scoring_each_option(model):
+  ranking = model.rank(QUESTION, OPTIONS)
+  np.testing.assert_allclose(ranking.scores, model.score([QUESTION] * 3, OPTIONS), atol=1e-5)
+  assert ranking.best == int(np.argmax(ranking.scores))
+  assert ranking.option == OPTIONS[ranking.best]
+  lengths = [len(model.encode(o)) + 1 for o in OPTIONS]
+  np.testing.assert_allclose(ranking.per_token, ranking.scores / lengths, atol=1e-6)
+
+
+def test_token_ids_are_used_as_given(model):
+  context = [0, *model.encode("hello"), 1]
+  target = [*model.encode("world"), 1]
+  assert model.score(context, target) == pytest.approx(model.score("hello", "world"), abs=1e-6)
+
+
+def test_score_length_mismatch_raises(model):
+  with pytest.raises(ValueError, match="2 inputs but 1 targets"):
+    model.score(["a", "b"], ["c"])
