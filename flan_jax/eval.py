@@ -194,6 +194,8 @@ def make_evaluator(mixture_or_task_name: str, split: str, log_dir: str | None,
                    write_n_results: int | None = 100) -> Any:
   """A ``seqio.Evaluator`` over unpacked prefix-LM features with JSON + Python logging."""
   import seqio
+  registry.ensure_registered()
+  registry.get(mixture_or_task_name)  # Unknown names raise with close matches.
   loggers: tuple = ()
   if log_dir and jax.process_index() == 0:
     loggers = (seqio.PyLoggingLogger,

@@ -95,3 +95,30 @@ def test_missing_checkpoint_is_explained(tmp_path):
   model_checkpoint.save_config(str(tmp_path), CFG)
   with pytest.raises(FileNotFoundError, match="train first"):
     eval_lib.load_model(str(tmp_path), mesh, rules)
+
+
+def test_predict_fn_equals_greedy_decoding_of_each_row():
+  from flan_jax import decoding
+  task = "world_qa_type_0"
+  ev = eval_lib.make_evaluator(task, "validation", None, num_examples=6)
+  mesh, rules = _mesh()
+  params = init_params(CFG, jax.random.key(0))
+  inference = eval_lib.Inference(CFG, params, mesh, rules, batch_size=4, max_decode_length=5)
+  ds = ev._cached_model_datasets[task]
+  got = dict(inference.predict_fn(ds))
+  assert sorted(got) == list(range(6))
+  for index, features in ds.as_numpy_iterator():
+    n = int(features["decoder_causal_attention"].sum())
+    tokens, lengths = decoding.left_pad([features["decoder_input_tokens"][:n]])
+    want = [int(t) for t in decoding.decode(CFG, params, tokens, lengths,
+                                            max_new_tokens=5)["tokens"][0]]
+    want = want[:want.index(1)] if 1 in want else want
+    assert got[int(index)] == [t for t in want if t]
+
+
+def test_evaluate_generative_task_reports_its_metric(tmp_path):
+  model = _save(tmp_path, "model", 1)
+  out = eval_lib.evaluate("world_qa_type_0", model, str(tmp_path / "eval"), dev_split=None,
+                          num_examples=4, max_decode_length=4, report=False, progress=False)
+  metrics = out["results"]["model"]["test"]["world_qa_type_0"]
+  assert set(metrics) >= {"em", "f1"} or set(metrics) >= {"accuracy"}

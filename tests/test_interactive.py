@@ -64,3 +64,19 @@ def test_token_ids_are_used_as_given(model):
 def test_score_length_mismatch_raises(model):
   with pytest.raises(ValueError, match="2 inputs but 1 targets"):
     model.score(["a", "b"], ["c"])
+
+
+def test_generate_strings_and_ids(model):
+  from flan_jax import decoding
+  text = model.generate(QUESTION, max_new_tokens=6)
+  assert isinstance(text, str)
+  context = [0, *model.encode(QUESTION), 1]
+  ids = model.generate(context, max_new_tokens=6)
+  tokens, lengths = decoding.left_pad([context])
+  want = [int(t) for t in decoding.decode(model.config, model.params, tokens, lengths,
+                                          max_new_tokens=6)["tokens"][0]]
+  want = want[:want.index(1)] if 1 in want else want
+  assert ids == [t for t in want if t]
+  assert text == model.vocabulary.decode(ids)
+  batch = model.generate([QUESTION, "Another question?"], max_new_tokens=6)
+  assert batch[0] == text and len(batch) == 2
