@@ -103,7 +103,7 @@ class Inference:
   def __init__(self, config: DecoderConfig, params: Any, mesh: jax.sharding.Mesh, rules: Any,
                batch_size: int = 32, prefix_lm: bool = True, max_decode_length: int = 64,
                eos_id: int = 1, decode_kwargs: Mapping[str, Any] | None = None,
-               progress: bool = False):
+               progress: bool = False, on_task_done: Callable[[], None] | None = None):
     self.config, self.params, self.mesh, self.rules = config, params, mesh, rules
     replicas = int(np.prod([n for a, n in mesh.shape.items() if a in ("data", "fsdp")]))
     replicas = max(replicas, jax.process_count())
@@ -113,6 +113,7 @@ class Inference:
     self.eos_id = eos_id
     self.decode_kwargs = dict(decode_kwargs or {})
     self.progress = progress and jax.process_index() == 0
+    self.on_task_done = on_task_done or (lambda: None)
     self._score = partitioning.partition(
         functools.partial(self._score_step, config, prefix_lm), mesh, rules)
     self._decode = None
@@ -148,6 +149,7 @@ class Inference:
     order = sorted(range(len(items)), key=lambda i: -len(items[i].context))  # Longest first.
     items = [items[i] for i in order]
     scores = self._run(self._score, items, scoring.pack_items, "score")
+    self.on_task_done()
     return [(index, float(s)) for it, row in zip(items, scores, strict=True)
             for index, s in zip(it.rows, row[:len(it.rows)], strict=True)]
 
@@ -176,6 +178,7 @@ class Inference:
       return {"tokens": tokens, "lengths": lengths}
 
     out = self._run(self._decode, prompts, pack, "decode")
+    self.on_task_done()
     results = []
     for (index, _), tokens in zip(rows, out, strict=True):
       tokens = [int(t) for t in tokens]
@@ -200,11 +203,18 @@ def make_evaluator(mixture_or_task_name: str, split: str, log_dir: str | None,
   if log_dir and jax.process_index() == 0:
     loggers = (seqio.PyLoggingLogger,
                functools.partial(seqio.JSONLogger, write_n_results=write_n_results))
-  return seqio.Evaluator(
-      mixture_or_task_name, feature_converter=seqio.DecoderFeatureConverter(pack=False),
-      eval_split=split, use_cached=use_cached, seed=seed,
-      sequence_length=dict(task_feature_lengths) if task_feature_lengths else None,
-      num_examples=num_examples, logger_cls=loggers, log_dir=log_dir)
+  absl_logger = logging.getLogger("absl")
+  level = absl_logger.level
+  if not loggers:  # Loggers are set later (_set_log_dir); skip seqio's "will not log" warning.
+    absl_logger.setLevel(logging.ERROR)
+  try:
+    return seqio.Evaluator(
+        mixture_or_task_name, feature_converter=seqio.DecoderFeatureConverter(pack=False),
+        eval_split=split, use_cached=use_cached, seed=seed,
+        sequence_length=dict(task_feature_lengths) if task_feature_lengths else None,
+        num_examples=num_examples, logger_cls=loggers, log_dir=log_dir)
+  finally:
+    absl_logger.setLevel(level)
 
 
 def chance_accuracy(evaluator: Any) -> dict[str, float]:
@@ -281,15 +291,25 @@ def evaluate(mixture_or_task_name: str = gin.REQUIRED, checkpoint_path: str = gi
   if not evaluators[split].eval_tasks:
     raise ValueError(f"{mixture_or_task_name!r} has no task with a {split!r} split and metrics")
   results: dict[str, dict[str, dict]] = {}
+  bar = None
+  if progress and jax.process_index() == 0:
+    import tqdm
+    total = len(models) * sum(len(e.eval_tasks) for e in evaluators.values())
+    bar = tqdm.tqdm(total=total, desc="eval", unit="task", dynamic_ncols=True)
   for label, path in models.items():
     config, params, step, prefix_lm = load_model(path, device_mesh, rules, dtype)
     _announce(f"evaluating {label}: {path} (step {step})")
     inference = Inference(config, params, device_mesh, rules, batch_size, prefix_lm,
-                          max_decode_length, decode_kwargs=decode_kwargs, progress=progress)
+                          max_decode_length, decode_kwargs=decode_kwargs,
+                          on_task_done=bar.update if bar is not None else None)
     results[label] = {}
     for s, evaluator in evaluators.items():
+      if bar is not None:
+        bar.set_postfix_str(f"{label}/{s}")
       _set_log_dir(evaluator, os.path.join(output_dir, label, s))
       results[label][s] = run_evaluator(evaluator, inference, step)
+  if bar is not None:
+    bar.close()
   chance = chance_accuracy(evaluators[split])
   out: dict[str, Any] = {"results": results, "chance": chance, "paths": {}}
   if jax.process_index() != 0:
