@@ -32,6 +32,7 @@ setup(
         "optax>=0.2.4",
         "orbax-checkpoint>=0.11",
         "clu>=0.0.12",
+        "tensorboard>=2.21,<2.22",  # clu's metric writers write TensorBoard summaries with it.
         "gin-config>=0.5",
         "sentencepiece>=0.2",
         "sacrebleu>=2.4",

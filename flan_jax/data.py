@@ -1,16 +1,22 @@
 """Training data: packed prefix-LM batches from seqio as global ``jax.Array``s, resumable.
 
-Each host reads its shard (``ShardInfo(process_index, process_count)``) of
-``seqio.get_dataset(..., DecoderFeatureConverter(pack=True))`` with ``batch_size = global //
-process_count`` and an **explicit seed** (t5x's ``seed=None`` would reshuffle on every restart).
+The global batch is cut into ``num_shards`` data shards (default: one per process): shard ``s``
+is ``seqio.get_dataset(..., DecoderFeatureConverter(pack=True), shard_info=ShardInfo(s,
+num_shards))`` with ``batch_size = global // num_shards`` and an **explicit seed** (t5x's
+``seed=None`` would reshuffle on every restart), and fills global rows ``[s * b, (s + 1) * b)``.
+Each process reads the shards covering the rows its devices hold (a contiguous block, see
+:func:`process_row_block`) and concatenates them in shard order. So the global batch depends on
+``num_shards`` but not on the physical process count: one process with ``num_shards=2``
+assembles exactly the batch that two processes assemble.
 
 Exact resume: the pipeline is deterministic for a fixed seed, task/mixture, feature lengths,
-global batch size and host count (seqio seeds its shuffles and mixture sampling; tf.data keeps
+global batch size and shard count (seqio seeds its shuffles and mixture sampling; tf.data keeps
 element order). The iterator counts the batches it has handed out (``position``); the trainer
-stores that number in every checkpoint and a resumed run builds the same pipeline and skips
-exactly ``position`` batches (``Dataset.skip``). Skipping re-runs preprocessing for the skipped
-batches (cost linear in the position, no storage) instead of saving tf.data iterator state
-(t5x's ``save_dataset=True``). Changing the host count or batch size changes the order.
+stores that number (and the shard count) in every checkpoint and a resumed run builds the same
+pipeline and skips exactly ``position`` batches (``Dataset.skip``). Skipping re-runs
+preprocessing for the skipped batches (cost linear in the position, no storage) instead of
+saving tf.data iterator state (t5x's ``save_dataset=True``). Changing the shard count or batch
+size changes the order.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from flan_jax import partitioning
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-  """What to read; ``batch_size`` is global (all hosts)."""
+  """What to read; ``batch_size`` is global (all hosts); ``num_shards`` None = process count."""
 
   mixture_or_task_name: str
   task_feature_lengths: Mapping[str, int]
@@ -39,12 +45,17 @@ class DataConfig:
   shuffle: bool = True
   use_cached: bool = False
   pack: bool = True
+  num_shards: int | None = None
+
+  @property
+  def resolved_num_shards(self) -> int:
+    return self.num_shards or jax.process_count()
 
 
 def get_dataset(cfg: DataConfig, shard_id: int = 0, num_shards: int = 1) -> tf.data.Dataset:
-  """This host's infinite stream of numpy-able model-feature batches (batch = global / shards)."""
+  """Shard ``shard_id``'s infinite stream of numpy-able model-feature batches (global / shards)."""
   if cfg.batch_size % num_shards:
-    raise ValueError(f"global batch {cfg.batch_size} not divisible by {num_shards} hosts")
+    raise ValueError(f"global batch {cfg.batch_size} not divisible by {num_shards} data shards")
   converter = seqio.DecoderFeatureConverter(pack=cfg.pack)
   ds = seqio.get_dataset(
       cfg.mixture_or_task_name, task_feature_lengths=dict(cfg.task_feature_lengths),
@@ -56,20 +67,63 @@ def get_dataset(cfg: DataConfig, shard_id: int = 0, num_shards: int = 1) -> tf.d
   return ds.with_options(options)
 
 
+def process_row_block(mesh: Mesh, batch_size: int,
+                      process_index: int | None = None) -> tuple[int, int]:
+  """``[lo, hi)``: the global batch rows that ``process_index``'s devices hold under the data
+  sharding (``host_local_to_global`` fills them with the process-local batch, in row order)."""
+  process_index = jax.process_index() if process_index is None else process_index
+  index_map = partitioning.data_sharding(mesh).devices_indices_map((batch_size,))
+  rows: set[int] = set()
+  for device, index in index_map.items():
+    if device.process_index == process_index:
+      rows.update(range(batch_size)[index[0]])
+  lo, hi = min(rows), max(rows) + 1
+  if len(rows) != hi - lo:
+    raise ValueError(f"process {process_index} holds non-contiguous batch rows {sorted(rows)}")
+  return lo, hi
+
+
+def shards_for_process(cfg: DataConfig, mesh: Mesh,
+                       process_index: int | None = None) -> list[int]:
+  """The data shards (in order) whose rows this process's devices hold."""
+  num_shards = cfg.resolved_num_shards
+  if cfg.batch_size % num_shards:
+    raise ValueError(f"global batch {cfg.batch_size} not divisible by {num_shards} data shards")
+  per_shard = cfg.batch_size // num_shards
+  lo, hi = process_row_block(mesh, cfg.batch_size, process_index)
+  if lo % per_shard or hi % per_shard:
+    raise ValueError(
+        f"process {jax.process_index() if process_index is None else process_index} holds batch "
+        f"rows [{lo}, {hi}), not whole data shards of {per_shard} rows ({num_shards} shards of a "
+        f"global batch of {cfg.batch_size}); use a num_shards that the process count divides")
+  return list(range(lo // per_shard, hi // per_shard))
+
+
+def _concat(*shards: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+  return {k: tf.concat([s[k] for s in shards], axis=0) for k in shards[0]}
+
+
 class TrainIterator(Iterator[dict[str, jax.Array]]):
-  """Global, sharded batches starting at batch ``position``; ``position`` counts batches taken."""
+  """Global, sharded batches starting at batch ``position``; ``position`` counts batches taken.
+
+  ``last_local_batch`` is the host-local numpy batch behind the latest global batch.
+  """
 
   def __init__(self, cfg: DataConfig, mesh: Mesh, position: int = 0):
     self.cfg = cfg
     self.mesh = mesh
     self.position = position
-    ds = get_dataset(cfg, jax.process_index(), jax.process_count())
+    self.shards = shards_for_process(cfg, mesh)
+    num_shards = cfg.resolved_num_shards
+    parts = [get_dataset(cfg, s, num_shards) for s in self.shards]
+    ds = parts[0] if len(parts) == 1 else tf.data.Dataset.zip(tuple(parts)).map(_concat)
     if position:
       ds = ds.skip(position)
     self._it = ds.prefetch(2).as_numpy_iterator()
+    self.last_local_batch: dict[str, np.ndarray] | None = None
 
   def __next__(self) -> dict[str, jax.Array]:
-    batch = next(self._it)
+    batch = {k: np.asarray(v) for k, v in next(self._it).items()}
     self.position += 1
-    return partitioning.host_local_to_global(
-        {k: np.asarray(v) for k, v in batch.items()}, self.mesh)
+    self.last_local_batch = batch
+    return partitioning.host_local_to_global(batch, self.mesh)

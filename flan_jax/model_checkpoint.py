@@ -65,6 +65,12 @@ def checkpoint_path(model_dir: str, step: int | None = None) -> str:
   return os.path.join(model_dir, f"checkpoint_{step}", "state")
 
 
+def checkpoint_step(path: str) -> int:
+  """The step of the checkpoint ``path`` names (a model dir: its latest ``checkpoint_<step>``)."""
+  step_dir = os.path.basename(os.path.dirname(os.path.normpath(checkpoint_path(path))))
+  return int(_STEP_RE.match(step_dir).group(1))
+
+
 def save_params(model_dir: str, params: Any, config: DecoderConfig, step: int = 0) -> str:
   """Writes ``model_config.json`` and ``checkpoint_<step>/state`` = {"params": params}."""
   check_shapes(abstract_params(config), params, source="params")

@@ -9,11 +9,23 @@ Flags: ``--gin_file`` (repeatable, later files override earlier ones), ``--gin.N
 
 ``MODEL_DIR`` gets ``checkpoint_<step>/{state,data}`` (orbax; ``state`` = step, params, optimizer
 state; ``data`` = JSON with the data position and seed), ``config.gin`` (operative config),
-``model_config.json`` and ``train_metrics.jsonl``. Restore precedence: the latest *complete*
-checkpoint in ``MODEL_DIR`` (resume; the data iterator skips the batches already consumed), else
-``INITIAL_CHECKPOINT_PATH`` (params only; the step starts at 0), else random init.
-``TRAIN_STEPS`` is the absolute final step. On SIGTERM (preemption) the loop finishes the current
-step, logs it, saves a checkpoint at that step, waits for the save and returns (exit code 0).
+``model_config.json``, ``train_metrics.jsonl`` and TensorBoard summaries in ``train/`` (clu
+metric writers: loss, learning rate, tokens/s, MFU, ...). Restore precedence: the latest
+*complete* checkpoint in ``MODEL_DIR`` (resume; the data iterator skips the batches already
+consumed), else ``INITIAL_CHECKPOINT_PATH`` (a flan_jax model dir or ``checkpoint_<step>`` dir:
+params and its step, fresh optimizer state; or a Hugging Face directory with ``config.json`` and
+safetensors: params, step 0), else random init. ``TRAIN_STEPS`` is the absolute final step;
+``TRAIN_STEPS_RELATIVE`` (when set) makes it the initial checkpoint's step + that many, also
+after a crash and resume. On SIGTERM (preemption) the loop finishes the current step, logs it,
+saves a checkpoint at that step, waits for the save and returns (exit code 0). A non-finite loss
+or gradient norm stops the run with :class:`NonFiniteLossError` naming the step, after saving the
+step's host-local batch to ``MODEL_DIR/nonfinite_batch_step_<N>.npz``; no checkpoint is written
+from then on (unless ``skip_nonfinite_updates``, which drops such updates and goes on).
+
+Multi-host (t5x flags): ``--coordinator_address=HOST:PORT --process_count=N --process_index=I``
+call ``jax.distributed.initialize`` first (CPU collectives via gloo). The global batch depends on
+``num_data_shards`` (gin ``NUM_DATA_SHARDS``; None = process count), not on the process count,
+see :mod:`flan_jax.data`; the shard count is kept in the checkpoints.
 """
 
 from __future__ import annotations
@@ -21,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -42,6 +55,8 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REQUIRED_MACROS = ("MODEL_DIR", "MIXTURE_OR_TASK_NAME", "TASK_FEATURE_LENGTHS", "TRAIN_STEPS",
                    "MODEL_CONFIG")
 METRICS_FILE = "train_metrics.jsonl"
+SUMMARY_DIR = "train"  # TensorBoard event files, under MODEL_DIR.
+NONFINITE_BATCH = "nonfinite_batch_step_{step}"
 _STATE, _DATA = "state", "data"
 _METADATA_FILE = "_CHECKPOINT_METADATA"
 
@@ -72,6 +87,12 @@ def set_aside_incomplete(model_dir: str) -> list[str]:
   return moved
 
 
+def _sync(name: str) -> None:
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+    multihost_utils.sync_global_devices(name)
+
+
 def checkpoint_manager(model_dir: str, keep: int | None,
                        async_checkpointing: bool = True) -> ocp.CheckpointManager:
   options = ocp.CheckpointManagerOptions(
@@ -86,9 +107,10 @@ def _state_tree(state: partitioning.TrainState) -> dict[str, Any]:
 
 
 def save_checkpoint(manager: ocp.CheckpointManager, state: partitioning.TrainState,
-                    data_position: int, seed: int) -> None:
+                    data_position: int, seed: int, extra: Mapping[str, Any] | None = None) -> None:
+  """Saves ``checkpoint_<step>``: the state and JSON data meta (position, seed, ``extra``)."""
   step = int(state.step)
-  meta = {"step": step, "data_position": data_position, "seed": seed}
+  meta = {"step": step, "data_position": data_position, "seed": seed, **(extra or {})}
   manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(_state_tree(state)),
                                              data=ocp.args.JsonSave(meta)), force=True)
 
@@ -116,20 +138,68 @@ def _abstract_state(config: DecoderConfig, tx: Any,
                       shapes, shardings)
 
 
+# Fields that do not change the parameters (compute choices); ignored when comparing configs.
+_RUNTIME_FIELDS = ("dtype", "param_dtype", "dropout_rate", "scan_layers", "remat_policy")
+
+
+def is_hf_model_dir(path: str) -> bool:
+  """A Hugging Face model directory: ``config.json`` plus ``model.safetensors`` (or an index)."""
+  return os.path.isfile(os.path.join(path, "config.json")) and any(
+      os.path.isfile(os.path.join(path, n))
+      for n in ("model.safetensors", "model.safetensors.index.json"))
+
+
+def config_differences(have: DecoderConfig, want: DecoderConfig) -> dict[str, tuple[Any, Any]]:
+  """{field: (have, want)} for the fields that differ, compute-only fields aside."""
+  a, b = (dict(c.to_dict(), num_kv_heads=c.kv_heads) for c in (have, want))
+  return {k: (a[k], b[k]) for k in a if k not in _RUNTIME_FIELDS and a[k] != b[k]}
+
+
+def initial_step(path: str | None) -> int:
+  """The step an initial checkpoint continues from (0 for none or a Hugging Face directory)."""
+  if not path or is_hf_model_dir(path):
+    return 0
+  return model_checkpoint.checkpoint_step(path)
+
+
+def restore_initial_params(path: str, config: DecoderConfig, shardings: Any) -> Any:
+  """Params of a flan_jax checkpoint or a Hugging Face directory (whose config must match)."""
+  if not is_hf_model_dir(path):
+    return model_checkpoint.restore_params(path, config, shardings=shardings)
+  from flan_jax import hf_interop
+  with open(os.path.join(path, "config.json")) as f:
+    hf_config = hf_interop.decoder_config_from_hf(json.load(f), dtype=config.dtype,
+                                                   scan_layers=config.scan_layers)
+  diff = config_differences(hf_config, config)
+  if diff:
+    fields = ", ".join(f"{k} (checkpoint {a!r}, MODEL_CONFIG {b!r})" for k, (a, b) in diff.items())
+    raise ValueError(f"the Hugging Face model in {path} does not match MODEL_CONFIG: {fields}")
+  _, params = hf_interop.load_hf(path, dtype=config.dtype, scan_layers=config.scan_layers)
+  params = jax.tree.map(lambda x: np.asarray(x, config.param_dtype), params)
+  return jax.device_put(params, shardings)
+
+
 # --- validation -------------------------------------------------------------------------------
 
 
+def _macro_is_set(name: str) -> bool:
+  try:
+    value = gin.query_parameter(f"%{name}")
+  except ValueError:
+    return False
+  return repr(value) != "%gin.REQUIRED"
+
+
 def check_required_macros(names: Sequence[str] = REQUIRED_MACROS) -> None:
-  """Raises ValueError naming every required macro that is unset or ``%gin.REQUIRED``."""
-  missing = []
-  for name in names:
-    try:
-      value = gin.query_parameter(f"%{name}")
-    except ValueError:
-      missing.append(name)
-      continue
-    if repr(value) == "%gin.REQUIRED":
-      missing.append(name)
+  """Raises ValueError naming every required macro that is unset or ``%gin.REQUIRED``.
+
+  ``TRAIN_STEPS`` may stay unset (it becomes None) when ``TRAIN_STEPS_RELATIVE`` is set.
+  """
+  relative = _macro_is_set("TRAIN_STEPS_RELATIVE") and gin.query_parameter(
+      "%TRAIN_STEPS_RELATIVE") is not None
+  if relative and "TRAIN_STEPS" in names and not _macro_is_set("TRAIN_STEPS"):
+    gin.parse_config("TRAIN_STEPS = None")
+  missing = [name for name in names if not _macro_is_set(name)]
   if missing:
     hints = " ".join(f"--gin.{m}=..." for m in missing)
     raise ValueError(f"required gin macro(s) not set: {', '.join(missing)} (e.g. {hints})")
@@ -207,10 +277,46 @@ def _make_seed(random_seed: int | None) -> int:
   return int(multihost_utils.broadcast_one_to_all(seed))
 
 
+# Dense bf16 peak FLOP/s per device, by a lower-case substring of ``device_kind`` (first match
+# wins). Sources: NVIDIA H100/H200 datasheets (SXM 989.4 TFLOP/s dense bf16, i.e. half the
+# "with sparsity" figure; H100 PCIe 756), A100 datasheet (312), Google Cloud TPU system
+# architecture pages (v4 275, v5e 197, v5p 459, v6e/Trillium 918 per chip). JAX reports one
+# device per chip on these TPUs (megacore). Models computing in float32 get far less than this.
+PEAK_FLOPS_BY_DEVICE_KIND = (
+    ("h100 pcie", 756e12), ("h100", 989e12), ("h200", 989e12), ("gh200", 989e12),
+    ("a100", 312e12), ("v5 lite", 197e12), ("v5e", 197e12), ("v5p", 459e12), ("tpu v5", 459e12),
+    ("v6 lite", 918e12), ("v6e", 918e12), ("tpu v4", 275e12),
+)
+
+
+def default_peak_flops_per_device(device_kind: str | None = None) -> float | None:
+  """Peak bf16 FLOP/s of ``device_kind`` (default: the first device's), None when unknown/CPU."""
+  kind = (jax.devices()[0].device_kind if device_kind is None else device_kind).lower()
+  for key, flops in PEAK_FLOPS_BY_DEVICE_KIND:
+    if key in kind:
+      return flops
+  return None
+
+
+class NonFiniteLossError(FloatingPointError):
+  """The loss or gradient norm of a step was NaN/Inf (the run stops; see ``train``)."""
+
+
+def _save_nonfinite_batch(model_dir: str, step: int, batch: Mapping[str, np.ndarray]) -> str:
+  """Writes this process's batch rows of ``step`` (other processes add ``.process_<i>``)."""
+  name = NONFINITE_BATCH.format(step=step)
+  if jax.process_index():
+    name += f".process_{jax.process_index()}"
+  path = os.path.join(model_dir, name + ".npz")
+  np.savez(path, **batch)
+  return path
+
+
 def train(model_dir: str = gin.REQUIRED, model_config: DecoderConfig = gin.REQUIRED,
           mixture_or_task_name: str = gin.REQUIRED,
           task_feature_lengths: Mapping[str, int] = gin.REQUIRED,
-          train_steps: int = gin.REQUIRED, batch_size: int = 128, dropout_rate: float = 0.0,
+          train_steps: int | None = gin.REQUIRED, batch_size: int = 128,
+          dropout_rate: float = 0.0,
           initial_checkpoint_path: str | None = None, use_cached_tasks: bool = False,
           random_seed: int | None = 0, checkpoint_period: int = 1000,
           keep_checkpoints: int | None = None, num_microbatches: int = 1,
@@ -219,15 +325,24 @@ def train(model_dir: str = gin.REQUIRED, model_config: DecoderConfig = gin.REQUI
           loss_normalizing_factor: losses.Factor = "NUM_REAL_TARGET_TOKENS",
           label_smoothing: float = 0.0, z_loss: float = 1e-4, mesh: str = "data=-1,model=1",
           log_period: int = 10, progress: bool = True, async_checkpointing: bool = True,
-          skip_nonfinite_updates: bool = False) -> partitioning.TrainState:
+          skip_nonfinite_updates: bool = False, num_data_shards: int | None = None,
+          relative_steps: int | None = None,
+          peak_flops_per_device: float | None = None) -> partitioning.TrainState:
   """Trains to step ``train_steps`` (absolute), resuming from ``model_dir`` when possible.
 
   ``random_seed=None`` draws a seed; it is stored in each checkpoint, so resume stays exact.
+  ``relative_steps``: train to (initial checkpoint's step + relative_steps) instead.
+  ``num_data_shards``: data shards of the global batch (None: the process count; a resumed run
+  keeps its checkpoint's). ``peak_flops_per_device`` (None: looked up by device kind, unknown on
+  CPU) gives MFU = model FLOP/s / (peak * devices).
   """
   _validate(mixture_or_task_name, task_feature_lengths, batch_size, num_microbatches)
+  if train_steps is None and relative_steps is None:
+    raise ValueError("set TRAIN_STEPS (absolute) or TRAIN_STEPS_RELATIVE")
   config = model_config.replace(dropout_rate=dropout_rate)
   os.makedirs(model_dir, exist_ok=True)
   set_aside_incomplete(model_dir)
+  _sync("flan_jax.train.set_aside_incomplete")
   manager = checkpoint_manager(model_dir, keep_checkpoints, async_checkpointing)
 
   device_mesh = partitioning.create_mesh(mesh)
@@ -236,13 +351,28 @@ def train(model_dir: str = gin.REQUIRED, model_config: DecoderConfig = gin.REQUI
   if (batch_size // max(num_microbatches, 1)) % replicas:
     raise ValueError(f"BATCH_SIZE {batch_size} / {num_microbatches} microbatches is not divisible "
                      f"by the {replicas} data-parallel replicas of mesh {mesh!r}")
+  latest = manager.latest_step()
+  meta: dict[str, Any] = {}
+  if latest is not None:  # Only the data meta first: it fixes the final step and the shards.
+    meta_path = os.path.join(model_dir, f"checkpoint_{latest}", _DATA, "metadata")
+    if os.path.isfile(meta_path):
+      with open(meta_path) as f:
+        meta = json.load(f)
+  # From the meta when resuming: the initial checkpoint may be gone by then.
+  first_step = int(meta["initial_step"] if "initial_step" in meta
+                   else initial_step(initial_checkpoint_path))
+  if relative_steps is not None:
+    train_steps = first_step + relative_steps
+  num_shards = int(meta.get("num_data_shards", num_data_shards or jax.process_count()))
+  if num_data_shards is not None and num_data_shards != num_shards:
+    raise ValueError(f"num_data_shards={num_data_shards} but {model_dir}/checkpoint_{latest} was "
+                     f"trained with {num_shards} (the data order would change); leave it unset")
   lr = trainer.make_schedule(schedule, learning_rate, warmup_steps, train_steps)
   tx = trainer.make_optimizer(optimizer, lr, weight_decay=weight_decay,
                               grad_clip_norm=grad_clip_norm,
                               skip_nonfinite_updates=skip_nonfinite_updates)
   shardings = partitioning.train_state_shardings(config, tx, device_mesh, rules)
 
-  latest = manager.latest_step()
   if latest is not None:
     state, meta = restore_checkpoint(manager, latest,
                                      _abstract_state(config, tx, shardings))
@@ -255,12 +385,14 @@ def train(model_dir: str = gin.REQUIRED, model_config: DecoderConfig = gin.REQUI
     init_rng = jax.random.split(jax.random.key(seed))[0]
     params = None
     if initial_checkpoint_path:
-      params = model_checkpoint.restore_params(initial_checkpoint_path, config,
-                                               shardings=shardings.params)
-      _announce(f"initialised params from {initial_checkpoint_path}")
+      params = restore_initial_params(initial_checkpoint_path, config, shardings.params)
+      _announce(f"initialised params from {initial_checkpoint_path} (step {first_step})")
     state, _ = partitioning.create_train_state(config, tx, init_rng, device_mesh, rules,
                                                params=params)
+    if first_step:
+      state = state.replace(step=jax.device_put(np.int32(first_step), shardings.step))
   dropout_rng = jax.random.split(jax.random.key(seed))[1]
+  meta_extra = {"num_data_shards": num_shards, "initial_step": first_step}
 
   if jax.process_index() == 0:
     with open(os.path.join(model_dir, "config.gin"), "w") as f:
@@ -272,10 +404,19 @@ def train(model_dir: str = gin.REQUIRED, model_config: DecoderConfig = gin.REQUI
                               label_smoothing, z_loss, lr),
       shardings, device_mesh, rules)
   data_cfg = data_lib.DataConfig(mixture_or_task_name, dict(task_feature_lengths), batch_size,
-                                 seed=seed, use_cached=use_cached_tasks)
+                                 seed=seed, use_cached=use_cached_tasks, num_shards=num_shards)
   batches = data_lib.TrainIterator(data_cfg, device_mesh, position)
-  tokens_per_batch = batch_size * sum(task_feature_lengths.values())
+  seq_len = sum(task_feature_lengths.values())
+  tokens_per_batch = batch_size * seq_len
+  if peak_flops_per_device is None:
+    peak_flops_per_device = default_peak_flops_per_device()
+  # Model FLOPs (PaLM: 6N + causal attention; the bidirectional prefix is counted as causal).
+  peak_flops = (peak_flops_per_device or 0.0) * jax.device_count()
+  flops_per_token = config.train_flops_per_token(seq_len)
 
+  from clu import metric_writers
+  writer = metric_writers.create_default_writer(os.path.join(model_dir, SUMMARY_DIR),
+                                                just_logging=jax.process_index() != 0)
   step = int(state.step)
   bar = None
   if progress and jax.process_index() == 0:
@@ -284,36 +425,77 @@ def train(model_dir: str = gin.REQUIRED, model_config: DecoderConfig = gin.REQUI
   pending: list[tuple[int, dict]] = []
   window_start, window_steps = time.time(), 0
   metrics_path = os.path.join(model_dir, METRICS_FILE)
-  with _catch_sigterm() as preempted:
-    while step < train_steps:
-      state, metrics = step_fn(state, next(batches), dropout_rng)
-      step += 1
-      window_steps += 1
-      pending.append((step, metrics))
-      stop = preempted.is_set
-      if bar is not None:
-        bar.update(1)
-      if step % log_period == 0 or step == train_steps or stop:
-        rows = [{"step": s, **{k: float(v) for k, v in jax.device_get(m).items()}}
-                for s, m in pending]
-        elapsed = max(time.time() - window_start, 1e-9)
-        rows[-1]["tokens_per_second"] = tokens_per_batch * window_steps / elapsed
-        rows[-1]["steps_per_second"] = window_steps / elapsed
-        rows[-1]["target_tokens_per_second"] = sum(r["num_target_tokens"] for r in rows) / elapsed
-        if jax.process_index() == 0:
-          _write_metrics(metrics_path, rows)
+
+  def log(rows: list[dict]) -> None:
+    if jax.process_index() == 0:
+      _write_metrics(metrics_path, rows)
+    for row in rows:
+      writer.write_scalars(row["step"], {k: v for k, v in row.items() if k != "step"})
+    writer.flush()
+
+  def fetch(items: list[tuple[int, dict]]) -> list[dict]:
+    return [{"step": s, **{k: float(v) for k, v in jax.device_get(m).items()}} for s, m in items]
+
+  # A step's loss is checked after the next step is dispatched (keeping one step in flight) and
+  # before any checkpoint: bad params are never saved.
+  unchecked: tuple[int, dict, dict] | None = None
+
+  def check_finite(item: tuple[int, dict, dict] | None) -> None:
+    if item is None or skip_nonfinite_updates:
+      return
+    bad_step, metrics, local_batch = item
+    values = [float(x) for x in jax.device_get((metrics["loss"], metrics["grad_norm"]))]
+    if all(math.isfinite(v) for v in values):
+      return
+    log(fetch([(s, m) for s, m in pending if s <= bad_step]))
+    path = _save_nonfinite_batch(model_dir, bad_step, local_batch)
+    manager.wait_until_finished()
+    last = manager.latest_step()
+    raise NonFiniteLossError(
+        f"non-finite loss {values[0]} (grad norm {values[1]}) at step {bad_step}; its batch is in "
+        f"{path}; no checkpoint written after it (last: "
+        f"{'none' if last is None else f'{model_dir}/checkpoint_{last}'})")
+
+  try:
+    with _catch_sigterm() as preempted:
+      while step < train_steps:
+        state, metrics = step_fn(state, next(batches), dropout_rng)
+        step += 1
+        check_finite(unchecked)
+        unchecked = (step, metrics, batches.last_local_batch)
+        window_steps += 1
+        pending.append((step, metrics))
+        stop = preempted.is_set
         if bar is not None:
-          bar.set_postfix(loss=f"{rows[-1]['loss']:.4f}",
-                          tok_s=f"{rows[-1]['tokens_per_second']:.0f}")
-        pending, window_start, window_steps = [], time.time(), 0
-      if step % checkpoint_period == 0 or step == train_steps or stop:
-        save_checkpoint(manager, state, batches.position, seed)
-      if stop:
-        break
+          bar.update(1)
+        if step % checkpoint_period == 0 or step == train_steps or stop:
+          check_finite(unchecked)
+        if step % log_period == 0 or step == train_steps or stop:
+          rows = fetch(pending)
+          elapsed = max(time.time() - window_start, 1e-9)
+          last = rows[-1]
+          last["tokens_per_second"] = tokens_per_batch * window_steps / elapsed
+          last["steps_per_second"] = window_steps / elapsed
+          last["target_tokens_per_second"] = sum(r["num_target_tokens"] for r in rows) / elapsed
+          postfix = {"loss": f"{last['loss']:.4f}", "tok_s": f"{last['tokens_per_second']:.0f}"}
+          if peak_flops:
+            last["mfu"] = last["tokens_per_second"] * flops_per_token / peak_flops
+            postfix["mfu"] = f"{100 * last['mfu']:.1f}%"
+          log(rows)
+          if bar is not None:
+            bar.set_postfix(postfix)
+          pending, window_start, window_steps = [], time.time(), 0
+        if step % checkpoint_period == 0 or step == train_steps or stop:
+          save_checkpoint(manager, state, batches.position, seed, meta_extra)
+        if stop:
+          break
+      check_finite(unchecked)
+  finally:
     manager.wait_until_finished()
     manager.close()
-  if bar is not None:
-    bar.close()
+    writer.close()
+    if bar is not None:
+      bar.close()
   if preempted.is_set and step < train_steps:
     _announce(f"preempted (SIGTERM) at step {step}; saved {model_dir}/checkpoint_{step}")
   return state
@@ -330,6 +512,16 @@ def parse_gin(gin_files: Sequence[str], gin_bindings: Sequence[str],
   gin.parse_config_files_and_bindings(list(gin_files), list(gin_bindings), finalize_config=False)
 
 
+def initialize_distributed(coordinator_address: str, process_count: int | None,
+                           process_index: int | None, timeout_s: int = 300) -> None:
+  """``jax.distributed.initialize`` (t5x's multi-process flags); CPU collectives use gloo."""
+  if process_count is None or process_index is None:
+    raise ValueError("--coordinator_address needs --process_count and --process_index")
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  jax.distributed.initialize(coordinator_address, num_processes=process_count,
+                             process_id=process_index, initialization_timeout=timeout_s)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
   from absl import app, flags
 
@@ -339,15 +531,23 @@ def main(argv: Sequence[str] | None = None) -> None:
   flags.DEFINE_multi_string("gin_bindings", [], "Individual gin bindings.")
   flags.DEFINE_list("gin_search_paths", ["."], "Search paths for gin files (+ repo root).")
   flags.DEFINE_string("tfds_data_dir", None, "TFDS data dir override for seqio.")
+  flags.DEFINE_string("coordinator_address", None,
+                      "Multi-host: HOST:PORT of process 0's coordinator (jax.distributed).")
+  flags.DEFINE_integer("process_count", None, "Multi-host: number of processes.")
+  flags.DEFINE_integer("process_index", None, "Multi-host: this process's index.")
+  flags.DEFINE_integer("initialization_timeout", 300, "Multi-host: seconds to wait for peers.")
 
   def run(_):
+    flag_values = flags.FLAGS
+    if flag_values.coordinator_address:  # Before anything touches devices.
+      initialize_distributed(flag_values.coordinator_address, flag_values.process_count,
+                             flag_values.process_index, flag_values.initialization_timeout)
     from absl import logging as absl_logging
     if not flags.FLAGS["verbosity"].present:
       absl_logging.set_verbosity(absl_logging.WARNING)  # orbax/seqio INFO lines drown the bar.
     import seqio
     import tensorflow as tf
     tf.config.set_visible_devices([], "GPU")  # Leave accelerator memory to JAX.
-    flag_values = flags.FLAGS
     if flag_values.tfds_data_dir:
       seqio.set_tfds_data_dir_override(flag_values.tfds_data_dir)
     parse_gin(flag_values.gin_file, flag_values.gin_bindings, flag_values.gin_search_paths)

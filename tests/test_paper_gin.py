@@ -18,7 +18,7 @@ def test_paper_run_files(cluster):
     registry.get(gin.query_parameter("%MIXTURE_OR_TASK_NAME"))
     lengths = gin.query_parameter("%TASK_FEATURE_LENGTHS")
     assert lengths == {"inputs": 1024, "targets": 256}
-    assert gin.query_parameter("%TRAIN_STEPS") == 30000
+    assert gin.query_parameter("%TRAIN_STEPS_RELATIVE") == 30000
     assert gin.query_parameter("%LEARNING_RATE") == 3e-5
     tokens = gin.query_parameter("%BATCH_SIZE") * (lengths["inputs"] + lengths["targets"])
     assert 7000 <= tokens <= 9000  # ~8k tokens per batch, as in the paper

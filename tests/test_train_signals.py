@@ -28,19 +28,25 @@ def _command(model_dir: str, steps: int) -> list[str]:
           "--gin.train_script.train.progress=False"]
 
 
-def _child_env() -> dict[str, str]:
-  """This environment without conftest's 8 simulated devices: the CLI runs as a user runs it."""
+def _child_env(compile_cache: str | None = None) -> dict[str, str]:
+  """This environment without conftest's 8 simulated devices: the CLI runs as a user runs it.
+  ``compile_cache``: a persistent XLA cache dir shared by the children (saves recompiling)."""
   env = dict(os.environ)
   flags = [f for f in env.get("XLA_FLAGS", "").split()
            if not f.startswith("--xla_force_host_platform_device_count")]
   env["XLA_FLAGS"] = " ".join(flags)
+  if compile_cache:
+    env.update(JAX_COMPILATION_CACHE_DIR=compile_cache,
+               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+               JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
   return env
 
 
-def _start(model_dir: str, steps: int, log_path: str) -> subprocess.Popen:
+def _start(model_dir: str, steps: int, log_path: str,
+           compile_cache: str | None = None) -> subprocess.Popen:
   with open(log_path, "w") as log:  # The child keeps its own copy of the descriptor.
-    return subprocess.Popen(_command(model_dir, steps), cwd=REPO, env=_child_env(), stdout=log,
-                            stderr=subprocess.STDOUT)
+    return subprocess.Popen(_command(model_dir, steps), cwd=REPO, env=_child_env(compile_cache),
+                            stdout=log, stderr=subprocess.STDOUT)
 
 
 def _wait_for_checkpoint(proc: subprocess.Popen, model_dir: str, step: int, log: str) -> None:
@@ -60,8 +66,9 @@ def _complete_steps(model_dir: str) -> list[int]:
           if train_lib.is_complete_checkpoint(os.path.join(model_dir, f"checkpoint_{s}"))]
 
 
-def _run_to_completion(model_dir: str, steps: int, log: str) -> None:
-  proc = _start(model_dir, steps, log)
+def _run_to_completion(model_dir: str, steps: int, log: str,
+                       compile_cache: str | None = None) -> None:
+  proc = _start(model_dir, steps, log, compile_cache)
   assert proc.wait(timeout=START_TIMEOUT_S) == 0, open(log).read()[-3000:]
 
 
@@ -70,19 +77,21 @@ def _params(model_dir: str, step: int) -> list[np.ndarray]:
                                                                                  step=step))]
 
 
-@pytest.mark.slow  # ~65 s: three train subprocesses (two run side by side).
+@pytest.mark.slow  # ~40 s on 2 quiet cores (~70 s loaded): 3 train subprocesses, 2 side by side.
 def test_sigkill_then_resume_is_bitwise_exact(tmp_path):
+  # Each child spends ~15 s starting (imports, data pipeline, compiles); the 32 steps take ~1 s.
   steps = 32
   killed, full = str(tmp_path / "killed"), str(tmp_path / "full")
+  cache = str(tmp_path / "xla_cache")  # The resumed run reuses the first runs' executables.
   # The uninterrupted reference run goes alongside the one to be killed.
-  ref = _start(full, steps, str(tmp_path / "full.log"))
+  ref = _start(full, steps, str(tmp_path / "full.log"), cache)
   log = str(tmp_path / "killed.log")
-  proc = _start(killed, steps, log)
+  proc = _start(killed, steps, log, cache)
   _wait_for_checkpoint(proc, killed, 4, log)
   proc.send_signal(signal.SIGKILL)
   assert proc.wait(timeout=60) == -signal.SIGKILL
   assert max(_complete_steps(killed)) < steps, "finished before SIGKILL: raise TRAIN_STEPS"
-  _run_to_completion(killed, steps, str(tmp_path / "resumed.log"))
+  _run_to_completion(killed, steps, str(tmp_path / "resumed.log"), cache)
   assert ref.wait(timeout=START_TIMEOUT_S) == 0, open(tmp_path / "full.log").read()[-3000:]
   assert "resumed from" in open(tmp_path / "resumed.log").read()
   for a, b in zip(_params(full, steps), _params(killed, steps), strict=True):

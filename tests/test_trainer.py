@@ -180,6 +180,13 @@ def test_missing_required_macro():
   train_lib.parse_gin(["gin/runs/finetune.gin"], ["MODEL_DIR = '/tmp/x'"])
   with pytest.raises(ValueError, match="MIXTURE_OR_TASK_NAME, TASK_FEATURE_LENGTHS, TRAIN_STEPS"):
     train_lib.check_required_macros()
+  # TRAIN_STEPS may stay unset when TRAIN_STEPS_RELATIVE is given (it becomes None).
+  gin.clear_config()
+  train_lib.parse_gin(["gin/runs/finetune.gin"], [
+      "MODEL_DIR = '/tmp/x'", "MIXTURE_OR_TASK_NAME = 'x'", "MODEL_CONFIG = None",
+      "TASK_FEATURE_LENGTHS = {'inputs': 8, 'targets': 8}", "TRAIN_STEPS_RELATIVE = 5"])
+  train_lib.check_required_macros()
+  assert gin.query_parameter("%TRAIN_STEPS") is None
   gin.clear_config()
 
 
@@ -221,3 +228,131 @@ def test_resume_is_bitwise_exact_and_skips_incomplete(tmp_path, compile_cache):
   rows = [json.loads(line) for line in open(part / "train_metrics.jsonl")]
   assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6] and "tokens_per_second" in rows[-1]
   assert (part / "config.gin").exists()
+
+
+def _poison_step(monkeypatch, bad_step: int) -> None:
+  """Makes the train step return NaN loss and params at ``bad_step`` (1-based)."""
+  make = trainer.make_train_step
+
+  def poisoned(*args, **kwargs):
+    step_fn = make(*args, **kwargs)
+
+    def wrapped(state, batch, rng):
+      new_state, metrics = step_fn(state, batch, rng)
+      bad = state.step + 1 == bad_step
+      nan = lambda x: jnp.where(bad, jnp.nan, x)  # noqa: E731
+      return (new_state.replace(params=jax.tree.map(nan, new_state.params)),
+              {**metrics, "loss": nan(metrics["loss"])})
+
+    return wrapped
+
+  monkeypatch.setattr(trainer, "make_train_step", poisoned)
+
+
+def test_nonfinite_loss_stops_saves_batch_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+  _poison_step(monkeypatch, 3)
+  with pytest.raises(train_lib.NonFiniteLossError, match="at step 3;.*checkpoint_2"):
+    _train(tmp_path, 6, num_microbatches=1, log_period=1)
+  assert train_lib.model_checkpoint.steps(str(tmp_path)) == [2]
+  saved = np.load(tmp_path / "nonfinite_batch_step_3.npz")
+  # The saved rows are the third batch of the data stream.
+  from flan_jax import data as data_lib
+  cfg = data_lib.DataConfig("demo_heldout_nli_train", {"inputs": 32, "targets": 8}, 4, seed=0)
+  third = next(data_lib.get_dataset(cfg).skip(2).as_numpy_iterator())
+  assert sorted(saved.files) == sorted(third)
+  for k in third:
+    np.testing.assert_array_equal(saved[k], third[k])
+  rows = [json.loads(line) for line in open(tmp_path / "train_metrics.jsonl")]
+  assert [r["step"] for r in rows] == [1, 2, 3] and np.isnan(rows[-1]["loss"])
+  # The last good checkpoint holds finite params (a resumed run starts from it).
+  good = train_lib.model_checkpoint.restore_params(str(tmp_path), CFG)
+  assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(good))
+
+
+def test_nonfinite_updates_skipped_when_asked(tmp_path, monkeypatch):
+  """With skip_nonfinite_updates a NaN loss does not stop the run (the optimizer drops it)."""
+  make = trainer.make_train_step
+
+  def nan_loss(*args, **kwargs):
+    step_fn = make(*args, **kwargs)
+
+    def wrapped(state, batch, rng):
+      new_state, metrics = step_fn(state, batch, rng)
+      return new_state, {**metrics, "loss": jnp.where(state.step == 0, jnp.nan,
+                                                      metrics["loss"])}
+    return wrapped
+
+  monkeypatch.setattr(trainer, "make_train_step", nan_loss)
+  state = _train(tmp_path, 2, num_microbatches=1, skip_nonfinite_updates=True)
+  assert int(state.step) == 2 and not list(tmp_path.glob("nonfinite_batch_*"))
+
+
+def _scalars(event_dir) -> dict[str, list[int]]:
+  """{tag: [steps]} of the TensorBoard event files in ``event_dir``."""
+  from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+  acc = EventAccumulator(str(event_dir), size_guidance={"scalars": 0, "tensors": 0})
+  acc.Reload()
+  tags = acc.Tags()
+  out = {t: [e.step for e in acc.Scalars(t)] for t in tags.get("scalars", [])}
+  out.update({t: [e.step for e in acc.Tensors(t)] for t in tags.get("tensors", [])})
+  return out
+
+
+def test_initial_checkpoint_step_relative_steps_and_summaries(tmp_path, compile_cache):
+  init = tmp_path / "init"
+  _train(init, 3, num_microbatches=1)
+  want = train_lib.model_checkpoint.restore_params(str(init), CFG)
+  # relative_steps=0: nothing to train; params and step come from init's checkpoint_3.
+  start = _train(tmp_path / "zero", None, initial_checkpoint_path=str(init), relative_steps=0)
+  assert int(start.step) == 3
+  for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(start.params), strict=True):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  run = tmp_path / "run"
+  state = _train(run, None, initial_checkpoint_path=str(init), relative_steps=2,
+                 num_microbatches=1)
+  assert int(state.step) == 5 and train_lib.model_checkpoint.steps(str(run)) == [4, 5]
+  meta = json.load(open(run / "checkpoint_5" / "data" / "metadata"))
+  assert meta["initial_step"] == 3 and meta["data_position"] == 2
+  # A restart (e.g. after a crash) keeps the final step at 3 + 2, not resumed step + 2.
+  again = _train(run, None, initial_checkpoint_path=str(init), relative_steps=2,
+                 num_microbatches=1)
+  assert int(again.step) == 5 and train_lib.model_checkpoint.steps(str(run)) == [4, 5]
+  with pytest.raises(ValueError, match="num_data_shards=2 but .* trained with 1"):
+    _train(run, None, initial_checkpoint_path=str(init), relative_steps=2, num_data_shards=2)
+  rows = [json.loads(line) for line in open(run / "train_metrics.jsonl")]
+  assert [r["step"] for r in rows] == [4, 5] and "mfu" not in rows[-1]  # No peak on CPU.
+  scalars = _scalars(run / train_lib.SUMMARY_DIR)
+  assert scalars["loss"] == [4, 5] and scalars["learning_rate"] == [4, 5]
+  assert scalars["tokens_per_second"] == [4, 5]  # Log steps (log_period 2) and the last.
+
+
+def test_peak_flops_lookup_and_mfu_row(tmp_path):
+  assert train_lib.default_peak_flops_per_device("NVIDIA H100 80GB HBM3") == 989e12
+  assert train_lib.default_peak_flops_per_device("TPU v5 lite") == 197e12
+  assert train_lib.default_peak_flops_per_device("TPU v5") == 459e12
+  assert train_lib.default_peak_flops_per_device("cpu") is None
+  _train(tmp_path, 2, num_microbatches=1, peak_flops_per_device=1e9)
+  last = [json.loads(line) for line in open(tmp_path / "train_metrics.jsonl")][-1]
+  flops = CFG.replace(dropout_rate=0.1).train_flops_per_token(40)
+  assert last["mfu"] == pytest.approx(last["tokens_per_second"] * flops / (1e9 * 8))
+  assert _scalars(tmp_path / train_lib.SUMMARY_DIR)["mfu"] == [2]
+
+
+LLAMA = DecoderConfig(vocab_size=512, num_layers=1, d_model=32, num_heads=2, head_dim=16, d_ff=64,
+                      activation="swiglu", position="rope", tie_embeddings=False,
+                      scale_tied_logits=False, dtype="float32", param_dtype="float32")
+
+
+def test_initial_checkpoint_from_hugging_face_dir(tmp_path):
+  pytest.importorskip("safetensors")
+  from flan_jax import hf_interop
+  params = init_params(LLAMA, jax.random.key(5))
+  hf_dir = str(tmp_path / "hf")
+  hf_interop.save_hf(hf_dir, LLAMA, params)
+  state = _train(tmp_path / "run", 0, model_config=LLAMA, initial_checkpoint_path=hf_dir)
+  assert int(state.step) == 0
+  for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(state.params), strict=True):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  with pytest.raises(ValueError, match=r"d_ff \(checkpoint 64, MODEL_CONFIG 128\)"):
+    _train(tmp_path / "bad", 0, model_config=LLAMA.replace(d_ff=128),
+           initial_checkpoint_path=hf_dir)
