@@ -205,7 +205,7 @@ def make_evaluator(mixture_or_task_name: str, split: str, log_dir: str | None,
                functools.partial(seqio.JSONLogger, write_n_results=write_n_results))
   absl_logger = logging.getLogger("absl")
   level = absl_logger.level
-  if not loggers:  # Loggers are set later (_set_log_dir); skip seqio's "will not log" warning.
+  if not loggers:  # Loggers are set later (set_log_dir); skip seqio's "will not log" warning.
     absl_logger.setLevel(logging.ERROR)
   try:
     return seqio.Evaluator(
@@ -245,7 +245,7 @@ def run_evaluator(evaluator: Any, inference: Inference, step: int | None = None
           for task, values in metrics.items()}
 
 
-def _set_log_dir(evaluator: Any, log_dir: str, write_n_results: int | None = 100) -> None:
+def set_log_dir(evaluator: Any, log_dir: str, write_n_results: int | None = 100) -> None:
   """Points the evaluator's loggers at ``log_dir`` (one evaluator serves several checkpoints:
   its cached datasets are reused; seqio only takes loggers in the constructor)."""
   if jax.process_index() != 0:
@@ -306,7 +306,7 @@ def evaluate(mixture_or_task_name: str = gin.REQUIRED, checkpoint_path: str = gi
     for s, evaluator in evaluators.items():
       if bar is not None:
         bar.set_postfix_str(f"{label}/{s}")
-      _set_log_dir(evaluator, os.path.join(output_dir, label, s))
+      set_log_dir(evaluator, os.path.join(output_dir, label, s))
       results[label][s] = run_evaluator(evaluator, inference, step)
   if bar is not None:
     bar.close()
@@ -347,7 +347,7 @@ def write_report(results: Mapping[str, Mapping[str, Mapping]], chance: Mapping[s
 def main(argv: Sequence[str] | None = None) -> None:
   from absl import app, flags
 
-  from flan_jax import train as train_lib
+  from flan_jax import gin_utils
   from flan_jax.models.gin_config import rewrite_gin_args
 
   flags.DEFINE_multi_string("gin_file", [], "Gin files; later ones override earlier ones.")
@@ -364,9 +364,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     tf.config.set_visible_devices([], "GPU")
     if flags.FLAGS.tfds_data_dir:
       seqio.set_tfds_data_dir_override(flags.FLAGS.tfds_data_dir)
-    train_lib.parse_gin(flags.FLAGS.gin_file, flags.FLAGS.gin_bindings,
+    gin_utils.parse_gin(flags.FLAGS.gin_file, flags.FLAGS.gin_bindings,
                         flags.FLAGS.gin_search_paths)
-    train_lib.check_required_macros(REQUIRED_MACROS)
+    gin_utils.check_required_macros(REQUIRED_MACROS)
     out = gin.get_configurable(evaluate)()
     for name, path in out["paths"].items():
       print(f"{name}: {path}")

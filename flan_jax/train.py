@@ -48,10 +48,10 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from flan_jax import data as data_lib
-from flan_jax import losses, model_checkpoint, partitioning, registry, trainer
+from flan_jax import gin_utils, losses, model_checkpoint, partitioning, registry, trainer
+from flan_jax.gin_utils import REPO_ROOT, parse_gin  # noqa: F401  (re-exported)
 from flan_jax.models import DecoderConfig
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REQUIRED_MACROS = ("MODEL_DIR", "MIXTURE_OR_TASK_NAME", "TASK_FEATURE_LENGTHS", "TRAIN_STEPS",
                    "MODEL_CONFIG")
 METRICS_FILE = "train_metrics.jsonl"
@@ -182,36 +182,18 @@ def restore_initial_params(path: str, config: DecoderConfig, shardings: Any) -> 
 # --- validation -------------------------------------------------------------------------------
 
 
-def _macro_is_set(name: str) -> bool:
-  try:
-    value = gin.query_parameter(f"%{name}")
-  except ValueError:
-    return False
-  return repr(value) != "%gin.REQUIRED"
-
-
 def check_required_macros(names: Sequence[str] = REQUIRED_MACROS) -> None:
-  """Raises ValueError naming every required macro that is unset or ``%gin.REQUIRED``.
-
-  ``TRAIN_STEPS`` may stay unset (it becomes None) when ``TRAIN_STEPS_RELATIVE`` is set.
-  """
-  relative = _macro_is_set("TRAIN_STEPS_RELATIVE") and gin.query_parameter(
-      "%TRAIN_STEPS_RELATIVE") is not None
-  if relative and "TRAIN_STEPS" in names and not _macro_is_set("TRAIN_STEPS"):
-    gin.parse_config("TRAIN_STEPS = None")
-  missing = [name for name in names if not _macro_is_set(name)]
-  if missing:
-    hints = " ".join(f"--gin.{m}=..." for m in missing)
-    raise ValueError(f"required gin macro(s) not set: {', '.join(missing)} (e.g. {hints})")
+  """Raises ValueError naming every required macro of a training run that is unset."""
+  gin_utils.check_required_macros(names)
 
 
 def _validate(mixture_or_task_name: str, task_feature_lengths: Mapping[str, int],
               batch_size: int, num_microbatches: int) -> None:
   registry.ensure_registered()
   registry.get(mixture_or_task_name)  # Unknown names raise with close matches.
-  if set(task_feature_lengths) != {"inputs", "targets"}:
-    raise ValueError("TASK_FEATURE_LENGTHS must be {'inputs': L1, 'targets': L2} (prefix LM), "
-                     f"got {dict(task_feature_lengths)}")
+  if set(task_feature_lengths) not in ({"inputs", "targets"}, {"targets"}):
+    raise ValueError("TASK_FEATURE_LENGTHS must be {'inputs': L1, 'targets': L2} (prefix LM) or "
+                     f"{{'targets': L}} (plain LM), got {dict(task_feature_lengths)}")
   if batch_size % max(num_microbatches, 1):
     raise ValueError(f"BATCH_SIZE {batch_size} not divisible by {num_microbatches} microbatches")
 
@@ -327,7 +309,10 @@ def train(model_dir: str = gin.REQUIRED, model_config: DecoderConfig = gin.REQUI
           log_period: int = 10, progress: bool = True, async_checkpointing: bool = True,
           skip_nonfinite_updates: bool = False, num_data_shards: int | None = None,
           relative_steps: int | None = None,
-          peak_flops_per_device: float | None = None) -> partitioning.TrainState:
+          peak_flops_per_device: float | None = None, eval_period: int | None = None,
+          eval_mixture_or_task_name: str | None = None, eval_split: str = "validation",
+          eval_batch_size: int = 32, eval_num_examples: int | None = None
+          ) -> partitioning.TrainState:
   """Trains to step ``train_steps`` (absolute), resuming from ``model_dir`` when possible.
 
   ``random_seed=None`` draws a seed; it is stored in each checkpoint, so resume stays exact.
@@ -335,8 +320,17 @@ def train(model_dir: str = gin.REQUIRED, model_config: DecoderConfig = gin.REQUI
   ``num_data_shards``: data shards of the global batch (None: the process count; a resumed run
   keeps its checkpoint's). ``peak_flops_per_device`` (None: looked up by device kind, unknown on
   CPU) gives MFU = model FLOP/s / (peak * devices).
+  ``eval_period``: every so many steps (and at the end) run ``seqio.Evaluator`` on
+  ``eval_mixture_or_task_name`` / ``eval_split`` (:mod:`flan_jax.eval`: rank classification and
+  decoding); metrics go to TensorBoard (``eval/<task>/<metric>``) and seqio's logs in
+  ``MODEL_DIR/inference_eval``.
   """
   _validate(mixture_or_task_name, task_feature_lengths, batch_size, num_microbatches)
+  if eval_period and not eval_mixture_or_task_name:
+    raise ValueError("EVAL_PERIOD needs EVAL_MIXTURE_OR_TASK_NAME (a mixture with eval metrics, "
+                     "e.g. flan_heldout_nli_eval)")
+  if eval_period:
+    registry.get(eval_mixture_or_task_name)  # Unknown names fail before anything compiles.
   if train_steps is None and relative_steps is None:
     raise ValueError("set TRAIN_STEPS (absolute) or TRAIN_STEPS_RELATIVE")
   config = model_config.replace(dropout_rate=dropout_rate)
@@ -436,6 +430,31 @@ def train(model_dir: str = gin.REQUIRED, model_config: DecoderConfig = gin.REQUI
   def fetch(items: list[tuple[int, dict]]) -> list[dict]:
     return [{"step": s, **{k: float(v) for k, v in jax.device_get(m).items()}} for s, m in items]
 
+  evaluation: dict[str, Any] = {}
+
+  def run_eval(at_step: int) -> None:
+    from flan_jax import eval as eval_lib
+    if not evaluation:
+      evaluation["evaluator"] = eval_lib.make_evaluator(
+          eval_mixture_or_task_name, eval_split, None, num_examples=eval_num_examples,
+          use_cached=use_cached_tasks)
+      eval_lib.set_log_dir(evaluation["evaluator"], os.path.join(model_dir, "inference_eval"))
+      evaluation["inference"] = eval_lib.Inference(
+          config, state.params, device_mesh, rules, eval_batch_size,
+          max_decode_length=task_feature_lengths["targets"])
+    evaluation["inference"].params = state.params
+    results = eval_lib.run_evaluator(evaluation["evaluator"], evaluation["inference"], at_step)
+    scalars = {f"eval/{task}/{name}": value for task, values in results.items()
+               for name, value in values.items()}
+    if scalars:
+      writer.write_scalars(at_step, scalars)
+      writer.flush()
+    if bar is not None and results:
+      accuracy = [v["accuracy"] for v in results.values() if "accuracy" in v]
+      if accuracy:
+        bar.write(f"step {at_step}: eval mean accuracy {np.mean(accuracy):.1f} over "
+                  f"{len(accuracy)} tasks")
+
   # A step's loss is checked after the next step is dispatched (keeping one step in flight) and
   # before any checkpoint: bad params are never saved.
   unchecked: tuple[int, dict, dict] | None = None
@@ -487,6 +506,9 @@ def train(model_dir: str = gin.REQUIRED, model_config: DecoderConfig = gin.REQUI
           pending, window_start, window_steps = [], time.time(), 0
         if step % checkpoint_period == 0 or step == train_steps or stop:
           save_checkpoint(manager, state, batches.position, seed, meta_extra)
+        if eval_period and (step % eval_period == 0 or step == train_steps) and not stop:
+          check_finite(unchecked)
+          run_eval(step)
         if stop:
           break
       check_finite(unchecked)
@@ -502,14 +524,6 @@ def train(model_dir: str = gin.REQUIRED, model_config: DecoderConfig = gin.REQUI
 
 
 # --- command line -----------------------------------------------------------------------------
-
-
-def parse_gin(gin_files: Sequence[str], gin_bindings: Sequence[str],
-              gin_search_paths: Sequence[str] = (".",)) -> None:
-  """Parses files (later ones win) then bindings, searching ``gin_search_paths`` + repo root."""
-  for path in list(gin_search_paths) + [REPO_ROOT]:
-    gin.add_config_file_search_path(os.path.abspath(path))
-  gin.parse_config_files_and_bindings(list(gin_files), list(gin_bindings), finalize_config=False)
 
 
 def initialize_distributed(coordinator_address: str, process_count: int | None,

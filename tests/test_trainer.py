@@ -356,3 +356,31 @@ def test_initial_checkpoint_from_hugging_face_dir(tmp_path):
   with pytest.raises(ValueError, match=r"d_ff \(checkpoint 64, MODEL_CONFIG 128\)"):
     _train(tmp_path / "bad", 0, model_config=LLAMA.replace(d_ff=128),
            initial_checkpoint_path=hf_dir)
+
+
+def test_periodic_eval_writes_seqio_logs_and_summaries(tmp_path):
+  from tensorboard.backend.event_processing import event_accumulator
+  task = "world_nli_type_0_scoring_eval"
+  _train(tmp_path, 4, eval_period=2, eval_mixture_or_task_name=task, eval_num_examples=9,
+         eval_batch_size=4, num_microbatches=1, dropout_rate=0.0)
+  with open(os.path.join(tmp_path, "inference_eval", f"{task}-metrics.jsonl")) as f:
+    rows = [json.loads(line) for line in f]
+  assert [r["step"] for r in rows] == [2, 4]
+  assert all(0 <= r["accuracy"] <= 100 for r in rows)
+  acc = event_accumulator.EventAccumulator(os.path.join(tmp_path, train_lib.SUMMARY_DIR))
+  acc.Reload()
+  assert f"eval/{task}/accuracy" in acc.Tags()["tensors"] + acc.Tags()["scalars"]
+
+
+def test_eval_period_without_eval_mixture_fails_early(tmp_path):
+  with pytest.raises(ValueError, match="EVAL_MIXTURE_OR_TASK_NAME"):
+    _train(tmp_path, 2, eval_period=1)
+
+
+def test_plain_lm_pretraining_on_targets_only(tmp_path):
+  _train(tmp_path, 3, mixture_or_task_name="offline_world_lm",
+         task_feature_lengths={"targets": 32}, num_microbatches=1)
+  with open(os.path.join(tmp_path, train_lib.METRICS_FILE)) as f:
+    rows = [json.loads(line) for line in f]
+  assert rows[-1]["step"] == 3 and np.isfinite(rows[-1]["loss"])
+  assert rows[-1]["num_target_tokens"] > 0.5 * 4 * 32  # Every (packed) token is a target.
