@@ -189,13 +189,22 @@ def param_shardings(config: DecoderConfig, mesh: Mesh, rules: LogicalRules) -> A
 
 def optimizer_state_specs(tx: optax.GradientTransformation, abstract_params: Any,
                           param_specs: Any) -> Any:
-  """Optimizer-state PartitionSpecs: a leaf shaped like its parameter inherits its spec."""
+  """Optimizer-state PartitionSpecs: a leaf shaped like a parameter inherits its spec.
+
+  Matching is by shape (not by tree position), so it also covers states that do not mirror the
+  parameter tree (e.g. :func:`flan_jax.trainer.layers_as_batch`'s per-leaf states). Parameters of
+  one shape that disagree on their spec leave that shape replicated; everything else (factored
+  Adafactor statistics, counters) is replicated.
+  """
   abstract_state = jax.eval_shape(tx.init, abstract_params)
-  param_like = optax.tree_map_params(
-      tx, lambda leaf, spec, p: spec if leaf.shape == p.shape else PartitionSpec(),
-      abstract_state, param_specs, abstract_params,
-      transform_non_params=lambda _: PartitionSpec(), is_leaf=_is_spec)
-  return param_like
+  by_shape: dict[tuple[int, ...], PartitionSpec | None] = {}
+  for p, spec in zip(jax.tree.leaves(abstract_params), jax.tree.leaves(param_specs,
+                                                                       is_leaf=_is_spec),
+                     strict=True):
+    shape = tuple(p.shape)
+    by_shape[shape] = spec if by_shape.get(shape, spec) == spec else None
+  return jax.tree.map(lambda leaf: by_shape.get(tuple(leaf.shape)) or PartitionSpec(),
+                      abstract_state)
 
 
 def data_sharding(mesh: Mesh) -> NamedSharding:

@@ -66,10 +66,10 @@ def make_optimizer(name: str = "adafactor", learning_rate: optax.ScalarOrSchedul
   ``skip_nonfinite_updates`` wraps it in ``optax.apply_if_finite`` (NaN/Inf steps are dropped).
   """
   if name == "adafactor":
-    tx = optax.adafactor(learning_rate=learning_rate, decay_rate=0.8,
-                         multiply_by_parameter_scale=True, clipping_threshold=1.0,
-                         min_dim_size_to_factor=128,
-                         weight_decay_rate=weight_decay or None)
+    tx = layers_as_batch(optax.adafactor(
+        learning_rate=learning_rate, decay_rate=0.8, multiply_by_parameter_scale=True,
+        clipping_threshold=1.0, min_dim_size_to_factor=128,
+        weight_decay_rate=weight_decay or None))
   elif name == "adamw":
     tx = optax.adamw(learning_rate, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay)
   else:
@@ -79,6 +79,43 @@ def make_optimizer(name: str = "adafactor", learning_rate: optax.ScalarOrSchedul
   if skip_nonfinite_updates:
     tx = optax.apply_if_finite(tx, max_consecutive_errors=1_000_000)
   return tx
+
+
+def _is_stacked(path: tuple[Any, ...]) -> bool:
+  return any(getattr(k, "key", None) == "layers" for k in path)
+
+
+def layers_as_batch(tx: optax.GradientTransformation) -> optax.GradientTransformation:
+  """Runs ``tx`` per parameter, and per layer on scanned (stacked) parameters.
+
+  With ``scan_layers`` every layer's kernel sits in one array with a leading ``layers`` axis.
+  Adafactor's statistics (which two dims are factored, the parameter-scale RMS, update-RMS
+  clipping) would then mix layers; t5x's factor rules treat that axis as a batch axis. Here the
+  stacked leaves get ``jax.vmap(tx)`` over axis 0, so a scanned model gets exactly the updates of
+  the unscanned one. Only for leaf-wise transformations (Adafactor); the state is a tuple of
+  per-leaf states.
+  """
+
+  def leaves(tree: Any) -> tuple[list, Any]:
+    flat, treedef = jax.tree_util.tree_flatten_with_path(tree)
+    return flat, treedef
+
+  def init(params: Any) -> tuple:
+    flat, _ = leaves(params)
+    return tuple(jax.vmap(tx.init)(p) if _is_stacked(path) else tx.init(p) for path, p in flat)
+
+  def update(updates: Any, state: tuple, params: Any = None) -> tuple[Any, tuple]:
+    flat, treedef = leaves(updates)
+    flat_params = jax.tree_util.tree_leaves(params) if params is not None else [None] * len(flat)
+    new_updates, new_state = [], []
+    for (path, g), s, p in zip(flat, state, flat_params, strict=True):
+      fn = jax.vmap(tx.update) if _is_stacked(path) else tx.update
+      u, s = fn(g, s, p)
+      new_updates.append(u)
+      new_state.append(s)
+    return jax.tree_util.tree_unflatten(treedef, new_updates), tuple(new_state)
+
+  return optax.GradientTransformation(init, update)
 
 
 # --- loss and step ----------------------------------------------------------------------------

@@ -158,7 +158,7 @@ def test_unknown_mixture_fails_before_compiling(tmp_path, monkeypatch):
   with pytest.raises(registry.UnknownNameError, match="demo_heldout_nli_train"):
     _train(tmp_path, 2, mixture_or_task_name="demo_heldout_nli_trian")
   with pytest.raises(ValueError, match="TASK_FEATURE_LENGTHS"):
-    _train(tmp_path, 2, task_feature_lengths={"targets": 8})
+    _train(tmp_path, 2, task_feature_lengths={"inputs": 8})
 
 
 def test_demo_gin_and_cli_overrides():
@@ -384,3 +384,34 @@ def test_plain_lm_pretraining_on_targets_only(tmp_path):
     rows = [json.loads(line) for line in f]
   assert rows[-1]["step"] == 3 and np.isfinite(rows[-1]["loss"])
   assert rows[-1]["num_target_tokens"] > 0.5 * 4 * 32  # Every (packed) token is a target.
+
+
+def test_adafactor_updates_scanned_layers_like_unscanned():
+  """A scanned model's stacked kernels get exactly the unscanned model's Adafactor updates."""
+  cfg = CFG.replace(num_layers=3, d_model=128, d_ff=256, scan_layers=False)
+  params = init_params(cfg, jax.random.key(0))
+  grads = jax.tree.map(lambda p: jax.random.normal(jax.random.key(p.size), p.shape), params)
+
+  def stack(tree):
+    layers = [tree[f"layers_{i}"] for i in range(cfg.num_layers)]
+    out = {k: v for k, v in tree.items() if not k.startswith("layers_")}
+    out["layers"] = jax.tree.map(lambda *xs: jnp.stack(xs), *layers)
+    return out
+
+  tx = trainer.make_optimizer("adafactor", 1e-2)
+  flat_p, flat_s = params, tx.init(params)
+  scan_p, scan_s = stack(params), tx.init(stack(params))
+  for _ in range(2):
+    u, flat_s = tx.update(grads, flat_s, flat_p)
+    flat_p = optax.apply_updates(flat_p, u)
+    u, scan_s = tx.update(stack(grads), scan_s, scan_p)
+    scan_p = optax.apply_updates(scan_p, u)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6), stack(flat_p), scan_p)
+  # Plain optax Adafactor on the stacked tree does mix layers (this is what the wrapper fixes).
+  plain = optax.adafactor(1e-2, decay_rate=0.8, multiply_by_parameter_scale=True,
+                          clipping_threshold=1.0, min_dim_size_to_factor=128)
+  u, _ = plain.update(stack(grads), plain.init(stack(params)), stack(params))
+  want, _ = tx.update(stack(grads), tx.init(stack(params)), stack(params))
+  rel = jax.tree.map(lambda a, b: float(jnp.abs(a - b).max() / (jnp.abs(b).max() + 1e-12)),
+                     u["layers"], want["layers"])
+  assert max(jax.tree.leaves(rel)) > 1e-2
