@@ -345,34 +345,14 @@ def write_report(results: Mapping[str, Mapping[str, Mapping]], chance: Mapping[s
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-  from absl import app, flags
+  """``python -m flan_jax.eval`` / ``flan-jax eval`` (``argv``: flags only); prints the outputs."""
+  from flan_jax import entry
 
-  from flan_jax import gin_utils
-  from flan_jax.models.gin_config import rewrite_gin_args
-
-  flags.DEFINE_multi_string("gin_file", [], "Gin files; later ones override earlier ones.")
-  flags.DEFINE_multi_string("gin_bindings", [], "Individual gin bindings.")
-  flags.DEFINE_list("gin_search_paths", ["."], "Search paths for gin files (+ repo root).")
-  flags.DEFINE_string("tfds_data_dir", None, "TFDS data dir override for seqio.")
-
-  def run(_):
-    from absl import logging as absl_logging
-    if not flags.FLAGS["verbosity"].present:
-      absl_logging.set_verbosity(absl_logging.WARNING)
-    import seqio
-    import tensorflow as tf
-    tf.config.set_visible_devices([], "GPU")
-    if flags.FLAGS.tfds_data_dir:
-      seqio.set_tfds_data_dir_override(flags.FLAGS.tfds_data_dir)
-    gin_utils.parse_gin(flags.FLAGS.gin_file, flags.FLAGS.gin_bindings,
-                        flags.FLAGS.gin_search_paths)
-    gin_utils.check_required_macros(REQUIRED_MACROS)
-    out = gin.get_configurable(evaluate)()
+  def show(out: dict[str, Any]) -> None:
     for name, path in out["paths"].items():
       print(f"{name}: {path}")
 
-  full = list(sys.argv) if argv is None else ["flan-jax eval", *argv]
-  app.run(run, argv=rewrite_gin_args(full))
+  entry.run("flan-jax eval", argv, REQUIRED_MACROS, evaluate, show)
 
 
 if __name__ == "__main__":

@@ -526,51 +526,10 @@ def train(model_dir: str = gin.REQUIRED, model_config: DecoderConfig = gin.REQUI
 # --- command line -----------------------------------------------------------------------------
 
 
-def initialize_distributed(coordinator_address: str, process_count: int | None,
-                           process_index: int | None, timeout_s: int = 300) -> None:
-  """``jax.distributed.initialize`` (t5x's multi-process flags); CPU collectives use gloo."""
-  if process_count is None or process_index is None:
-    raise ValueError("--coordinator_address needs --process_count and --process_index")
-  jax.config.update("jax_cpu_collectives_implementation", "gloo")
-  jax.distributed.initialize(coordinator_address, num_processes=process_count,
-                             process_id=process_index, initialization_timeout=timeout_s)
-
-
 def main(argv: Sequence[str] | None = None) -> None:
-  from absl import app, flags
-
-  from flan_jax.models.gin_config import rewrite_gin_args
-
-  flags.DEFINE_multi_string("gin_file", [], "Gin files; later ones override earlier ones.")
-  flags.DEFINE_multi_string("gin_bindings", [], "Individual gin bindings.")
-  flags.DEFINE_list("gin_search_paths", ["."], "Search paths for gin files (+ repo root).")
-  flags.DEFINE_string("tfds_data_dir", None, "TFDS data dir override for seqio.")
-  flags.DEFINE_string("coordinator_address", None,
-                      "Multi-host: HOST:PORT of process 0's coordinator (jax.distributed).")
-  flags.DEFINE_integer("process_count", None, "Multi-host: number of processes.")
-  flags.DEFINE_integer("process_index", None, "Multi-host: this process's index.")
-  flags.DEFINE_integer("initialization_timeout", 300, "Multi-host: seconds to wait for peers.")
-
-  def run(_):
-    flag_values = flags.FLAGS
-    if flag_values.coordinator_address:  # Before anything touches devices.
-      initialize_distributed(flag_values.coordinator_address, flag_values.process_count,
-                             flag_values.process_index, flag_values.initialization_timeout)
-    from absl import logging as absl_logging
-    if not flags.FLAGS["verbosity"].present:
-      absl_logging.set_verbosity(absl_logging.WARNING)  # orbax/seqio INFO lines drown the bar.
-    import seqio
-    import tensorflow as tf
-    tf.config.set_visible_devices([], "GPU")  # Leave accelerator memory to JAX.
-    if flag_values.tfds_data_dir:
-      seqio.set_tfds_data_dir_override(flag_values.tfds_data_dir)
-    parse_gin(flag_values.gin_file, flag_values.gin_bindings, flag_values.gin_search_paths)
-    check_required_macros()
-    gin.get_configurable(train)()
-
-  # ``argv`` holds flags only (as every flan_jax ``main``); absl wants a program name first.
-  full = list(sys.argv) if argv is None else ["flan-jax train", *argv]
-  app.run(run, argv=rewrite_gin_args(full))
+  """``python -m flan_jax.train`` / ``flan-jax train`` (``argv``: flags only)."""
+  from flan_jax import entry
+  entry.run("flan-jax train", argv, REQUIRED_MACROS, train)
 
 
 if __name__ == "__main__":

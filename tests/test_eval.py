@@ -122,3 +122,29 @@ def test_evaluate_generative_task_reports_its_metric(tmp_path):
                           num_examples=4, max_decode_length=4, report=False, progress=False)
   metrics = out["results"]["model"]["test"]["world_qa_type_0"]
   assert set(metrics) >= {"em", "f1"} or set(metrics) >= {"accuracy"}
+
+
+def test_train_and_eval_command_lines_in_one_process(tmp_path, capsys):
+  """`flan-jax train` then `flan-jax eval` (t5x flags) back to back, as in a notebook."""
+  import gin
+
+  from flan_jax import train as train_lib
+  model_dir = str(tmp_path / "model")
+  for main, flags in (
+      (train_lib.main, ["--gin_file=gin/runs/demo.gin", f"--gin.MODEL_DIR='{model_dir}'",
+                        "--gin.TRAIN_STEPS=2", "--gin.CHECKPOINT_PERIOD=2"]),
+      (eval_lib.main, ["--gin_file=gin/runs/eval.gin", f"--gin.MIXTURE_OR_TASK_NAME='{TASK}'",
+                       f"--gin.CHECKPOINT_PATH='{model_dir}'",
+                       f"--gin.EVAL_OUTPUT_DIR='{tmp_path / 'eval'}'", "--gin.DEV_SPLIT=None",
+                       "--gin_bindings=eval_script.evaluate.num_examples = 6"])):
+    gin.clear_config()
+    try:
+      main(flags)
+    except SystemExit as e:  # absl's app.run exits after the run.
+      assert e.code in (0, None)
+  gin.clear_config()
+  assert "report_png:" in capsys.readouterr().out
+  with open(tmp_path / "eval" / "metrics.json") as f:
+    saved = json.load(f)
+  assert saved["results"]["model"]["test"][TASK]["accuracy"] >= 0
+  assert saved["checkpoints"]["model"] == model_dir
