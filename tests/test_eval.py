@@ -72,9 +72,15 @@ def test_evaluate_writes_metrics_for_model_and_baseline(tmp_path):
   out_dir = os.path.join(tmp_path, "eval")
   out = eval_lib.evaluate(TASK, model, out_dir, split="test", dev_split="validation",
                           baselines={"untuned": base}, num_examples=24, dev_num_examples=12,
-                          batch_size=4, report=False, progress=False)
+                          batch_size=4, progress=False)
   with open(out["paths"]["metrics"]) as f:
     saved = json.load(f)
+  with open(out["paths"]["report_json"]) as f:  # The offline suite's report.
+    assert "world_nli" in f.read()
+  with open(out["paths"]["report_md"]) as f:
+    assert "untuned" in f.read()
+  with open(out["paths"]["report_png"], "rb") as f:
+    assert f.read(4) == b"\x89PNG"
   for label in ("model", "untuned"):
     for split in ("test", "validation"):
       acc = saved["results"][label][split][TASK]["accuracy"]

@@ -77,10 +77,10 @@ def _params(model_dir: str, step: int) -> list[np.ndarray]:
                                                                                  step=step))]
 
 
-@pytest.mark.slow  # ~40 s on 2 quiet cores (~70 s loaded): 3 train subprocesses, 2 side by side.
+# ~40 s on 2 quiet cores (~70 s loaded): 3 train subprocesses, 2 side by side.
 def test_sigkill_then_resume_is_bitwise_exact(tmp_path):
-  # Each child spends ~15 s starting (imports, data pipeline, compiles); the 32 steps take ~1 s.
-  steps = 32
+  # Each child spends ~15 s starting (imports, data pipeline, compiles); the steps take ~3 s.
+  steps = 80  # Leaves ~19 checkpoints after the kill point: the kill lands mid-run.
   killed, full = str(tmp_path / "killed"), str(tmp_path / "full")
   cache = str(tmp_path / "xla_cache")  # The resumed run reuses the first runs' executables.
   # The uninterrupted reference run goes alongside the one to be killed.
