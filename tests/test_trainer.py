@@ -415,3 +415,25 @@ def test_adafactor_updates_scanned_layers_like_unscanned():
   rel = jax.tree.map(lambda a, b: float(jnp.abs(a - b).max() / (jnp.abs(b).max() + 1e-12)),
                      u["layers"], want["layers"])
   assert max(jax.tree.leaves(rel)) > 1e-2
+
+
+def test_train_step_on_2x4_mesh_matches_one_device():
+  """The partitioned step (Adafactor, 2 microbatches, dropout) on a 2x4 mesh == 1 device."""
+  cfg = CFG.replace(dropout_rate=0.1)
+  tx = trainer.make_optimizer("adafactor", 1e-2)
+  runs = {}
+  for name, devices, spec in (("mesh", jax.devices(), "data=2,model=4"),
+                              ("single", jax.devices()[:1], "data=1,model=1")):
+    mesh = partitioning.create_mesh(spec, devices)
+    rules = partitioning.standard_logical_axis_rules()
+    state, shardings = partitioning.create_train_state(cfg, tx, jax.random.key(0), mesh, rules)
+    step = trainer.partitioned_train_step(trainer.make_train_step(cfg, 2), shardings, mesh, rules)
+    losses_ = []
+    for i in range(3):
+      batch = partitioning.host_local_to_global(_batch(seed=i), mesh)
+      state, metrics = step(state, batch, jax.random.key(7))
+      losses_.append(float(metrics["loss"]))
+    runs[name] = (losses_, jax.device_get(state.params))
+  np.testing.assert_allclose(runs["mesh"][0], runs["single"][0], atol=1e-5, rtol=1e-5)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5),
+               runs["mesh"][1], runs["single"][1])
