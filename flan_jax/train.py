@@ -280,6 +280,21 @@ def default_peak_flops_per_device(device_kind: str | None = None) -> float | Non
   return None
 
 
+def measured_host_matmul_flops(n: int = 1024, reps: int = 3) -> float:
+  """Attainable FLOP/s of this host: the best of ``reps`` jitted f32 n³ matmuls (CPU has no
+  datasheet peak; bench/model_step.py measures MFU against the same kind of figure)."""
+  import jax.numpy as jnp
+  a = jnp.ones((n, n), jnp.float32)
+  f = jax.jit(lambda x: x @ x)
+  f(a).block_until_ready()
+  best = float("inf")
+  for _ in range(reps):
+    start = time.perf_counter()
+    f(a).block_until_ready()
+    best = min(best, time.perf_counter() - start)
+  return 2 * n ** 3 / best
+
+
 class NonFiniteLossError(FloatingPointError):
   """The loss or gradient norm of a step was NaN/Inf (the run stops; see ``train``)."""
 
@@ -318,8 +333,8 @@ def train(model_dir: str = gin.REQUIRED, model_config: DecoderConfig = gin.REQUI
   ``random_seed=None`` draws a seed; it is stored in each checkpoint, so resume stays exact.
   ``relative_steps``: train to (initial checkpoint's step + relative_steps) instead.
   ``num_data_shards``: data shards of the global batch (None: the process count; a resumed run
-  keeps its checkpoint's). ``peak_flops_per_device`` (None: looked up by device kind, unknown on
-  CPU) gives MFU = model FLOP/s / (peak * devices).
+  keeps its checkpoint's). ``peak_flops_per_device`` (None: looked up by device kind; on CPU the
+  host's measured f32 matmul FLOP/s for all devices together) gives MFU = model FLOP/s / peak.
   ``eval_period``: every so many steps (and at the end) run ``seqio.Evaluator`` on
   ``eval_mixture_or_task_name`` / ``eval_split`` (:mod:`flan_jax.eval`: rank classification and
   decoding); metrics go to TensorBoard (``eval/<task>/<metric>``) and seqio's logs in
@@ -406,6 +421,8 @@ def train(model_dir: str = gin.REQUIRED, model_config: DecoderConfig = gin.REQUI
     peak_flops_per_device = default_peak_flops_per_device()
   # Model FLOPs (PaLM: 6N + causal attention; the bidirectional prefix is counted as causal).
   peak_flops = (peak_flops_per_device or 0.0) * jax.device_count()
+  if not peak_flops and jax.devices()[0].platform == "cpu":
+    peak_flops = measured_host_matmul_flops()  # Simulated CPU devices share the host's cores.
   flops_per_token = config.train_flops_per_token(seq_len)
 
   from clu import metric_writers

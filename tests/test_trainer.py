@@ -336,6 +336,11 @@ def test_peak_flops_lookup_and_mfu_row(tmp_path):
   flops = CFG.replace(dropout_rate=0.1).train_flops_per_token(40)
   assert last["mfu"] == pytest.approx(last["tokens_per_second"] * flops / (1e9 * 8))
   assert _scalars(tmp_path / train_lib.SUMMARY_DIR)["mfu"] == [2]
+  # On CPU without a peak, MFU is against the host's measured matmul FLOP/s.
+  assert train_lib.measured_host_matmul_flops(256, 2) > 1e8
+  _train(tmp_path / "cpu", 2, num_microbatches=1)
+  last = [json.loads(line) for line in open(tmp_path / "cpu" / "train_metrics.jsonl")][-1]
+  assert 0 < last["mfu"] < 1
 
 
 LLAMA = DecoderConfig(vocab_size=512, num_layers=1, d_model=32, num_heads=2, head_dim=16, d_ff=64,
