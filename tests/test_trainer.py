@@ -442,3 +442,18 @@ def test_train_step_on_2x4_mesh_matches_one_device():
   np.testing.assert_allclose(runs["mesh"][0], runs["single"][0], atol=1e-5, rtol=1e-5)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5),
                runs["mesh"][1], runs["single"][1])
+
+
+@pytest.mark.parametrize("binding,message", [
+    ("TRAIN_STEP = 5", "unknown gin macro 'TRAIN_STEP'.*did you mean TRAIN_STEPS"),
+    ("train_script.train.lerning_rate = 0.1", "doesn't have a parameter named 'lerning_rate'"),
+    ("trian_script.train.learning_rate = 0.1", "No configurable matching 'trian_script.train'"),
+])
+def test_unknown_gin_binding_fails_at_parse_time(binding, message):
+  import gin
+  gin.clear_config()
+  try:
+    with pytest.raises(ValueError, match=message):
+      train_lib.parse_gin(["gin/runs/demo.gin"], [binding])
+  finally:
+    gin.clear_config()
