@@ -195,7 +195,11 @@ def make_evaluator(mixture_or_task_name: str, split: str, log_dir: str | None,
                    task_feature_lengths: Mapping[str, int] | None = None,
                    num_examples: int | None = None, use_cached: bool = False, seed: int = 42,
                    write_n_results: int | None = 100) -> Any:
-  """A ``seqio.Evaluator`` over unpacked prefix-LM features with JSON + Python logging."""
+  """A ``seqio.Evaluator`` over unpacked prefix-LM features with JSON + Python logging.
+
+  ``num_examples`` counts examples, and for rank classification *questions* with all their
+  options (seqio's own ``num_examples`` counts rows, which would cut a question's options).
+  """
   import seqio
   registry.ensure_registered()
   registry.get(mixture_or_task_name)  # Unknown names raise with close matches.
@@ -208,13 +212,28 @@ def make_evaluator(mixture_or_task_name: str, split: str, log_dir: str | None,
   if not loggers:  # Loggers are set later (set_log_dir); skip seqio's "will not log" warning.
     absl_logger.setLevel(logging.ERROR)
   try:
-    return seqio.Evaluator(
+    evaluator = seqio.Evaluator(
         mixture_or_task_name, feature_converter=seqio.DecoderFeatureConverter(pack=False),
         eval_split=split, use_cached=use_cached, seed=seed,
         sequence_length=dict(task_feature_lengths) if task_feature_lengths else None,
-        num_examples=num_examples, logger_cls=loggers, log_dir=log_dir)
+        logger_cls=loggers, log_dir=log_dir)
   finally:
     absl_logger.setLevel(level)
+  if num_examples:
+    _take_examples(evaluator, num_examples)
+  return evaluator
+
+
+def _take_examples(evaluator: Any, n: int) -> None:
+  """Keeps each task's first ``n`` examples (rank classification: the rows of its first ``n``
+  questions) in the evaluator's cached task and model datasets, which stay index-aligned."""
+  for name, task_ds in list(evaluator._cached_task_datasets.items()):
+    rows = n
+    if "idx" in task_ds.element_spec:  # Rows come question by question (idx[0] ascending).
+      rows = sum(1 for ex in task_ds.as_numpy_iterator()
+                 if int(np.asarray(ex["idx"]).reshape(-1)[0]) < n)
+    evaluator._cached_task_datasets[name] = task_ds.take(rows)
+    evaluator._cached_model_datasets[name] = evaluator._cached_model_datasets[name].take(rows)
 
 
 def chance_accuracy(evaluator: Any) -> dict[str, float]:

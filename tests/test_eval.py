@@ -19,7 +19,7 @@ TASK = "world_nli_type_0_scoring_eval"
 @pytest.fixture(scope="module")
 def evaluator():
   registry.ensure_registered()
-  return eval_lib.make_evaluator(TASK, "validation", None, num_examples=30)
+  return eval_lib.make_evaluator(TASK, "validation", None, num_examples=10)
 
 
 def _mesh(spec="data=-1,model=1"):
@@ -71,7 +71,7 @@ def test_evaluate_writes_metrics_for_model_and_baseline(tmp_path):
   model, base = _save(tmp_path, "model", 1), _save(tmp_path, "base", 2)
   out_dir = os.path.join(tmp_path, "eval")
   out = eval_lib.evaluate(TASK, model, out_dir, split="test", dev_split="validation",
-                          baselines={"untuned": base}, num_examples=24, dev_num_examples=12,
+                          baselines={"untuned": base}, num_examples=12, dev_num_examples=6,
                           batch_size=4, progress=False)
   with open(out["paths"]["metrics"]) as f:
     saved = json.load(f)
@@ -154,3 +154,11 @@ def test_train_and_eval_command_lines_in_one_process(tmp_path, capsys):
     saved = json.load(f)
   assert saved["results"]["model"]["test"][TASK]["accuracy"] >= 0
   assert saved["checkpoints"]["model"] == model_dir
+
+
+def test_num_examples_counts_whole_questions():
+  ev = eval_lib.make_evaluator(TASK, "validation", None, num_examples=7)
+  rows = list(ev.cached_task_datasets[TASK].as_numpy_iterator())
+  questions = {int(r["idx"][0]) for r in rows}
+  assert questions == set(range(7)) and len(rows) == 7 * 3  # 3 options each, none cut off.
+  assert len(list(ev._cached_model_datasets[TASK].as_numpy_iterator())) == len(rows)
