@@ -43,6 +43,14 @@ def initialize_distributed(coordinator_address: str, process_count: int | None,
                              process_id=process_index, initialization_timeout=timeout_s)
 
 
+def _is_config_error(error: ValueError) -> bool:
+  """gin's parse errors and the required-macro check."""
+  text = str(error)
+  return any(marker in text for marker in (
+      "required gin macro", "unknown gin macro", "No configurable matching",
+      "doesn't have a parameter named", "In bindings string", "Unable to find file"))
+
+
 def run(program: str, argv: Sequence[str] | None, required_macros: Sequence[str],
         configurable: Callable, on_result: Callable[[Any], None] | None = None) -> None:
   """Parses the flags (``argv``: flags only; None = ``sys.argv``), sets up distributed JAX,
@@ -68,9 +76,18 @@ def run(program: str, argv: Sequence[str] | None, required_macros: Sequence[str]
     tf.config.set_visible_devices([], "GPU")  # Leave accelerator memory to JAX.
     if values.tfds_data_dir:
       seqio.set_tfds_data_dir_override(values.tfds_data_dir)
-    gin_utils.parse_gin(values.gin_file, values.gin_bindings, values.gin_search_paths)
-    gin_utils.check_required_macros(required_macros)
-    result = gin.get_configurable(configurable)()
+    from flan_jax.dataset_spec import MissingDataError
+    from flan_jax.registry import UnknownNameError
+    try:
+      gin_utils.parse_gin(values.gin_file, values.gin_bindings, values.gin_search_paths)
+      gin_utils.check_required_macros(required_macros)
+      result = gin.get_configurable(configurable)()
+    except (UnknownNameError, MissingDataError) as e:  # The message says it all.
+      sys.exit(f"{program}: error: {e}")
+    except ValueError as e:
+      if not _is_config_error(e):
+        raise
+      sys.exit(f"{program}: error: {e}")
     if on_result is not None:
       on_result(result)
 

@@ -43,3 +43,16 @@ def test_unknown_name_exits_with_suggestions(capsys):
   assert e.value.code == 2
   err = capsys.readouterr().err
   assert "Unknown task or mixture 'world_nli_typ_0'" in err and "world_nli_type_0" in err
+
+
+def test_entry_points_report_config_errors_without_traceback():
+  import pathlib
+  import subprocess
+  import sys
+  proc = subprocess.run(
+      [sys.executable, "-m", "flan_jax.eval", "--gin_file=gin/runs/eval.gin",
+       "--gin.CHECKPOINT_PATH='x'", "--gin.EVAL_OUTPUT_DIR='y'"],
+      capture_output=True, text=True, cwd=str(pathlib.Path(__file__).parents[1]))
+  assert proc.returncode == 1
+  assert "flan-jax eval: error: required gin macro(s) not set: MIXTURE_OR_TASK_NAME" in proc.stderr
+  assert "Traceback" not in proc.stderr
