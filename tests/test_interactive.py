@@ -80,3 +80,28 @@ def test_generate_strings_and_ids(model):
   assert text == model.vocabulary.decode(ids)
   batch = model.generate([QUESTION, "Another question?"], max_new_tokens=6)
   assert batch[0] == text and len(batch) == 2
+
+
+def test_hugging_face_dir_scores_like_pytorch(tmp_path):
+  """A causal HF Llama loaded with flan_jax.load scores token ids as transformers does."""
+  torch = pytest.importorskip("torch")
+  transformers = pytest.importorskip("transformers")
+  torch.manual_seed(0)
+  hf = transformers.LlamaForCausalLM(transformers.LlamaConfig(
+      vocab_size=96, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+      num_attention_heads=2, num_key_value_heads=1, head_dim=16, bos_token_id=1,
+      eos_token_id=2, max_position_embeddings=64)).eval()
+  hf.save_pretrained(tmp_path / "hf")
+  model = flan_jax.load(str(tmp_path / "hf"))
+  assert not model.prefix_lm and model.bos_id == 1 and model.eos_id == 2
+  context, options = [1, 17, 40, 5], [[8, 9], [30], [11, 12, 13]]
+  with torch.no_grad():
+    want = []
+    for option in options:
+      logp = torch.log_softmax(hf(torch.tensor([context + option])).logits.double(), -1)[0]
+      want.append(sum(float(logp[len(context) - 1 + i, t]) for i, t in enumerate(option)))
+  ranking = model.rank(context, options)
+  np.testing.assert_allclose(ranking.scores, want, atol=1e-4)
+  assert ranking.best == int(np.argmax(want))
+  ids = model.generate(context, max_new_tokens=4)
+  assert len(ids) <= 4 and all(0 <= t < 96 for t in ids)
