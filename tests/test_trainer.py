@@ -320,7 +320,7 @@ def test_initial_checkpoint_step_relative_steps_and_summaries(tmp_path, compile_
   with pytest.raises(ValueError, match="num_data_shards=2 but .* trained with 1"):
     _train(run, None, initial_checkpoint_path=str(init), relative_steps=2, num_data_shards=2)
   rows = [json.loads(line) for line in open(run / "train_metrics.jsonl")]
-  assert [r["step"] for r in rows] == [4, 5] and "mfu" not in rows[-1]  # No peak on CPU.
+  assert [r["step"] for r in rows] == [4, 5] and 0 < rows[-1]["mfu"] < 1  # Host-measured peak.
   scalars = _scalars(run / train_lib.SUMMARY_DIR)
   assert scalars["loss"] == [4, 5] and scalars["learning_rate"] == [4, 5]
   assert scalars["tokens_per_second"] == [4, 5]  # Log steps (log_period 2) and the last.
