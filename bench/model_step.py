@@ -22,24 +22,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from flan_jax.model_info import measured_matmul_flops
 from flan_jax.models import Decoder, DecoderConfig, init_params
 
 BATCH, SEQ = 8, 512
 CONFIG = DecoderConfig(vocab_size=8192, num_layers=8, d_model=512, num_heads=8, head_dim=64,
                        d_ff=1408, activation="swiglu", position="rope", tie_embeddings=False,
                        scale_tied_logits=False, dtype="float32", scan_layers=False)
-
-
-def matmul_flops(dtype, n: int = 2048, reps: int = 5) -> float:
-  a = jnp.ones((n, n), dtype)
-  f = jax.jit(lambda x: x @ x)
-  f(a).block_until_ready()
-  best = float("inf")
-  for _ in range(reps):
-    t = time.perf_counter()
-    f(a).block_until_ready()
-    best = min(best, time.perf_counter() - t)
-  return 2 * n ** 3 / best
 
 
 def jax_step(cfg: DecoderConfig):
@@ -107,7 +96,7 @@ def main(argv=None) -> None:
   args = parser.parse_args(argv)
   cfg = CONFIG.replace(dtype=args.dtype)
 
-  peaks = {d: matmul_flops(d) for d in ("float32", "bfloat16")}
+  peaks = {d: measured_matmul_flops(d, n=2048, reps=5) for d in ("float32", "bfloat16")}
   peak = max(peaks.values())
   flops_per_token = cfg.train_flops_per_token(SEQ, causal=True)
   n = cfg.num_layers * cfg.matmul_params_per_layer() + cfg.vocab_size * cfg.d_model

@@ -19,6 +19,24 @@ from flan_jax import partitioning
 from flan_jax.models import abstract_params
 from flan_jax.models.gin_config import config_from_gin, rewrite_gin_args
 
+
+def measured_matmul_flops(dtype: str = "float32", n: int = 1024, reps: int = 3) -> float:
+  """Attainable FLOP/s of the first device: the best of ``reps`` jitted ``dtype`` n³ matmuls
+  (CPUs have no datasheet peak; MFU on CPU is measured against this)."""
+  import time
+
+  import jax.numpy as jnp
+  a = jnp.ones((n, n), dtype)
+  f = jax.jit(lambda x: x @ x)
+  f(a).block_until_ready()
+  best = float("inf")
+  for _ in range(reps):
+    start = time.perf_counter()
+    f(a).block_until_ready()
+    best = min(best, time.perf_counter() - start)
+  return 2 * n ** 3 / best
+
+
 OPTIMIZERS = {
     "adafactor": lambda: optax.adafactor(1e-3, decay_rate=0.8),
     "adamw": lambda: optax.adamw(1e-3),

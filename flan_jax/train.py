@@ -48,7 +48,15 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from flan_jax import data as data_lib
-from flan_jax import gin_utils, losses, model_checkpoint, partitioning, registry, trainer
+from flan_jax import (
+  gin_utils,
+  losses,
+  model_checkpoint,
+  model_info,
+  partitioning,
+  registry,
+  trainer,
+)
 from flan_jax.gin_utils import REPO_ROOT, parse_gin  # noqa: F401  (re-exported)
 from flan_jax.models import DecoderConfig
 
@@ -280,21 +288,6 @@ def default_peak_flops_per_device(device_kind: str | None = None) -> float | Non
   return None
 
 
-def measured_host_matmul_flops(n: int = 1024, reps: int = 3) -> float:
-  """Attainable FLOP/s of this host: the best of ``reps`` jitted f32 n³ matmuls (CPU has no
-  datasheet peak; bench/model_step.py measures MFU against the same kind of figure)."""
-  import jax.numpy as jnp
-  a = jnp.ones((n, n), jnp.float32)
-  f = jax.jit(lambda x: x @ x)
-  f(a).block_until_ready()
-  best = float("inf")
-  for _ in range(reps):
-    start = time.perf_counter()
-    f(a).block_until_ready()
-    best = min(best, time.perf_counter() - start)
-  return 2 * n ** 3 / best
-
-
 class NonFiniteLossError(FloatingPointError):
   """The loss or gradient norm of a step was NaN/Inf (the run stops; see ``train``)."""
 
@@ -422,7 +415,8 @@ def train(model_dir: str = gin.REQUIRED, model_config: DecoderConfig = gin.REQUI
   # Model FLOPs (PaLM: 6N + causal attention; the bidirectional prefix is counted as causal).
   peak_flops = (peak_flops_per_device or 0.0) * jax.device_count()
   if not peak_flops and jax.devices()[0].platform == "cpu":
-    peak_flops = measured_host_matmul_flops()  # Simulated CPU devices share the host's cores.
+    # Simulated CPU devices share the host's cores: one measured peak for all of them.
+    peak_flops = model_info.measured_matmul_flops()
   flops_per_token = config.train_flops_per_token(seq_len)
 
   from clu import metric_writers

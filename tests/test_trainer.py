@@ -337,7 +337,7 @@ def test_peak_flops_lookup_and_mfu_row(tmp_path):
   assert last["mfu"] == pytest.approx(last["tokens_per_second"] * flops / (1e9 * 8))
   assert _scalars(tmp_path / train_lib.SUMMARY_DIR)["mfu"] == [2]
   # On CPU without a peak, MFU is against the host's measured matmul FLOP/s.
-  assert train_lib.measured_host_matmul_flops(256, 2) > 1e8
+  assert train_lib.model_info.measured_matmul_flops(n=256, reps=2) > 1e8
   _train(tmp_path / "cpu", 2, num_microbatches=1)
   last = [json.loads(line) for line in open(tmp_path / "cpu" / "train_metrics.jsonl")][-1]
   assert 0 < last["mfu"] < 1
