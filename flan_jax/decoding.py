@@ -155,6 +155,14 @@ def decode_features(config: DecoderConfig, params: Any, batch: Mapping[str, np.n
   input tokens (up to the last non-zero ``decoder_target_tokens``, else the last non-zero input
   token; at least the BOS slot). ``bidirectional_prompt`` defaults to whether any row has marks.
   """
+  tokens, lengths = left_pad(feature_prompts(batch))
+  causal = batch.get("decoder_causal_attention")
+  kwargs.setdefault("bidirectional_prompt", causal is not None and bool(np.any(causal)))
+  return decode(config, params, jnp.asarray(tokens), jnp.asarray(lengths), **kwargs)
+
+
+def feature_prompts(batch: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+  """The prompt of every row of a seqio feature batch (see :func:`decode_features`)."""
   inputs = np.asarray(batch["decoder_input_tokens"])
   causal = np.asarray(batch.get("decoder_causal_attention", np.zeros_like(inputs)))
   nonpad = np.asarray(batch.get("decoder_target_tokens", inputs)) != 0
@@ -163,10 +171,8 @@ def decode_features(config: DecoderConfig, params: Any, batch: Mapping[str, np.n
     n = int(causal[row].sum())
     if n == 0:
       n = int(np.flatnonzero(nonpad[row]).max(initial=0)) + 1
-    prompts.append(inputs[row, :n])
-  tokens, lengths = left_pad(prompts)
-  kwargs.setdefault("bidirectional_prompt", bool(causal.any()))
-  return decode(config, params, jnp.asarray(tokens), jnp.asarray(lengths), **kwargs)
+    prompts.append(inputs[row, :n].astype(np.int32))
+  return prompts
 
 
 # --- token choice --------------------------------------------------------------------------------

@@ -157,11 +157,10 @@ class Inference:
     """seqio predict_fn: enumerated rows -> [(index, generated token ids up to EOS)]."""
     from flan_jax import decoding
     rows = list(ds.as_numpy_iterator())
-    prompts = []
-    for _, features in rows:
-      causal = features.get("decoder_causal_attention")
-      n = int(np.sum(causal)) if causal is not None and np.any(causal) else 1
-      prompts.append(np.asarray(features["decoder_input_tokens"][:n], np.int32))
+    if not rows:
+      return []
+    prompts = decoding.feature_prompts(
+        {k: np.stack([features[k] for _, features in rows]) for k in rows[0][1]})
     if self._decode is None:
       kwargs = dict(max_new_tokens=self.max_decode_length, eos_id=self.eos_id,
                     bidirectional_prompt=self.prefix_lm, **self.decode_kwargs)
