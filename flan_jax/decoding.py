@@ -161,6 +161,14 @@ def decode_features(config: DecoderConfig, params: Any, batch: Mapping[str, np.n
   return decode(config, params, jnp.asarray(tokens), jnp.asarray(lengths), **kwargs)
 
 
+def until_eos(tokens: Sequence[int], eos_id: int = 1, drop_padding: bool = True) -> list[int]:
+  """Generated ids before the first EOS (seqio decodes these), without padding 0s."""
+  ids = [int(t) for t in tokens]
+  if eos_id in ids:
+    ids = ids[:ids.index(eos_id)]
+  return [t for t in ids if t != 0] if drop_padding else ids
+
+
 def feature_prompts(batch: Mapping[str, np.ndarray]) -> list[np.ndarray]:
   """The prompt of every row of a seqio feature batch (see :func:`decode_features`)."""
   inputs = np.asarray(batch["decoder_input_tokens"])

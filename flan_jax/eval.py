@@ -23,7 +23,6 @@ import functools
 import json
 import logging
 import os
-import re
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -36,7 +35,6 @@ from flan_jax import model_checkpoint, partitioning, registry, scoring
 from flan_jax.models import DecoderConfig
 
 REQUIRED_MACROS = ("MIXTURE_OR_TASK_NAME", "CHECKPOINT_PATH", "EVAL_OUTPUT_DIR")
-_STEP_DIR = re.compile(r"^checkpoint_(\d+)$")
 
 
 # --- model loading ----------------------------------------------------------------------------
@@ -46,13 +44,9 @@ def load_model(checkpoint_path: str, mesh: jax.sharding.Mesh, rules: Any,
                dtype: str | None = None) -> tuple[DecoderConfig, Any, int, bool]:
   """(config, params sharded on ``mesh``, step, prefix_lm) of a flan_jax model dir,
   ``checkpoint_<step>`` dir or Hugging Face directory (HF models are causal LMs)."""
-  path = os.path.normpath(checkpoint_path)
-  model_dir, step = path, None
-  if m := _STEP_DIR.match(os.path.basename(path)):
-    model_dir, step = os.path.dirname(path), int(m.group(1))
-  if (os.path.exists(os.path.join(model_dir, "config.json"))
-      and not os.path.exists(os.path.join(model_dir, model_checkpoint.CONFIG_FILE))):
-    from flan_jax import hf_interop
+  from flan_jax import hf_interop
+  model_dir, step = model_checkpoint.split_step_dir(checkpoint_path)
+  if hf_interop.is_hf_model_dir(model_dir):
     config, params = hf_interop.load_hf(model_dir, dtype=dtype or "float32")
     shardings = partitioning.param_shardings(config, mesh, rules)
     return config, jax.device_put(params, shardings), 0, False
@@ -178,13 +172,8 @@ class Inference:
 
     out = self._run(self._decode, prompts, pack, "decode")
     self.on_task_done()
-    results = []
-    for (index, _), tokens in zip(rows, out, strict=True):
-      tokens = [int(t) for t in tokens]
-      if self.eos_id in tokens:
-        tokens = tokens[:tokens.index(self.eos_id)]
-      results.append((int(index), [t for t in tokens if t != 0]))
-    return results
+    return [(int(index), decoding.until_eos(tokens, self.eos_id))
+            for (index, _), tokens in zip(rows, out, strict=True)]
 
 
 # --- evaluators -------------------------------------------------------------------------------

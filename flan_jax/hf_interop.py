@@ -37,6 +37,15 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_ma
 SUPPORTED_MODEL_TYPES = ("llama", "mistral")
 
 
+def is_hf_model_dir(path: str) -> bool:
+  """A Hugging Face model directory: ``config.json`` plus ``model.safetensors`` (or an index),
+  and not a flan_jax model directory (``model_config.json``)."""
+  return (os.path.isfile(os.path.join(path, "config.json"))
+          and not os.path.isfile(os.path.join(path, "model_config.json"))
+          and any(os.path.isfile(os.path.join(path, n))
+                  for n in ("model.safetensors", "model.safetensors.index.json")))
+
+
 # --- configs ----------------------------------------------------------------------------------
 
 

@@ -81,11 +81,6 @@ class Model:
 
   # --- scoring, ranking and generation ---------------------------------------------------------
 
-  def _ids(self, text: Text) -> list[int]:
-    if isinstance(text, str):
-      return self.encode(text)
-    return [int(t) for t in text]
-
   def _context(self, inputs: Text) -> np.ndarray:
     """The model-input prefix of ``inputs`` (token ids are used as given)."""
     if not isinstance(inputs, str):
@@ -148,23 +143,12 @@ class Model:
                           rng=jax.random.key(seed), **kwargs)
     results = []
     for row, source in zip(np.asarray(out["tokens"]), ins, strict=True):
-      ids = [int(t) for t in row]
-      if self.eos_id in ids:
-        ids = ids[:ids.index(self.eos_id)]
-      ids = [t for t in ids if t != 0] if self.prefix_lm else ids
+      ids = decoding.until_eos(row, self.eos_id, drop_padding=self.prefix_lm)
       results.append(self.vocabulary.decode(ids) if isinstance(source, str) else ids)
     return results[0] if single else results
 
   def __repr__(self) -> str:
     return f"Model({self.path!r}, {self.config.num_params()} parameters)"
-
-
-def _is_hf_dir(path: str) -> bool:
-  config = os.path.join(path, "config.json")
-  if not os.path.exists(config):
-    return False
-  with open(config) as f:
-    return "model_type" in json.load(f)
 
 
 def _vocabulary(path: str, config: DecoderConfig):
@@ -182,9 +166,8 @@ def _vocabulary(path: str, config: DecoderConfig):
 
 def load(path: str, dtype: str | None = None, step: int | None = None) -> Model:
   """Loads a flan_jax or Hugging Face model directory (``dtype`` overrides compute dtype)."""
-  from flan_jax import model_checkpoint
-  if _is_hf_dir(path) and not os.path.exists(os.path.join(path, model_checkpoint.CONFIG_FILE)):
-    from flan_jax import hf_interop
+  from flan_jax import hf_interop, model_checkpoint
+  if hf_interop.is_hf_model_dir(path):
     config, params = hf_interop.load_hf(path, dtype=dtype or "float32")
     with open(os.path.join(path, "config.json")) as f:
       hf = json.load(f)

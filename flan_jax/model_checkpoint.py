@@ -65,6 +65,14 @@ def checkpoint_path(model_dir: str, step: int | None = None) -> str:
   return os.path.join(model_dir, f"checkpoint_{step}", "state")
 
 
+def split_step_dir(path: str) -> tuple[str, int | None]:
+  """``MODEL_DIR/checkpoint_<step>`` -> (MODEL_DIR, step); a model dir -> (path, None)."""
+  path = os.path.normpath(path)
+  if m := _STEP_RE.match(os.path.basename(path)):
+    return os.path.dirname(path), int(m.group(1))
+  return path, None
+
+
 def checkpoint_step(path: str) -> int:
   """The step of the checkpoint ``path`` names (a model dir: its latest ``checkpoint_<step>``)."""
   step_dir = os.path.basename(os.path.dirname(os.path.normpath(checkpoint_path(path))))

@@ -50,6 +50,7 @@ import orbax.checkpoint as ocp
 from flan_jax import data as data_lib
 from flan_jax import (
   gin_utils,
+  hf_interop,
   losses,
   model_checkpoint,
   model_info,
@@ -150,13 +151,6 @@ def _abstract_state(config: DecoderConfig, tx: Any,
 _RUNTIME_FIELDS = ("dtype", "param_dtype", "dropout_rate", "scan_layers", "remat_policy")
 
 
-def is_hf_model_dir(path: str) -> bool:
-  """A Hugging Face model directory: ``config.json`` plus ``model.safetensors`` (or an index)."""
-  return os.path.isfile(os.path.join(path, "config.json")) and any(
-      os.path.isfile(os.path.join(path, n))
-      for n in ("model.safetensors", "model.safetensors.index.json"))
-
-
 def config_differences(have: DecoderConfig, want: DecoderConfig) -> dict[str, tuple[Any, Any]]:
   """{field: (have, want)} for the fields that differ, compute-only fields aside."""
   a, b = (dict(c.to_dict(), num_kv_heads=c.kv_heads) for c in (have, want))
@@ -165,16 +159,15 @@ def config_differences(have: DecoderConfig, want: DecoderConfig) -> dict[str, tu
 
 def initial_step(path: str | None) -> int:
   """The step an initial checkpoint continues from (0 for none or a Hugging Face directory)."""
-  if not path or is_hf_model_dir(path):
+  if not path or hf_interop.is_hf_model_dir(path):
     return 0
   return model_checkpoint.checkpoint_step(path)
 
 
 def restore_initial_params(path: str, config: DecoderConfig, shardings: Any) -> Any:
   """Params of a flan_jax checkpoint or a Hugging Face directory (whose config must match)."""
-  if not is_hf_model_dir(path):
+  if not hf_interop.is_hf_model_dir(path):
     return model_checkpoint.restore_params(path, config, shardings=shardings)
-  from flan_jax import hf_interop
   with open(os.path.join(path, "config.json")) as f:
     hf_config = hf_interop.decoder_config_from_hf(json.load(f), dtype=config.dtype,
                                                    scan_layers=config.scan_layers)
