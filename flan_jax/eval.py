@@ -147,8 +147,10 @@ class Inference:
     return [(index, float(s)) for it, row in zip(items, scores, strict=True)
             for index, s in zip(it.rows, row[:len(it.rows)], strict=True)]
 
-  def predict_fn(self, ds: Any) -> list[tuple[int, list[int]]]:
-    """seqio predict_fn: enumerated rows -> [(index, generated token ids up to EOS)]."""
+  def predict_fn(self, ds: Any) -> list[tuple[int, np.ndarray]]:
+    """seqio predict_fn: enumerated rows -> [(index, generated ids)] as t5x returns them: every
+    row ``max_decode_length`` long, the ids up to and including EOS followed by 0 padding
+    (seqio's Evaluator stacks them with ``np.array``, and ``vocab.decode`` cuts at EOS)."""
     from flan_jax import decoding
     rows = list(ds.as_numpy_iterator())
     if not rows:
@@ -172,8 +174,19 @@ class Inference:
 
     out = self._run(self._decode, prompts, pack, "decode")
     self.on_task_done()
-    return [(int(index), decoding.until_eos(tokens, self.eos_id))
+    return [(int(index), pad_prediction(tokens, self.max_decode_length, self.eos_id))
             for (index, _), tokens in zip(rows, out, strict=True)]
+
+
+def pad_prediction(tokens: Sequence[int], length: int, eos_id: int = 1) -> np.ndarray:
+  """Generated ids cut at the first EOS (kept) and 0-padded to ``length`` (t5x's decodes)."""
+  from flan_jax import decoding
+  ids = decoding.until_eos(tokens, eos_id)[:length]
+  if len(ids) < length:
+    ids.append(eos_id)
+  out = np.zeros(length, np.int32)
+  out[:len(ids)] = ids
+  return out
 
 
 # --- evaluators -------------------------------------------------------------------------------
@@ -277,8 +290,8 @@ def evaluate(mixture_or_task_name: str = gin.REQUIRED, checkpoint_path: str = gi
              num_examples: int | None = None, dev_num_examples: int | None = None,
              max_decode_length: int = 64, decode_kwargs: Mapping[str, Any] | None = None,
              use_cached: bool = False, seed: int = 42, dtype: str | None = None,
-             mesh: str = "data=-1,model=1", report: bool = True, progress: bool = True
-             ) -> dict[str, Any]:
+             mesh: str = "data=-1,model=1", report: bool = True, progress: bool = True,
+             partitioning_rules: str = "1d") -> dict[str, Any]:
   """Evaluates ``checkpoint_path`` (and ``baselines``) on ``split`` (+ ``dev_split``).
 
   Writes seqio's logs under ``output_dir/<label>/<split>/``, ``metrics.json`` and, with
@@ -288,7 +301,7 @@ def evaluate(mixture_or_task_name: str = gin.REQUIRED, checkpoint_path: str = gi
   registry.ensure_registered()
   registry.get(mixture_or_task_name)  # Unknown names raise with close matches.
   device_mesh = partitioning.create_mesh(mesh)
-  rules = partitioning.standard_logical_axis_rules()
+  rules = partitioning.logical_axis_rules(partitioning_rules, device_mesh.axis_names)
   models = {"model": checkpoint_path, **dict(baselines or {})}
   splits = [split] + ([dev_split] if dev_split else [])
   evaluators = {

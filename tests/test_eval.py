@@ -119,7 +119,13 @@ def test_predict_fn_equals_greedy_decoding_of_each_row():
     want = [int(t) for t in decoding.decode(CFG, params, tokens, lengths,
                                             max_new_tokens=5)["tokens"][0]]
     want = want[:want.index(1)] if 1 in want else want
-    assert got[int(index)] == [t for t in want if t]
+    assert got[int(index)].shape == (5,)  # Fixed length, as t5x's decodes.
+    assert decoding.until_eos(got[int(index)]) == [t for t in want if t]
+
+
+def test_pad_prediction_keeps_eos_and_pads():
+  np.testing.assert_array_equal(eval_lib.pad_prediction([5, 6, 1, 7], 5), [5, 6, 1, 0, 0])
+  np.testing.assert_array_equal(eval_lib.pad_prediction([5, 6, 7], 3), [5, 6, 7])
 
 
 def test_evaluate_generative_task_reports_its_metric(tmp_path):
