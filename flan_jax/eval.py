@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -50,15 +51,15 @@ def load_model(checkpoint_path: str, mesh: jax.sharding.Mesh, rules: Any,
     config, params = hf_interop.load_hf(model_dir, dtype=dtype or "float32")
     shardings = partitioning.param_shardings(config, mesh, rules)
     return config, jax.device_put(params, shardings), 0, False
-  config = model_checkpoint.load_config(model_dir)
+  from flan_jax import checkpoints
+  foreign = checkpoints.foreign_checkpoint(model_dir)
+  if foreign:
+    raise checkpoints.CheckpointError(f"CHECKPOINT_PATH: {foreign}")
+  # The shared restore path: an explicit step must pass every check; else the newest good one.
+  step = checkpoints.resolve_step(model_dir, step)
+  config = checkpoints.load_config(model_dir, step)
   if dtype:
     config = config.replace(dtype=dtype)
-  if step is None:
-    available = model_checkpoint.steps(model_dir)
-    if not available:
-      raise FileNotFoundError(f"no checkpoint_<step> directory in {model_dir}; train first or "
-                              "pass a checkpoint_<step> path")
-    step = available[-1]
   params = model_checkpoint.restore_params(
       model_dir, config, step=step, shardings=partitioning.param_shardings(config, mesh, rules))
   return config, params, step, True
@@ -194,19 +195,23 @@ def pad_prediction(tokens: Sequence[int], length: int, eos_id: int = 1) -> np.nd
 
 def make_evaluator(mixture_or_task_name: str, split: str, log_dir: str | None,
                    task_feature_lengths: Mapping[str, int] | None = None,
-                   num_examples: int | None = None, use_cached: bool = False, seed: int = 42,
-                   write_n_results: int | None = 100) -> Any:
+                   num_examples: int | None = None, use_cached: bool | None = False,
+                   seed: int = 42,
+                   write_n_results: int | None = None) -> Any:
   """A ``seqio.Evaluator`` over unpacked prefix-LM features with JSON + Python logging.
 
   ``num_examples`` counts examples, and for rank classification *questions* with all their
   options (seqio's own ``num_examples`` counts rows, which would cut a question's options).
   """
   import seqio
+
+  from flan_jax import data
   registry.ensure_registered()
   registry.get(mixture_or_task_name)  # Unknown names raise with close matches.
+  use_cached = data.resolve_use_cached(mixture_or_task_name, use_cached)
   loggers: tuple = ()
   if log_dir and jax.process_index() == 0:
-    loggers = (seqio.PyLoggingLogger,
+    loggers = (seqio.PyLoggingLogger, seqio.TensorBoardLogger,
                functools.partial(seqio.JSONLogger, write_n_results=write_n_results))
   absl_logger = logging.getLogger("absl")
   level = absl_logger.level
@@ -265,15 +270,38 @@ def run_evaluator(evaluator: Any, inference: Inference, step: int | None = None
           for task, values in metrics.items()}
 
 
-def set_log_dir(evaluator: Any, log_dir: str, write_n_results: int | None = 100) -> None:
+def set_log_dir(evaluator: Any, log_dir: str, write_n_results: int | None = None) -> None:
   """Points the evaluator's loggers at ``log_dir`` (one evaluator serves several checkpoints:
-  its cached datasets are reused; seqio only takes loggers in the constructor)."""
+  its cached datasets are reused; seqio only takes loggers in the constructor): t5x's three,
+  Python logging, TensorBoard summaries (``log_dir/<task>/``) and JSONL (every prediction unless
+  ``write_n_results`` caps them)."""
   if jax.process_index() != 0:
     return
   import seqio
   os.makedirs(log_dir, exist_ok=True)
-  evaluator._loggers = (seqio.PyLoggingLogger(log_dir),
+  loggers = getattr(evaluator, "_flan_jax_loggers", {})
+  if log_dir not in loggers:  # One TensorBoard writer per directory (its event file).
+    loggers[log_dir] = (seqio.PyLoggingLogger(log_dir), seqio.TensorBoardLogger(log_dir),
                         seqio.JSONLogger(log_dir, write_n_results=write_n_results))
+    evaluator._flan_jax_loggers = loggers
+  evaluator._loggers = loggers[log_dir]
+
+
+def checkpoints_to_evaluate(checkpoint_path: str, mode: str, done: set[int] = frozenset()
+                            ) -> list[str]:
+  """The checkpoint paths that t5x's restore ``mode`` names: ``'latest'``/``'specific'`` the
+  path itself; ``'all'`` every ``checkpoint_<step>`` of a model dir not in ``done``, by step."""
+  if mode in ("latest", "specific"):
+    return [checkpoint_path]
+  if mode != "all":
+    raise ValueError(f"MODE must be 'latest', 'specific' or 'all' (t5x RestoreCheckpointConfig), "
+                     f"got {mode!r}")
+  model_dir, step = model_checkpoint.split_step_dir(checkpoint_path)
+  if step is not None:
+    raise ValueError(f"MODE='all' evaluates every checkpoint of a model dir; {checkpoint_path} is "
+                     f"one checkpoint: pass {model_dir} (or use MODE='specific')")
+  return [os.path.join(model_dir, f"checkpoint_{s}") for s in model_checkpoint.steps(model_dir)
+          if s not in done]
 
 
 def _announce(message: str) -> None:
@@ -289,19 +317,27 @@ def evaluate(mixture_or_task_name: str = gin.REQUIRED, checkpoint_path: str = gi
              task_feature_lengths: Mapping[str, int] | None = None, batch_size: int = 32,
              num_examples: int | None = None, dev_num_examples: int | None = None,
              max_decode_length: int = 64, decode_kwargs: Mapping[str, Any] | None = None,
-             use_cached: bool = False, seed: int = 42, dtype: str | None = None,
+             use_cached: bool | None = False, seed: int = 42, dtype: str | None = None,
              mesh: str = "data=-1,model=1", report: bool = True, progress: bool = True,
-             partitioning_rules: str = "1d") -> dict[str, Any]:
+             partitioning_rules: str = "1d", json_write_n_results: int | None = None,
+             mode: str = "latest", wait_for_checkpoints_s: float | None = None,
+             poll_s: float = 10.0) -> dict[str, Any]:
   """Evaluates ``checkpoint_path`` (and ``baselines``) on ``split`` (+ ``dev_split``).
 
-  Writes seqio's logs under ``output_dir/<label>/<split>/``, ``metrics.json`` and, with
-  ``report``, ``report.{md,json,png}``. Returns ``{"results": {label: {split: {task: {metric:
-  value}}}}, "chance": {...}, "paths": {...}}``.
+  Writes seqio's logs (Python log, TensorBoard summaries, JSONL of every prediction unless
+  ``json_write_n_results`` caps them) under ``output_dir/<label>/<split>/``, ``metrics.json``
+  and, with ``report``, ``report.{md,json,png}``. ``mode='all'`` (t5x) evaluates every
+  checkpoint of the model dir ``checkpoint_path`` (the report shows the latest); with
+  ``wait_for_checkpoints_s`` it then polls every ``poll_s`` seconds for new checkpoints of a
+  running training job and stops once none appeared for that long. Returns ``{"results":
+  {label: {split: {task: {metric: value}}}}, "steps": {step: {split: ...}}, "chance": {...},
+  "paths": {...}}``.
   """
   registry.ensure_registered()
   registry.get(mixture_or_task_name)  # Unknown names raise with close matches.
   device_mesh = partitioning.create_mesh(mesh)
   rules = partitioning.logical_axis_rules(partitioning_rules, device_mesh.axis_names)
+  checkpoints_to_evaluate(checkpoint_path, mode)  # Bad modes fail before any data is read.
   models = {"model": checkpoint_path, **dict(baselines or {})}
   splits = [split] + ([dev_split] if dev_split else [])
   evaluators = {
@@ -311,34 +347,64 @@ def evaluate(mixture_or_task_name: str = gin.REQUIRED, checkpoint_path: str = gi
   if not evaluators[split].eval_tasks:
     raise ValueError(f"{mixture_or_task_name!r} has no task with a {split!r} split and metrics")
   results: dict[str, dict[str, dict]] = {}
+  steps: dict[int, dict[str, dict]] = {}
   bar = None
   if progress and jax.process_index() == 0:
     import tqdm
-    total = len(models) * sum(len(e.eval_tasks) for e in evaluators.values())
-    bar = tqdm.tqdm(total=total, desc="eval", unit="task", dynamic_ncols=True)
-  for label, path in models.items():
+    bar = tqdm.tqdm(total=0, desc="eval", unit="task", dynamic_ncols=True)
+
+  def run_model(label: str, path: str) -> tuple[int, dict[str, dict]]:
     config, params, step, prefix_lm = load_model(path, device_mesh, rules, dtype)
     _announce(f"evaluating {label}: {path} (step {step})")
     inference = Inference(config, params, device_mesh, rules, batch_size, prefix_lm,
                           max_decode_length, decode_kwargs=decode_kwargs,
                           on_task_done=bar.update if bar is not None else None)
-    results[label] = {}
+    if bar is not None:
+      bar.total += sum(len(e.eval_tasks) for e in evaluators.values())
+      bar.refresh()
+    by_split = {}
     for s, evaluator in evaluators.items():
       if bar is not None:
         bar.set_postfix_str(f"{label}/{s}")
-      set_log_dir(evaluator, os.path.join(output_dir, label, s))
-      results[label][s] = run_evaluator(evaluator, inference, step)
+      set_log_dir(evaluator, os.path.join(output_dir, label, s), json_write_n_results)
+      by_split[s] = run_evaluator(evaluator, inference, step)
+    return step, by_split
+
+  for label, path in models.items():
+    if label != "model":
+      results[label] = run_model(label, path)[1]
+      continue
+    paths = checkpoints_to_evaluate(path, mode)
+    if not paths and not wait_for_checkpoints_s:
+      raise FileNotFoundError(f"no checkpoint_<step> directory in {path}; train first")
+    last_new = time.time()
+    while True:
+      for checkpoint in paths:
+        step, results["model"] = run_model(label, checkpoint)
+        steps[step] = results["model"]
+        last_new = time.time()
+      if mode != "all" or not wait_for_checkpoints_s:
+        break
+      if time.time() - last_new > wait_for_checkpoints_s:
+        _announce(f"no new checkpoint in {path} for {wait_for_checkpoints_s:g}s; done")
+        break
+      time.sleep(poll_s)
+      paths = checkpoints_to_evaluate(path, mode, set(steps))
+    if "model" not in results:
+      raise FileNotFoundError(f"no checkpoint_<step> directory appeared in {path} within "
+                              f"{wait_for_checkpoints_s:g}s")
   if bar is not None:
     bar.close()
   chance = chance_accuracy(evaluators[split])
-  out: dict[str, Any] = {"results": results, "chance": chance, "paths": {}}
+  out: dict[str, Any] = {"results": results, "steps": steps, "chance": chance, "paths": {}}
   if jax.process_index() != 0:
     return out
   os.makedirs(output_dir, exist_ok=True)
   path = os.path.join(output_dir, "metrics.json")
   with open(path, "w") as f:
     json.dump({"checkpoints": models, "split": split, "dev_split": dev_split,
-               "results": results, "chance": chance}, f, indent=2, sort_keys=True)
+               "results": results, "steps": {str(k): v for k, v in steps.items()},
+               "chance": chance}, f, indent=2, sort_keys=True)
   out["paths"]["metrics"] = path
   if report:
     out["paths"].update(write_report(results, chance, split, dev_split, output_dir))
@@ -373,6 +439,13 @@ def main(argv: Sequence[str] | None = None) -> None:
       print(f"{name}: {path}")
 
   entry.run("flan-jax eval", argv, REQUIRED_MACROS, evaluate, show)
+
+
+def run(argv: Sequence[str]) -> dict[str, Any]:
+  """Python API (notebooks): the command line's flags; returns :func:`evaluate`'s result and
+  raises errors (no SystemExit)."""
+  from flan_jax import entry
+  return entry.call("flan-jax eval", argv, REQUIRED_MACROS, evaluate)
 
 
 if __name__ == "__main__":

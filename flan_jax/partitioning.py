@@ -140,6 +140,29 @@ def standard_logical_axis_rules(activation_partitioning_dims: int = 1,
   return list(additional_rules or []) + rules
 
 
+# Rule sets selectable by name (gin: ``train_script.train.partitioning_rules``, the eval's
+# ``partitioning_rules``, ``flan-jax plan --rules``): keyword arguments of
+# :func:`standard_logical_axis_rules`.
+RULE_SETS: dict[str, dict[str, Any]] = {
+    "1d": {},  # Megatron: heads, mlp, vocab over `model`; parameters replicated over `data`.
+    "2d_params": {"parameter_partitioning_dims": 2},  # + parameters' embed over `data`.
+    "2d": {"activation_partitioning_dims": 2, "parameter_partitioning_dims": 2},  # full 2-D.
+    "2d_activations": {"activation_partitioning_dims": 2},  # + activations' embed over `model`.
+    "fsdp": {"fsdp": True},  # Batch over (data, fsdp); parameters' embed over `fsdp`.
+}
+
+
+def logical_axis_rules(name: str = "1d", mesh_axis_names: Sequence[str] | None = None) -> list:
+  """The rule set ``name`` (see :data:`RULE_SETS`), checked against the mesh's axis names."""
+  if name not in RULE_SETS:
+    raise ValueError(f"unknown partitioning rules {name!r}; use one of {sorted(RULE_SETS)}")
+  if (name == "fsdp" and mesh_axis_names is not None
+      and "fsdp" not in tuple(mesh_axis_names)):
+    raise ValueError("partitioning rules 'fsdp' shard parameters over an fsdp mesh axis, but the "
+                     f"mesh has {tuple(mesh_axis_names)}; add one (e.g. mesh 'fsdp=-1,model=1')")
+  return standard_logical_axis_rules(**RULE_SETS[name])
+
+
 def mesh_axes(logical: PartitionSpec, shape: Sequence[int], rules: LogicalRules,
               axis_sizes: Mapping[str, int]) -> PartitionSpec:
   """Logical PartitionSpec -> mesh PartitionSpec for one array (replicating undivisible dims)."""

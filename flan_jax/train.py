@@ -31,6 +31,8 @@ see :mod:`flan_jax.data`; the shard count is kept in the checkpoints.
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import json
 import logging
 import math
@@ -40,24 +42,23 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import gin
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 
-from flan_jax import data as data_lib
 from flan_jax import (
+  checkpoints,
   gin_utils,
-  hf_interop,
   losses,
-  model_checkpoint,
+  model_checkpoint,  # noqa: F401  (re-exported: tests and scripts use train.model_checkpoint)
   model_info,
   partitioning,
   registry,
   trainer,
 )
+from flan_jax import data as data_lib
 from flan_jax.gin_utils import REPO_ROOT, parse_gin  # noqa: F401  (re-exported)
 from flan_jax.models import DecoderConfig
 
@@ -66,118 +67,21 @@ REQUIRED_MACROS = ("MODEL_DIR", "MIXTURE_OR_TASK_NAME", "TASK_FEATURE_LENGTHS", 
 METRICS_FILE = "train_metrics.jsonl"
 SUMMARY_DIR = "train"  # TensorBoard event files, under MODEL_DIR.
 NONFINITE_BATCH = "nonfinite_batch_step_{step}"
-_STATE, _DATA = "state", "data"
-_METADATA_FILE = "_CHECKPOINT_METADATA"
 
 
-# --- checkpoints ------------------------------------------------------------------------------
+# --- checkpoints (the machinery lives in flan_jax.checkpoints) ---------------------------------
 
-
-def is_complete_checkpoint(step_dir: str) -> bool:
-  """Orbax finalises a step by renaming its tmp dir; a finalised dir also holds the step
-  metadata file and the state's metadata. Anything else (e.g. a copy cut short) is incomplete."""
-  return (os.path.isfile(os.path.join(step_dir, _METADATA_FILE))
-          and os.path.isfile(os.path.join(step_dir, _STATE, "_METADATA")))
-
-
-def set_aside_incomplete(model_dir: str) -> list[str]:
-  """Renames incomplete ``checkpoint_<step>`` dirs to ``*.incomplete`` so nothing reads or
-  overwrites them (orbax itself removes its own ``*.orbax-checkpoint-tmp-*`` dirs)."""
-  moved = []
-  if jax.process_index() != 0:
-    return moved
-  for step in model_checkpoint.steps(model_dir):
-    path = os.path.join(model_dir, f"checkpoint_{step}")
-    if not is_complete_checkpoint(path):
-      target = f"{path}.incomplete-{int(time.time())}"
-      os.rename(path, target)
-      _announce(f"skipping incomplete checkpoint {path} (moved to {target})")
-      moved.append(target)
-  return moved
+is_complete_checkpoint = checkpoints.is_complete_checkpoint
+set_aside_incomplete = checkpoints.set_aside_incomplete
+config_differences = checkpoints.config_differences
+initial_step = checkpoints.initial_step
+restore_initial_params = checkpoints.restore_initial_params
 
 
 def _sync(name: str) -> None:
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils
     multihost_utils.sync_global_devices(name)
-
-
-def checkpoint_manager(model_dir: str, keep: int | None,
-                       async_checkpointing: bool = True) -> ocp.CheckpointManager:
-  options = ocp.CheckpointManagerOptions(
-      step_prefix="checkpoint", max_to_keep=keep, create=True, cleanup_tmp_directories=True,
-      enable_async_checkpointing=async_checkpointing)
-  return ocp.CheckpointManager(os.path.abspath(model_dir), options=options,
-                               item_names=(_STATE, _DATA))
-
-
-def _state_tree(state: partitioning.TrainState) -> dict[str, Any]:
-  return {"step": state.step, "params": state.params, "opt_state": state.opt_state}
-
-
-def save_checkpoint(manager: ocp.CheckpointManager, state: partitioning.TrainState,
-                    data_position: int, seed: int, extra: Mapping[str, Any] | None = None) -> None:
-  """Saves ``checkpoint_<step>``: the state and JSON data meta (position, seed, ``extra``)."""
-  step = int(state.step)
-  meta = {"step": step, "data_position": data_position, "seed": seed, **(extra or {})}
-  manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(_state_tree(state)),
-                                             data=ocp.args.JsonSave(meta)), force=True)
-
-
-def restore_checkpoint(manager: ocp.CheckpointManager, step: int,
-                       abstract: partitioning.TrainState) -> tuple[partitioning.TrainState, dict]:
-  """The TrainState of ``checkpoint_<step>`` (into ``abstract``'s shardings) and its data meta
-  (``{}`` when the checkpoint has no ``data`` item)."""
-  items = {_STATE: ocp.args.StandardRestore(_state_tree(abstract))}
-  has_data = os.path.isdir(os.path.join(str(manager.directory), f"checkpoint_{step}", _DATA))
-  if has_data:
-    items[_DATA] = ocp.args.JsonRestore()
-  restored = manager.restore(step, args=ocp.args.Composite(**items))
-  tree = restored[_STATE]
-  state = abstract.replace(step=tree["step"], params=tree["params"], opt_state=tree["opt_state"])
-  return state, dict(restored[_DATA]) if has_data else {}
-
-
-def _abstract_state(config: DecoderConfig, tx: Any,
-                    shardings: partitioning.TrainState) -> partitioning.TrainState:
-  """ShapeDtypeStructs (with shardings) of the TrainState, to restore into."""
-  from flan_jax.models import abstract_params
-  shapes = jax.eval_shape(lambda p: partitioning.TrainState.create(p, tx), abstract_params(config))
-  return jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
-                      shapes, shardings)
-
-
-# Fields that do not change the parameters (compute choices); ignored when comparing configs.
-_RUNTIME_FIELDS = ("dtype", "param_dtype", "dropout_rate", "scan_layers", "remat_policy")
-
-
-def config_differences(have: DecoderConfig, want: DecoderConfig) -> dict[str, tuple[Any, Any]]:
-  """{field: (have, want)} for the fields that differ, compute-only fields aside."""
-  a, b = (dict(c.to_dict(), num_kv_heads=c.kv_heads) for c in (have, want))
-  return {k: (a[k], b[k]) for k in a if k not in _RUNTIME_FIELDS and a[k] != b[k]}
-
-
-def initial_step(path: str | None) -> int:
-  """The step an initial checkpoint continues from (0 for none or a Hugging Face directory)."""
-  if not path or hf_interop.is_hf_model_dir(path):
-    return 0
-  return model_checkpoint.checkpoint_step(path)
-
-
-def restore_initial_params(path: str, config: DecoderConfig, shardings: Any) -> Any:
-  """Params of a flan_jax checkpoint or a Hugging Face directory (whose config must match)."""
-  if not hf_interop.is_hf_model_dir(path):
-    return model_checkpoint.restore_params(path, config, shardings=shardings)
-  with open(os.path.join(path, "config.json")) as f:
-    hf_config = hf_interop.decoder_config_from_hf(json.load(f), dtype=config.dtype,
-                                                   scan_layers=config.scan_layers)
-  diff = config_differences(hf_config, config)
-  if diff:
-    fields = ", ".join(f"{k} (checkpoint {a!r}, MODEL_CONFIG {b!r})" for k, (a, b) in diff.items())
-    raise ValueError(f"the Hugging Face model in {path} does not match MODEL_CONFIG: {fields}")
-  _, params = hf_interop.load_hf(path, dtype=config.dtype, scan_layers=config.scan_layers)
-  params = jax.tree.map(lambda x: np.asarray(x, config.param_dtype), params)
-  return jax.device_put(params, shardings)
 
 
 # --- validation -------------------------------------------------------------------------------
@@ -199,23 +103,111 @@ def _validate(mixture_or_task_name: str, task_feature_lengths: Mapping[str, int]
     raise ValueError(f"BATCH_SIZE {batch_size} not divisible by {num_microbatches} microbatches")
 
 
+# gin macro (or train_script.train parameter) -> (argument, minimum, may be None).
+_INT_VALUES = (("BATCH_SIZE", "batch_size", 1, False), ("TRAIN_STEPS", "train_steps", 1, True),
+               ("TRAIN_STEPS_RELATIVE", "relative_steps", 1, True),
+               ("CHECKPOINT_PERIOD", "checkpoint_period", 1, False),
+               ("KEEP_CHECKPOINTS", "keep_checkpoints", 1, True),
+               ("NUM_MICROBATCHES", "num_microbatches", 1, False),
+               ("NUM_DATA_SHARDS", "num_data_shards", 1, True),
+               ("train_script.train.log_period", "log_period", 1, False))
+
+
+def _is_int(value: Any) -> bool:
+  return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def validate_values(arguments: Mapping[str, Any]) -> None:
+  """Checks the types and ranges of ``train``'s arguments before anything is created or
+  compiled; :class:`flan_jax.checkpoints.BadValueError` names the value, what was expected and
+  the fix."""
+  bad = checkpoints.BadValueError
+  for macro, name, minimum, optional in _INT_VALUES:
+    value = arguments.get(name)
+    if value is None and optional:
+      continue
+    if not _is_int(value):
+      raise bad(f"{macro} must be an integer >= {minimum}, got {value!r} ({type(value).__name__});"
+                f" e.g. --gin.{macro}={max(minimum, 8)}")
+    if value < minimum:
+      raise bad(f"{macro} must be >= {minimum}, got {value}; e.g. --gin.{macro}={max(minimum, 8)}")
+  model_dir = arguments.get("model_dir")
+  if not isinstance(model_dir, str) or not model_dir:
+    raise bad(f"MODEL_DIR must be a directory path (a quoted string), got {model_dir!r}; e.g. "
+              "--gin.MODEL_DIR=\"'/tmp/run'\"")
+  if not isinstance(arguments.get("model_config"), DecoderConfig):
+    raise bad(f"MODEL_CONFIG must be a DecoderConfig, got {arguments.get('model_config')!r}; "
+              "include a model gin file, e.g. --gin_file=gin/models/tiny.gin")
+  lengths = arguments.get("task_feature_lengths")
+  if not isinstance(lengths, Mapping):
+    raise bad(f"TASK_FEATURE_LENGTHS must be a dict, got {lengths!r}; e.g. "
+              "--gin.TASK_FEATURE_LENGTHS=\"{'inputs': 256, 'targets': 64}\"")
+  for key, value in lengths.items():
+    if not _is_int(value) or value < 1:
+      raise bad(f"TASK_FEATURE_LENGTHS[{key!r}] must be a positive integer (tokens), got "
+                f"{value!r}; e.g. {{'inputs': 256, 'targets': 64}}")
+  path = arguments.get("initial_checkpoint_path")
+  if path is not None and not os.path.exists(path):
+    raise bad(f"INITIAL_CHECKPOINT_PATH {path!r} does not exist; pass a flan_jax model dir, a "
+              "checkpoint_<step> dir or a Hugging Face model dir (or None)")
+
+
+def _holding_model_dir_lock(fn: Any) -> Any:
+  """Runs ``train`` with its values validated and ``MODEL_DIR``'s lock held (see
+  :func:`flan_jax.checkpoints.locked`); the signature stays ``train``'s (gin reads it)."""
+
+  @functools.wraps(fn)
+  def wrapper(*args: Any, **kwargs: Any) -> Any:
+    bound = inspect.signature(fn).bind(*args, **kwargs)
+    bound.apply_defaults()
+    validate_values(bound.arguments)
+    with checkpoints.locked(bound.arguments["model_dir"], "flan-jax train"):
+      return fn(*args, **kwargs)
+
+  return wrapper
+
+
 # --- training loop ----------------------------------------------------------------------------
 
 
+def _json_value(value: Any) -> Any:
+  """Non-finite floats as JSON null (``NaN`` is not JSON)."""
+  return value if not isinstance(value, float) or math.isfinite(value) else None
+
+
 def _write_metrics(path: str, rows: list[dict]) -> None:
+  """Appends one JSON line per row, flushed and fsynced (a kill never tears an earlier row)."""
   with open(path, "a") as f:
     for row in rows:
-      f.write(json.dumps(row) + "\n")
+      f.write(json.dumps({k: _json_value(v) for k, v in row.items()}, allow_nan=False) + "\n")
+    f.flush()
+    os.fsync(f.fileno())
 
 
 def _truncate_metrics(path: str, last_step: int) -> None:
-  """Drops rows logged after ``last_step`` by a run that died before its next checkpoint."""
+  """Drops rows logged after ``last_step`` by a run that died before its next checkpoint, and a
+  torn (cut short) line, naming it in the log; the file is replaced atomically."""
   if jax.process_index() != 0 or not os.path.exists(path):
     return
+  kept, torn = [], []
   with open(path) as f:
-    lines = [line for line in f if line.strip() and json.loads(line)["step"] <= last_step]
-  with open(path, "w") as f:
-    f.writelines(lines)
+    for number, line in enumerate(f, 1):
+      if not line.strip():
+        continue
+      try:
+        row = json.loads(line)
+      except json.JSONDecodeError:
+        torn.append(number)
+        continue
+      if row.get("step", 0) <= last_step:
+        kept.append(json.dumps({k: _json_value(v) for k, v in row.items()}) + "\n")
+  if torn:
+    _announce(f"repaired {path}: dropped {len(torn)} torn line(s) (line {torn[0]}"
+              f"{'' if len(torn) == 1 else ', ...'}) left by a run that was killed")
+  tmp = f"{path}.tmp-{os.getpid()}"
+  with open(tmp, "w") as f:
+    f.writelines(kept)
+  os.replace(tmp, path)
 
 
 def _announce(message: str) -> None:
@@ -281,8 +273,17 @@ def default_peak_flops_per_device(device_kind: str | None = None) -> float | Non
   return None
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(checkpoints.ReportedError, FloatingPointError):
   """The loss or gradient norm of a step was NaN/Inf (the run stops; see ``train``)."""
+
+
+def _nonfinite_text(loss: float, grad_norm: float) -> str:
+  """Names what was non-finite: the loss, the gradient norm or both."""
+  if not math.isfinite(loss) and not math.isfinite(grad_norm):
+    return f"non-finite loss {loss} and grad norm {grad_norm}"
+  if not math.isfinite(loss):
+    return f"non-finite loss {loss} (grad norm {grad_norm} is finite)"
+  return f"non-finite grad norm {grad_norm} (the loss, {loss:.6g}, is finite)"
 
 
 def _save_nonfinite_batch(model_dir: str, step: int, batch: Mapping[str, np.ndarray]) -> str:
@@ -295,6 +296,56 @@ def _save_nonfinite_batch(model_dir: str, step: int, batch: Mapping[str, np.ndar
   return path
 
 
+def check_batch_divisibility(batch_size: int, num_microbatches: int,
+                             axis_sizes: Mapping[str, int], mesh: str = "") -> None:
+  """Each microbatch's rows must split evenly over the data-parallel (data, fsdp) axes."""
+  micro = max(num_microbatches, 1)
+  replicas = int(np.prod([n for a, n in axis_sizes.items() if a in ("data", "fsdp")]))
+  if (batch_size % micro) == 0 and (batch_size // micro) % replicas == 0:
+    return
+  axes = ", ".join(f"{a}={n}" for a, n in axis_sizes.items() if a in ("data", "fsdp"))
+  rows = batch_size // micro
+  fit = math.gcd(rows, replicas) if batch_size % micro == 0 else 1
+  model = axis_sizes.get("model", 1) * replicas // fit
+  raise ValueError(
+      f"BATCH_SIZE {batch_size} ({micro} microbatch(es) of {batch_size / micro:g} rows) does not "
+      f"split over the data-parallel mesh axes {axes} ({replicas} replicas) of mesh "
+      f"{mesh or dict(axis_sizes)!r}; use BATCH_SIZE = {replicas * micro} (or another multiple "
+      f"of {replicas * micro}), or a mesh whose data axis divides {rows}, e.g. "
+      f"'data={fit},model={model}' (train_script.train.mesh)")
+
+
+class TrainStep(NamedTuple):
+  """The partitioned step ``train`` runs, with its optimizer, LR schedule and state shardings."""
+
+  step_fn: Any
+  tx: Any
+  learning_rate: Any
+  shardings: partitioning.TrainState
+
+
+def build_train_step(config: DecoderConfig, device_mesh: jax.sharding.Mesh,
+                     rules: partitioning.LogicalRules, *, train_steps: int | None,
+                     optimizer: str = "adafactor", learning_rate: float = 1e-3,
+                     schedule: str = "constant", warmup_steps: int = 0,
+                     weight_decay: float = 0.0, grad_clip_norm: float | None = None,
+                     skip_nonfinite_updates: bool = False, num_microbatches: int = 1,
+                     loss_normalizing_factor: losses.Factor = "NUM_REAL_TARGET_TOKENS",
+                     label_smoothing: float = 0.0, z_loss: float = 1e-4) -> TrainStep:
+  """The jitted, sharded train step of :func:`train` (also lowered by :mod:`flan_jax.plan`)."""
+  lr = trainer.make_schedule(schedule, learning_rate, warmup_steps, train_steps)
+  tx = trainer.make_optimizer(optimizer, lr, weight_decay=weight_decay,
+                              grad_clip_norm=grad_clip_norm,
+                              skip_nonfinite_updates=skip_nonfinite_updates)
+  shardings = partitioning.train_state_shardings(config, tx, device_mesh, rules)
+  step_fn = trainer.partitioned_train_step(
+      trainer.make_train_step(config, num_microbatches, loss_normalizing_factor,
+                              label_smoothing, z_loss, lr),
+      shardings, device_mesh, rules)
+  return TrainStep(step_fn, tx, lr, shardings)
+
+
+@_holding_model_dir_lock
 def train(model_dir: str = gin.REQUIRED, model_config: DecoderConfig = gin.REQUIRED,
           mixture_or_task_name: str = gin.REQUIRED,
           task_feature_lengths: Mapping[str, int] = gin.REQUIRED,
@@ -307,13 +358,14 @@ def train(model_dir: str = gin.REQUIRED, model_config: DecoderConfig = gin.REQUI
           warmup_steps: int = 0, weight_decay: float = 0.0, grad_clip_norm: float | None = None,
           loss_normalizing_factor: losses.Factor = "NUM_REAL_TARGET_TOKENS",
           label_smoothing: float = 0.0, z_loss: float = 1e-4, mesh: str = "data=-1,model=1",
+          partitioning_rules: str = "1d",
           log_period: int = 10, progress: bool = True, async_checkpointing: bool = True,
           skip_nonfinite_updates: bool = False, num_data_shards: int | None = None,
           relative_steps: int | None = None,
           peak_flops_per_device: float | None = None, eval_period: int | None = None,
           eval_mixture_or_task_name: str | None = None, eval_split: str = "validation",
-          eval_batch_size: int = 32, eval_num_examples: int | None = None
-          ) -> partitioning.TrainState:
+          eval_batch_size: int = 32, eval_num_examples: int | None = None,
+          allow_config_change: bool = False) -> partitioning.TrainState:
   """Trains to step ``train_steps`` (absolute), resuming from ``model_dir`` when possible.
 
   ``random_seed=None`` draws a seed; it is stored in each checkpoint, so resume stays exact.
@@ -324,7 +376,8 @@ def train(model_dir: str = gin.REQUIRED, model_config: DecoderConfig = gin.REQUI
   ``eval_period``: every so many steps (and at the end) run ``seqio.Evaluator`` on
   ``eval_mixture_or_task_name`` / ``eval_split`` (:mod:`flan_jax.eval`: rank classification and
   decoding); metrics go to TensorBoard (``eval/<task>/<metric>``) and seqio's logs in
-  ``MODEL_DIR/inference_eval``.
+  ``MODEL_DIR/inference_eval``. ``partitioning_rules``: a name of
+  :data:`flan_jax.partitioning.RULE_SETS` (``1d``, ``2d_params``, ``2d``, ``fsdp``).
   """
   _validate(mixture_or_task_name, task_feature_lengths, batch_size, num_microbatches)
   if eval_period and not eval_mixture_or_task_name:
@@ -332,47 +385,75 @@ def train(model_dir: str = gin.REQUIRED, model_config: DecoderConfig = gin.REQUI
                      "e.g. flan_heldout_nli_eval)")
   if eval_period:
     registry.get(eval_mixture_or_task_name)  # Unknown names fail before anything compiles.
+  registry.check_vocab_size(mixture_or_task_name, model_config.vocab_size, "MIXTURE_OR_TASK_NAME")
+  if eval_period:
+    registry.check_vocab_size(eval_mixture_or_task_name, model_config.vocab_size,
+                              "EVAL_MIXTURE_OR_TASK_NAME")
   if train_steps is None and relative_steps is None:
     raise ValueError("set TRAIN_STEPS (absolute) or TRAIN_STEPS_RELATIVE")
   config = model_config.replace(dropout_rate=dropout_rate)
-  os.makedirs(model_dir, exist_ok=True)
-  set_aside_incomplete(model_dir)
-  _sync("flan_jax.train.set_aside_incomplete")
-  manager = checkpoint_manager(model_dir, keep_checkpoints, async_checkpointing)
-
   device_mesh = partitioning.create_mesh(mesh)
-  rules = partitioning.standard_logical_axis_rules()
-  replicas = int(np.prod([n for a, n in device_mesh.shape.items() if a in ("data", "fsdp")]))
-  if (batch_size // max(num_microbatches, 1)) % replicas:
-    raise ValueError(f"BATCH_SIZE {batch_size} / {num_microbatches} microbatches is not divisible "
-                     f"by the {replicas} data-parallel replicas of mesh {mesh!r}")
-  latest = manager.latest_step()
-  meta: dict[str, Any] = {}
-  if latest is not None:  # Only the data meta first: it fixes the final step and the shards.
-    meta_path = os.path.join(model_dir, f"checkpoint_{latest}", _DATA, "metadata")
-    if os.path.isfile(meta_path):
-      with open(meta_path) as f:
-        meta = json.load(f)
-  # From the meta when resuming: the initial checkpoint may be gone by then.
-  first_step = int(meta["initial_step"] if "initial_step" in meta
-                   else initial_step(initial_checkpoint_path))
-  if relative_steps is not None:
-    train_steps = first_step + relative_steps
-  num_shards = int(meta.get("num_data_shards", num_data_shards or jax.process_count()))
-  if num_data_shards is not None and num_data_shards != num_shards:
-    raise ValueError(f"num_data_shards={num_data_shards} but {model_dir}/checkpoint_{latest} was "
-                     f"trained with {num_shards} (the data order would change); leave it unset")
-  lr = trainer.make_schedule(schedule, learning_rate, warmup_steps, train_steps)
-  tx = trainer.make_optimizer(optimizer, lr, weight_decay=weight_decay,
-                              grad_clip_norm=grad_clip_norm,
-                              skip_nonfinite_updates=skip_nonfinite_updates)
-  shardings = partitioning.train_state_shardings(config, tx, device_mesh, rules)
+  rules = partitioning.logical_axis_rules(partitioning_rules, device_mesh.axis_names)
+  check_batch_divisibility(batch_size, num_microbatches, dict(device_mesh.shape), mesh)
+  if initial_checkpoint_path:
+    foreign = checkpoints.foreign_checkpoint(initial_checkpoint_path)
+    if foreign:
+      raise checkpoints.CheckpointError(f"INITIAL_CHECKPOINT_PATH: {foreign}")
+  checkpoints.check_writable_dir(model_dir)
+  set_aside_incomplete(model_dir)
+
+  def setup(path: str | None) -> tuple[dict, int, int, int, TrainStep, Any]:
+    """(data meta, first step, final step, data shards, step parts, restored state or None)
+    for resuming from the checkpoint dir ``path`` (None: a fresh start)."""
+    meta = checkpoints.read_data(path) if path else {}
+    changed = checkpoints.check_resume_config(model_dir, path, config, allow_config_change)
+    # From the meta when resuming: the initial checkpoint may be gone by then.
+    first = int(meta["initial_step"] if "initial_step" in meta
+                else initial_step(initial_checkpoint_path))
+    final = first + relative_steps if relative_steps is not None else train_steps
+    shards = int(meta.get("num_data_shards", num_data_shards or jax.process_count()))
+    if num_data_shards is not None and num_data_shards != shards:
+      raise checkpoints.BadValueError(
+          f"NUM_DATA_SHARDS={num_data_shards} but {path} was trained with {shards} (the data "
+          "order would change); leave it unset")
+    parts = build_train_step(
+        config, device_mesh, rules, train_steps=final, optimizer=optimizer,
+        learning_rate=learning_rate, schedule=schedule, warmup_steps=warmup_steps,
+        weight_decay=weight_decay, grad_clip_norm=grad_clip_norm,
+        skip_nonfinite_updates=skip_nonfinite_updates, num_microbatches=num_microbatches,
+        loss_normalizing_factor=loss_normalizing_factor, label_smoothing=label_smoothing,
+        z_loss=z_loss)
+    restored = None
+    if path:
+      abstract = checkpoints.abstract_train_state(config, parts.tx, parts.shardings)
+      try:
+        restored = checkpoints.restore_train_state(path, abstract)
+      except checkpoints.ReportedError:
+        raise
+      except Exception as e:
+        if changed:  # Not a damaged checkpoint: the allowed change does not fit its arrays.
+          raise checkpoints.ConfigMismatchError(
+              f"ALLOW_CONFIG_CHANGE: {path} cannot be restored into the changed MODEL_CONFIG "
+              f"({checkpoints._error_text(e)})") from e
+        raise
+    return meta, first, final, shards, parts, restored
+
+  found = checkpoints.restore_latest(model_dir, setup, need_data=True, move_bad=True)
+  _sync("flan_jax.train.restore_latest")
+  latest = None if found is None else found[0]
+  meta, first_step, train_steps, num_shards, parts, state = setup(None) if found is None \
+      else found[1]
+  if latest is not None and latest >= train_steps:
+    raise checkpoints.BadValueError(
+        f"nothing to do: {model_dir}/checkpoint_{latest} is at step {latest} and TRAIN_STEPS is "
+        f"{train_steps}; raise TRAIN_STEPS to train further (or use a new MODEL_DIR)")
+  tx, shardings = parts.tx, parts.shardings
+  if jax.process_index() == 0:
+    checkpoints.save_config(model_dir, config, allow_change=allow_config_change)
 
   if latest is not None:
-    state, meta = restore_checkpoint(manager, latest,
-                                     _abstract_state(config, tx, shardings))
-    seed = int(meta.get("seed", _make_seed(random_seed)))
-    position = int(meta.get("data_position", int(state.step)))
+    seed = int(meta["seed"])
+    position = int(meta["data_position"])
     _announce(f"resumed from {model_dir}/checkpoint_{latest} (data position {position})")
     _truncate_metrics(os.path.join(model_dir, METRICS_FILE), latest)
   else:
@@ -382,22 +463,24 @@ def train(model_dir: str = gin.REQUIRED, model_config: DecoderConfig = gin.REQUI
     if initial_checkpoint_path:
       params = restore_initial_params(initial_checkpoint_path, config, shardings.params)
       _announce(f"initialised params from {initial_checkpoint_path} (step {first_step})")
+    else:
+      _announce("warning: training from scratch (random init): INITIAL_CHECKPOINT_PATH is not "
+                "set; finetuning needs a pretrained checkpoint, e.g. "
+                "--gin.INITIAL_CHECKPOINT_PATH=\"'/path/to/model_dir'\"")
     state, _ = partitioning.create_train_state(config, tx, init_rng, device_mesh, rules,
                                                params=params)
     if first_step:
       state = state.replace(step=jax.device_put(np.int32(first_step), shardings.step))
+    _truncate_metrics(os.path.join(model_dir, METRICS_FILE), first_step)
   dropout_rng = jax.random.split(jax.random.key(seed))[1]
-  meta_extra = {"num_data_shards": num_shards, "initial_step": first_step}
+  meta_extra = {"num_data_shards": num_shards, "initial_step": first_step,
+                "model_config": config.to_dict()}
 
   if jax.process_index() == 0:
     with open(os.path.join(model_dir, "config.gin"), "w") as f:
       f.write(gin.operative_config_str())
-    model_checkpoint.save_config(model_dir, config)
 
-  step_fn = trainer.partitioned_train_step(
-      trainer.make_train_step(config, num_microbatches, loss_normalizing_factor,
-                              label_smoothing, z_loss, lr),
-      shardings, device_mesh, rules)
+  step_fn = parts.step_fn
   data_cfg = data_lib.DataConfig(mixture_or_task_name, dict(task_feature_lengths), batch_size,
                                  seed=seed, use_cached=use_cached_tasks, num_shards=num_shards)
   batches = data_lib.TrainIterator(data_cfg, device_mesh, position)
@@ -472,12 +555,13 @@ def train(model_dir: str = gin.REQUIRED, model_config: DecoderConfig = gin.REQUI
       return
     log(fetch([(s, m) for s, m in pending if s <= bad_step]))
     path = _save_nonfinite_batch(model_dir, bad_step, local_batch)
-    manager.wait_until_finished()
-    last = manager.latest_step()
+    ckpts.finish()
+    last = checkpoints.latest_good_step(model_dir)
     raise NonFiniteLossError(
-        f"non-finite loss {values[0]} (grad norm {values[1]}) at step {bad_step}; its batch is in "
-        f"{path}; no checkpoint written after it (last: "
-        f"{'none' if last is None else f'{model_dir}/checkpoint_{last}'})")
+        f"{_nonfinite_text(*values)} at step {bad_step}; its batch is in {path}; no checkpoint "
+        f"written after it (last: {'none' if last is None else f'{model_dir}/checkpoint_{last}'})")
+
+  ckpts = checkpoints.TrainCheckpoints(model_dir, keep_checkpoints, async_checkpointing)
 
   try:
     with _catch_sigterm() as preempted:
@@ -488,12 +572,15 @@ def train(model_dir: str = gin.REQUIRED, model_config: DecoderConfig = gin.REQUI
         unchecked = (step, metrics, batches.last_local_batch)
         window_steps += 1
         pending.append((step, metrics))
+        ckpts.check()  # A failed background save stops the run here, one step later.
         stop = preempted.is_set
         if bar is not None:
           bar.update(1)
-        if step % checkpoint_period == 0 or step == train_steps or stop:
+        saving = step % checkpoint_period == 0 or step == train_steps or stop
+        if saving:
           check_finite(unchecked)
-        if step % log_period == 0 or step == train_steps or stop:
+        # Every row up to a checkpoint is on disk before the checkpoint exists.
+        if step % log_period == 0 or saving:
           rows = fetch(pending)
           elapsed = max(time.time() - window_start, 1e-9)
           last = rows[-1]
@@ -508,17 +595,23 @@ def train(model_dir: str = gin.REQUIRED, model_config: DecoderConfig = gin.REQUI
           if bar is not None:
             bar.set_postfix(postfix)
           pending, window_start, window_steps = [], time.time(), 0
-        if step % checkpoint_period == 0 or step == train_steps or stop:
-          save_checkpoint(manager, state, batches.position, seed, meta_extra)
+        if saving:
+          ckpts.save(state, {"step": step, "data_position": batches.position, "seed": seed,
+                             **meta_extra})
         if eval_period and (step % eval_period == 0 or step == train_steps) and not stop:
           check_finite(unchecked)
-          run_eval(step)
+          try:
+            run_eval(step)
+          except Exception as e:  # A long run must not die (losing steps) in an evaluation.
+            logging.exception("evaluation at step %d failed", step)
+            _announce(f"step {step}: evaluation failed, training continues "
+                      f"({type(e).__name__}: {e})")
         if stop:
           break
       check_finite(unchecked)
+      ckpts.finish()
   finally:
-    manager.wait_until_finished()
-    manager.close()
+    ckpts.close()
     writer.close()
     if bar is not None:
       bar.close()
@@ -534,6 +627,13 @@ def main(argv: Sequence[str] | None = None) -> None:
   """``python -m flan_jax.train`` / ``flan-jax train`` (``argv``: flags only)."""
   from flan_jax import entry
   entry.run("flan-jax train", argv, REQUIRED_MACROS, train)
+
+
+def run(argv: Sequence[str]) -> Any:
+  """Python API (notebooks): ``train.run(["--gin_file=gin/runs/demo.gin", ...])`` takes the
+  command line's flags, returns the final TrainState and raises errors (no SystemExit)."""
+  from flan_jax import entry
+  return entry.call("flan-jax train", argv, REQUIRED_MACROS, train)
 
 
 if __name__ == "__main__":
