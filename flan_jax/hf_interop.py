@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import shutil
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -237,18 +238,43 @@ def copy_tokenizer(src: str, dst: str) -> list[str]:
   return copied
 
 
-def import_hf(hf_dir: str, out_dir: str, dtype: str = "bfloat16",
+SOURCE_CONFIG = "hf_config.json"  # import-hf keeps the source config.json under this name.
+_DTYPES = ("float32", "bfloat16", "float16")
+
+
+def source_dtype(hf: Mapping[str, Any]) -> str:
+  """The dtype a HF config declares (``dtype`` / ``torch_dtype``); float32 when it has none."""
+  dtype = hf.get("dtype") or hf.get("torch_dtype") or "float32"
+  return dtype if dtype in _DTYPES else "float32"
+
+
+def source_config(model_dir: str) -> dict[str, Any] | None:
+  """The Hugging Face ``config.json`` an ``import-hf`` output came from (None: not imported).
+
+  Its presence marks the model as causal (no bidirectional prefix), with the source's BOS/EOS/pad
+  ids and ``max_position_embeddings``."""
+  path = os.path.join(model_dir, SOURCE_CONFIG)
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
+
+
+def import_hf(hf_dir: str, out_dir: str, dtype: str | None = None,
               scan_layers: bool = True) -> DecoderConfig:
-  """Writes a flan_jax model directory (config, checkpoint_0, tokenizer) from a HF directory."""
+  """Writes a flan_jax model directory (config, checkpoint_0, tokenizer, the source config as
+  ``hf_config.json``) from a HF directory; ``dtype`` defaults to the source's dtype."""
   from flan_jax import model_checkpoint
-  cfg, params = load_hf(hf_dir, dtype=dtype, scan_layers=scan_layers)
-  model_checkpoint.save_params(out_dir, params, cfg, step=0)
-  copy_tokenizer(hf_dir, out_dir)
   with open(os.path.join(hf_dir, "config.json")) as f:
     hf = json.load(f)
-  special = {k: hf[k] for k in ("bos_token_id", "eos_token_id", "pad_token_id") if k in hf}
-  with open(os.path.join(out_dir, "hf_special_tokens.json"), "w") as f:
-    json.dump(special, f)
+  cfg, params = load_hf(hf_dir, dtype=dtype or source_dtype(hf), scan_layers=scan_layers)
+  from flan_jax import checkpoints
+  # Never into a live run dir; a different model_config.json there is an error (save_config).
+  with checkpoints.locked(out_dir, "flan-jax import-hf"):
+    model_checkpoint.save_params(out_dir, params, cfg, step=0)
+    copy_tokenizer(hf_dir, out_dir)
+    with open(os.path.join(out_dir, SOURCE_CONFIG), "w") as f:
+      json.dump(hf, f, indent=2)
   return cfg
 
 
@@ -289,16 +315,19 @@ def save_hf(out_dir: str, cfg: DecoderConfig, params: Mapping, torch_dtype: str 
 def export_hf(model_dir: str, out_dir: str, step: int | None = None, torch_dtype: str = "float32",
               max_shard_bytes: int = 5 * 2**30) -> None:
   """flan_jax model directory -> HF directory (tokenizer files are copied when present)."""
-  from flan_jax import model_checkpoint
-  cfg = model_checkpoint.load_config(model_dir)
+  from flan_jax import checkpoints, model_checkpoint
+  model_dir, named = model_checkpoint.split_step_dir(model_dir)
+  step = checkpoints.resolve_step(model_dir, named if step is None else step)  # Verified.
+  cfg = model_checkpoint.load_config(model_dir, step)
   params = model_checkpoint.restore_params(model_dir, cfg, step=step, dtype="float32")
   extra = {}
   special = os.path.join(model_dir, "hf_special_tokens.json")
   if os.path.exists(special):
     with open(special) as f:
       extra = json.load(f)
-  save_hf(out_dir, cfg, params, torch_dtype, max_shard_bytes, extra)
-  copy_tokenizer(model_dir, out_dir)
+  with checkpoints.locked(out_dir, "flan-jax export-hf"):  # Never into a live run dir.
+    save_hf(out_dir, cfg, params, torch_dtype, max_shard_bytes, extra)
+    copy_tokenizer(model_dir, out_dir)
 
 
 # --- CLI --------------------------------------------------------------------------------------
@@ -310,10 +339,16 @@ def main_import(argv: Sequence[str] | None = None) -> int:
                                    description="Hugging Face Llama-family -> flan_jax model dir")
   parser.add_argument("hf_dir")
   parser.add_argument("out_dir")
-  parser.add_argument("--dtype", default="bfloat16", help="compute dtype of the imported config")
+  parser.add_argument("--dtype", default=None, choices=_DTYPES,
+                      help="compute dtype of the imported config (default: the source's dtype)")
   parser.add_argument("--no_scan", action="store_true", help="unscanned layers_{i} parameters")
   args = parser.parse_args(argv)
-  cfg = import_hf(args.hf_dir, args.out_dir, dtype=args.dtype, scan_layers=not args.no_scan)
+  from flan_jax.checkpoints import ReportedError
+  try:
+    cfg = import_hf(args.hf_dir, args.out_dir, dtype=args.dtype, scan_layers=not args.no_scan)
+  except (ReportedError, ValueError, OSError) as e:  # Messages name the problem and the fix.
+    print(f"flan-jax import-hf: error: {e}", file=sys.stderr)
+    return 1
   print(f"imported {cfg.num_params()} parameters into {args.out_dir}: {cfg}")
   return 0
 
@@ -329,7 +364,12 @@ def main_export(argv: Sequence[str] | None = None) -> int:
                                                                     "float16"])
   parser.add_argument("--max_shard_gb", type=float, default=5.0)
   args = parser.parse_args(argv)
-  export_hf(args.model_dir, args.out_dir, args.step, args.torch_dtype,
-            int(args.max_shard_gb * 2**30))
+  from flan_jax.checkpoints import ReportedError
+  try:
+    export_hf(args.model_dir, args.out_dir, args.step, args.torch_dtype,
+              int(args.max_shard_gb * 2**30))
+  except (ReportedError, FileNotFoundError) as e:  # Messages name the problem and the fix.
+    print(f"flan-jax export-hf: error: {e}", file=sys.stderr)
+    return 1
   print(f"exported {args.model_dir} to {args.out_dir}")
   return 0

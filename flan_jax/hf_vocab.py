@@ -27,6 +27,22 @@ def _special_id(tokenizer, value) -> int | None:
   return tokenizer.token_to_id(value)
 
 
+TOKENIZER_CONFIG_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json")
+
+
+def load_tokenizer(model_dir: str):
+  """The directory's Hugging Face tokenizer (``transformers.AutoTokenizer``, as lm-eval's
+  ``HFLM`` loads it), or None when the directory has no tokenizer files."""
+  if not any(os.path.exists(os.path.join(model_dir, n)) for n in TOKENIZER_CONFIG_FILES):
+    return None
+  try:
+    import transformers
+  except ImportError as e:
+    raise ImportError(f"{model_dir} has a Hugging Face tokenizer; reading it needs transformers "
+                      "(pip install 'flan_jax[hf]')") from e
+  return transformers.AutoTokenizer.from_pretrained(model_dir)
+
+
 class HfTokenizerVocabulary(seqio.Vocabulary):
   """Encodes without adding BOS/EOS (seqio appends EOS itself); decodes skipping specials."""
 
@@ -41,9 +57,9 @@ class HfTokenizerVocabulary(seqio.Vocabulary):
 
   @classmethod
   def from_dir(cls, model_dir: str, **kwargs) -> HfTokenizerVocabulary:
-    """Reads EOS/UNK from tokenizer_config.json, config.json or hf_special_tokens.json."""
+    """Reads EOS/UNK from tokenizer_config.json, config.json or hf_config.json (import-hf)."""
     vocab = cls(os.path.join(model_dir, "tokenizer.json"), **kwargs)
-    for name in ("tokenizer_config.json", "config.json", "hf_special_tokens.json"):
+    for name in ("tokenizer_config.json", "config.json", "hf_config.json"):
       path = os.path.join(model_dir, name)
       if not os.path.exists(path):
         continue

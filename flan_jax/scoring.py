@@ -135,17 +135,19 @@ def pack_items(items: Sequence[Item], context_length: int | None = None,
 
 def shared_option_scores(config: DecoderConfig, params: Any, context: jax.Array,
                          context_length: jax.Array, options: jax.Array,
-                         option_length: jax.Array, bidirectional_context: bool = True
-                         ) -> tuple[jax.Array, jax.Array]:
+                         option_length: jax.Array, bidirectional_context: bool = True,
+                         greedy: bool = False) -> tuple[jax.Array, ...]:
   """Per-option summed and per-token log-probs, the context encoded once per item.
 
   Args:
     context: int [B, C], left-padded with 0 (``context_length`` [B] real tokens at the end).
     options: int [B, K, A] target tokens, right-padded; ``option_length`` [B, K] (0 = no option).
     bidirectional_context: prefix LM (FLAN) when True; plain causal LM (e.g. HF Llama) when False.
+    greedy: also return whether each option is the greedy continuation (lm-eval's ``is_greedy``).
 
   Returns:
-    scores [B, K] (sum of log-probs; 0 for missing options) and token log-probs [B, K, A].
+    scores [B, K] (sum of log-probs; 0 for missing options) and token log-probs [B, K, A]
+    (+ is-greedy [B, K] bool with ``greedy``).
   """
   b, c = context.shape
   _, k, a = options.shape
@@ -161,6 +163,7 @@ def shared_option_scores(config: DecoderConfig, params: Any, context: jax.Array,
       decoder_causal_attention=in_context & bidirectional_context,
       decode=True, last_logits_only=True, mutable=["cache"])
   first = jax.nn.log_softmax(logits[:, -1], axis=-1)  # [B, V]: predicts every option's a_1.
+  is_argmax = [(jnp.argmax(first, -1)[:, None] == options[:, :, 0])[..., None]]  # [B, K, 1]
   first = jnp.take_along_axis(first, options[:, :, 0], axis=-1)  # [B, K]
   token_lp = [first[..., None]]
   if a > 1:  # Options' inputs a_1..a_{A-1} against the repeated context cache.
@@ -175,19 +178,24 @@ def shared_option_scores(config: DecoderConfig, params: Any, context: jax.Array,
         decoder_causal_attention=jnp.zeros((b * k, a - 1), bool),
         decode=True, mutable=["cache"])  # [B*K, A-1, V]
     rest = jax.nn.log_softmax(rest, axis=-1)
+    is_argmax.append((jnp.argmax(rest, -1) == options[..., 1:].reshape(b * k, a - 1)).reshape(
+        b, k, a - 1))
     rest = jnp.take_along_axis(rest, options[..., 1:].reshape(b * k, a - 1, 1), axis=-1)
     token_lp.append(rest.reshape(b, k, a - 1))
   token_lp = jnp.concatenate(token_lp, axis=-1)  # [B, K, A]
   mask = jnp.arange(a)[None, None, :] < option_length[..., None]
   token_lp = jnp.where(mask, token_lp, 0.0)
+  if greedy:
+    return token_lp.sum(-1), token_lp, jnp.all(jnp.concatenate(is_argmax, -1) | ~mask, -1)
   return token_lp.sum(-1), token_lp
 
 
-@functools.partial(jax.jit, static_argnames=("config", "bidirectional_context"))
+@functools.partial(jax.jit, static_argnames=("config", "bidirectional_context", "greedy"))
 def _shared_scores_jit(config, params, context, context_length, options, option_length,
-                       bidirectional_context):
-  return shared_option_scores(config, params, context, context_length, options, option_length,
-                              bidirectional_context)[0]
+                       bidirectional_context, greedy=False):
+  out = shared_option_scores(config, params, context, context_length, options, option_length,
+                             bidirectional_context, greedy)
+  return (out[0], out[2]) if greedy else out[0]
 
 
 @functools.partial(jax.jit, static_argnames=("config",))
@@ -196,8 +204,10 @@ def _score_batch_jit(config, params, batch):
 
 
 def score_items(config: DecoderConfig, params: Any, items: Sequence[Item], batch_size: int = 8,
-                bidirectional_context: bool = True, progress: bool = False) -> list[np.ndarray]:
-  """Option scores (summed log-probs) of every item, prefix-shared, ``batch_size`` items a call.
+                bidirectional_context: bool = True, progress: bool = False,
+                greedy: bool = False) -> list[Any]:
+  """Option scores (summed log-probs) of every item, prefix-shared, ``batch_size`` items a call
+  (with ``greedy``: ``(scores, is_greedy)`` per item).
 
   Items are processed longest context first (as lm-eval does: similar lengths share a batch and
   the first batch is the largest); each batch is padded to ``batch_size`` with copies of its first
@@ -214,10 +224,13 @@ def score_items(config: DecoderConfig, params: Any, items: Sequence[Item], batch
     batch_items = [items[i] for i in chunk]
     batch_items += [batch_items[0]] * (batch_size - len(batch_items))
     arrays = pack_items(batch_items)
-    scores = np.asarray(_shared_scores_jit(config, params, bidirectional_context=
-                                           bidirectional_context, **arrays))
+    result = _shared_scores_jit(config, params, bidirectional_context=bidirectional_context,
+                                greedy=greedy, **arrays)
+    scores, is_greedy = (np.asarray(result[0]), np.asarray(result[1])) if greedy else (
+        np.asarray(result), None)
     for row, i in enumerate(chunk):
-      out[i] = scores[row, :len(items[i].options)]
+      n = len(items[i].options)
+      out[i] = (scores[row, :n], is_greedy[row, :n]) if greedy else scores[row, :n]
   return out  # type: ignore[return-value]
 
 
