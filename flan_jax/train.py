@@ -253,15 +253,9 @@ def _make_seed(random_seed: int | None) -> int:
 
 
 # Dense bf16 peak FLOP/s per device, by a lower-case substring of ``device_kind`` (first match
-# wins). Sources: NVIDIA H100/H200 datasheets (SXM 989.4 TFLOP/s dense bf16, i.e. half the
-# "with sparsity" figure; H100 PCIe 756), A100 datasheet (312), Google Cloud TPU system
-# architecture pages (v4 275, v5e 197, v5p 459, v6e/Trillium 918 per chip). JAX reports one
-# device per chip on these TPUs (megacore). Models computing in float32 get far less than this.
-PEAK_FLOPS_BY_DEVICE_KIND = (
-    ("h100 pcie", 756e12), ("h100", 989e12), ("h200", 989e12), ("gh200", 989e12),
-    ("a100", 312e12), ("v5 lite", 197e12), ("v5e", 197e12), ("v5p", 459e12), ("tpu v5", 459e12),
-    ("v6 lite", 918e12), ("v6e", 918e12), ("tpu v4", 275e12),
-)
+# wins), from the one accelerator table (:data:`flan_jax.model_info.ACCELERATORS`, with sources).
+# Models computing in float32 get far less than this.
+PEAK_FLOPS_BY_DEVICE_KIND = model_info.PEAK_FLOPS_BY_DEVICE_KIND
 
 
 def default_peak_flops_per_device(device_kind: str | None = None) -> float | None:
