@@ -8,8 +8,15 @@
     flan-jax check-sizes --tfds_data_dir DIR   static sizes vs prepared TFDS metadata
     flan-jax train --gin_file=gin/runs/demo.gin --gin.MODEL_DIR="'DIR'"   finetune (t5x flags)
     flan-jax eval --gin_file=gin/runs/eval.gin --gin.CHECKPOINT_PATH=...   evaluate (t5x flags)
+    flan-jax infer --gin_file=gin/runs/infer.gin --gin.CHECKPOINT_PATH=...   predictions to JSONL
+    flan-jax cache-tasks --tasks=T --output_cache_dir=DIR   seqio's offline cache (needs
+        `pip install flan_jax[cache]`: apache-beam)
     flan-jax model-info --gin_file=gin/models/tiny.gin   parameters and per-device bytes
     flan-jax import-hf HF_DIR OUT_DIR / export-hf MODEL_DIR HF_DIR   Hugging Face interop
+    flan-jax lm-eval --model_dir DIR --tasks T   lm-evaluation-harness tasks (flan_jax backend)
+
+Data commands take ``--module_import=my_team.tasks`` (repeatable) to register your own tasks.
+Imports are lazy, so ``flan-jax --help`` answers at once; logs are quiet unless ``--verbosity``.
 """
 
 from __future__ import annotations
@@ -17,11 +24,25 @@ from __future__ import annotations
 import argparse
 import sys
 
-from flan_jax import registry
+
+def _prepare(args: argparse.Namespace) -> None:
+  """Quiet logs, TFDS dir, the project's and the user's task modules."""
+  from absl import logging as absl_logging
+
+  from flan_jax import registry
+  if args.verbosity is None:
+    absl_logging.set_verbosity(absl_logging.ERROR)
+  else:
+    absl_logging.set_verbosity(args.verbosity)
+  if getattr(args, "tfds_data_dir", None):
+    import seqio
+    seqio.set_tfds_data_dir_override(args.tfds_data_dir)
+  registry.ensure_registered()
+  registry.import_modules(getattr(args, "module_import", None))
 
 
 def _list(args: argparse.Namespace) -> None:
-  registry.ensure_registered()
+  from flan_jax import registry
   names = (registry.list_tasks if args.command == "list-tasks" else registry.list_mixtures)(
       args.filter)
   for name in names:
@@ -32,10 +53,6 @@ def _list(args: argparse.Namespace) -> None:
 
 def _show(args: argparse.Namespace) -> None:
   from flan_jax import export_data
-  if args.tfds_data_dir:
-    import seqio
-    seqio.set_tfds_data_dir_override(args.tfds_data_dir)
-  registry.ensure_registered()
   rows, _ = export_data.records(args.name, args.split, seed=args.seed, num_examples=args.num)
   for i, row in enumerate(rows):
     meta = f"task={row['task']} template={row['template_idx']}"
@@ -50,7 +67,6 @@ def _show(args: argparse.Namespace) -> None:
 
 def _datasets(args: argparse.Namespace) -> None:
   from flan_jax import dataset_spec, mixing
-  registry.ensure_registered()
   rows = []
   for spec in dataset_spec.DATASETS.values():
     if args.cluster and spec.cluster != args.cluster:
@@ -70,7 +86,6 @@ def _datasets(args: argparse.Namespace) -> None:
 
 def _check_sizes(args: argparse.Namespace) -> None:
   from flan_jax import dataset_spec, sizes
-  registry.ensure_registered()
   bad = 0
   for spec in dataset_spec.DATASETS.values():
     source = spec.source
@@ -89,38 +104,46 @@ def _check_sizes(args: argparse.Namespace) -> None:
 DELEGATED = {
     "train": ("flan_jax.train", "main"),
     "eval": ("flan_jax.eval", "main"),
+    "infer": ("flan_jax.infer", "main"),
+    "cache-tasks": ("flan_jax.data", "cache_tasks_main"),
+    "export-data": ("flan_jax.export_data", "main"),
     "plot": ("flan_jax.plot", "main"),
     "model-info": ("flan_jax.model_info", "main"),
     "import-hf": ("flan_jax.hf_interop", "main_import"),
     "export-hf": ("flan_jax.hf_interop", "main_export"),
+    "lm-eval": ("flan_jax.lm_eval", "main"),
 }
 
 
+def _data_command(sub: argparse._SubParsersAction, name: str, **kwargs) -> argparse.ArgumentParser:
+  p = sub.add_parser(name, **kwargs)
+  p.add_argument("--module_import", action="append", default=[], metavar="MODULE",
+                 help="import a module that registers tasks/mixtures (repeatable)")
+  p.add_argument("--verbosity", type=int, default=None, help="absl log level (default: errors)")
+  return p
+
+
 def build_parser() -> argparse.ArgumentParser:
-  from flan_jax import export_data
   parser = argparse.ArgumentParser(prog="flan-jax", description="FLAN instruction tuning in JAX.")
   sub = parser.add_subparsers(dest="command", required=True)
-  for name, (module, _) in DELEGATED.items():
-    sub.add_parser(name, help=f"see `python -m {module} --help`", add_help=False)
+  for name in DELEGATED:
+    sub.add_parser(name, help=f"see `flan-jax {name} --help`", add_help=False)
   for name in ("list-tasks", "list-mixtures"):
-    p = sub.add_parser(name, help=f"{name.replace('-', ' ')} (optionally filtered)")
+    p = _data_command(sub, name, help=f"{name.replace('-', ' ')} (optionally filtered)")
     p.add_argument("filter", nargs="?", default=None, help="glob ('rte_*') or regex")
     p.set_defaults(fn=_list)
-  p = sub.add_parser("show", help="print rendered examples of a task or mixture")
+  p = _data_command(sub, "show", help="print rendered examples of a task or mixture")
   p.add_argument("name")
   p.add_argument("--split", default="validation")
   p.add_argument("-n", "--num", type=int, default=3)
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--tfds_data_dir", default=None)
   p.set_defaults(fn=_show)
-  p = sub.add_parser("export-data", help="write a task or mixture split to JSONL")
-  export_data.add_arguments(p)
-  p.set_defaults(fn=export_data.run)
-  p = sub.add_parser("datasets", help="table of registered datasets")
+  p = _data_command(sub, "datasets", help="table of registered datasets")
   p.add_argument("--cluster", default=None)
   p.add_argument("--suite", default="flan", choices=("flan", "offline"))
   p.set_defaults(fn=_datasets)
-  p = sub.add_parser("check-sizes", help="compare static split sizes with prepared TFDS data")
+  p = _data_command(sub, "check-sizes", help="compare static split sizes with prepared TFDS data")
   p.add_argument("--tfds_data_dir", default=None)
   p.set_defaults(fn=_check_sizes)
   return parser
@@ -131,10 +154,18 @@ def main(argv: list[str] | None = None) -> None:
   if argv and argv[0] in DELEGATED:
     import importlib
     module, function = DELEGATED[argv[0]]
-    getattr(importlib.import_module(module), function)(argv[1:])
+    run = getattr(importlib.import_module(module), function)
+    from flan_jax import registry
+    try:
+      run(argv[1:])
+    except registry.UnknownNameError as e:
+      print(f"error: {e}", file=sys.stderr)
+      sys.exit(2)
     return
   args = build_parser().parse_args(argv)
+  from flan_jax import registry
   try:
+    _prepare(args)
     args.fn(args)
   except registry.UnknownNameError as e:
     print(f"error: {e}", file=sys.stderr)

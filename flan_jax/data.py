@@ -43,13 +43,36 @@ class DataConfig:
   split: str = "train"
   seed: int = 0
   shuffle: bool = True
-  use_cached: bool = False
+  use_cached: bool | None = False  # None: the seqio cache when every sub-task has one.
   pack: bool = True
   num_shards: int | None = None
 
   @property
   def resolved_num_shards(self) -> int:
     return self.num_shards or jax.process_count()
+
+
+def resolve_use_cached(mixture_or_task_name: str, use_cached: bool | None) -> bool:
+  """``USE_CACHED_TASKS``: None reads seqio's offline cache (``flan-jax cache-tasks``) when every
+  sub-task has one in the cache dirs, else the raw data; True requires the cache (an error names
+  the uncached tasks and the fix); False never reads it."""
+  if use_cached is False:
+    return False
+  item = seqio.get_mixture_or_task(mixture_or_task_name)
+  tasks = seqio.get_subtasks(item) if isinstance(item, seqio.Mixture) else [item]
+  missing = [t.name for t in tasks if not t.cache_dir]
+  if use_cached is None:
+    return not missing
+  if missing:
+    dirs = seqio.utils.get_global_cache_dirs()
+    raise ValueError(
+        f"USE_CACHED_TASKS=True but {len(missing)} task(s) of {mixture_or_task_name!r} have no "
+        f"seqio cache in {dirs or 'any cache dir (none set)'}: {', '.join(missing[:5])}"
+        f"{' ...' if len(missing) > 5 else ''}. Cache them with `flan-jax cache-tasks "
+        f"--tasks={mixture_or_task_name} --output_cache_dir=DIR` and pass "
+        "--seqio_additional_cache_dirs=DIR, or set USE_CACHED_TASKS=None (use a cache when "
+        "there is one) or False")
+  return True
 
 
 def get_dataset(cfg: DataConfig, shard_id: int = 0, num_shards: int = 1) -> tf.data.Dataset:
@@ -59,7 +82,8 @@ def get_dataset(cfg: DataConfig, shard_id: int = 0, num_shards: int = 1) -> tf.d
   converter = seqio.DecoderFeatureConverter(pack=cfg.pack)
   ds = seqio.get_dataset(
       cfg.mixture_or_task_name, task_feature_lengths=dict(cfg.task_feature_lengths),
-      dataset_split=cfg.split, shuffle=cfg.shuffle, num_epochs=None, use_cached=cfg.use_cached,
+      dataset_split=cfg.split, shuffle=cfg.shuffle, num_epochs=None,
+      use_cached=resolve_use_cached(cfg.mixture_or_task_name, cfg.use_cached),
       seed=cfg.seed, batch_size=cfg.batch_size // num_shards, feature_converter=converter,
       shard_info=seqio.ShardInfo(shard_id, num_shards))
   options = tf.data.Options()
@@ -127,3 +151,24 @@ class TrainIterator(Iterator[dict[str, jax.Array]]):
     self.position += 1
     self.last_local_batch = batch
     return partitioning.host_local_to_global(batch, self.mesh)
+
+
+# --- offline caching (seqio's cache_tasks_main) ------------------------------------------------
+
+
+def cache_tasks_main(argv: list[str] | None = None) -> None:
+  """``flan-jax cache-tasks --tasks=REGEX --output_cache_dir=DIR [--module_import=M ...]``:
+  seqio's Apache Beam caching job (same flags) with the project's tasks and mixtures imported.
+  Train from the cache with ``--seqio_additional_cache_dirs=DIR`` (USE_CACHED_TASKS None/True).
+  """
+  import sys
+  try:
+    import apache_beam  # noqa: F401
+  except ImportError:
+    sys.exit("flan-jax cache-tasks: error: seqio's caching job needs apache-beam; install it "
+             "with `pip install 'flan_jax[cache]'` (or `pip install apache-beam`)")
+  from absl import app
+  from seqio.scripts import cache_tasks_main as seqio_cache
+  argv = sys.argv[1:] if argv is None else list(argv)
+  modules = ["--module_import=flan_jax.tasks", "--module_import=flan_jax.mixtures"]
+  app.run(seqio_cache.main, argv=["flan-jax cache-tasks", *modules, *argv])

@@ -1,9 +1,11 @@
-"""Shared command-line plumbing of ``python -m flan_jax.train`` and ``python -m flan_jax.eval``.
+"""Shared command-line plumbing of ``python -m flan_jax.train``, ``.eval`` and ``.infer``.
 
 t5x's flags (``--gin_file``, ``--gin.NAME=VALUE``, ``--gin_bindings``, ``--gin_search_paths``,
-``--tfds_data_dir``, multi-process ``--coordinator_address/--process_count/--process_index``) are
-defined once per process, so both entry points (or repeated calls in a notebook) can run in one
-interpreter.
+``--tfds_data_dir``, multi-process ``--coordinator_address/--process_count/--process_index``),
+seqio's ``--module_import`` and absl's ``--verbosity`` are defined once per process, so the entry
+points (or repeated calls in a notebook) can run in one interpreter. :func:`run` is the command
+line (absl's ``app.run``: exits, errors as messages); :func:`call` is the Python API (returns the
+result, errors raise).
 """
 
 from __future__ import annotations
@@ -31,6 +33,11 @@ def _define_flags() -> None:
   flags.DEFINE_integer("process_count", None, "Multi-host: number of processes.")
   flags.DEFINE_integer("process_index", None, "Multi-host: this process's index.")
   flags.DEFINE_integer("initialization_timeout", 300, "Multi-host: seconds to wait for peers.")
+  flags.DEFINE_multi_string("module_import", [],
+                            "Modules that register your tasks/mixtures (seqio's --module_import); "
+                            "also gin's MIXTURE_OR_TASK_MODULE.")
+  flags.DEFINE_multi_string("seqio_additional_cache_dirs", [],
+                            "Directories with seqio caches (flan-jax cache-tasks), as in t5x.")
 
 
 def initialize_distributed(coordinator_address: str, process_count: int | None,
@@ -48,16 +55,68 @@ def _is_config_error(error: ValueError) -> bool:
   text = str(error)
   return any(marker in text for marker in (
       "required gin macro", "unknown gin macro", "No configurable matching",
-      "doesn't have a parameter named", "In bindings string", "Unable to find file"))
+      "doesn't have a parameter named", "In bindings string", "Unable to find file",
+      "unknown gin name"))
+
+
+def _config_error_text(error: ValueError) -> str:
+  """The message of a configuration error, with the flan_jax spelling of a t5x name it hit."""
+  hint = gin_utils.explain_t5x_name(str(error))
+  return f"{error}\n  hint: {hint}" if hint and hint not in str(error) else str(error)
+
+
+def _execute(values: Any, required_macros: Sequence[str], configurable: Callable) -> Any:
+  """Sets up distributed JAX, logging, TFDS, gin and the task modules, checks
+  ``required_macros`` and returns the result of gin's ``configurable``."""
+  from absl import logging as absl_logging
+
+  from flan_jax import registry
+  if values.coordinator_address and not jax.distributed.is_initialized():
+    initialize_distributed(values.coordinator_address, values.process_count,
+                           values.process_index, values.initialization_timeout)
+  if not values["verbosity"].present:
+    # Quiet by default: orbax/seqio/TF warnings drown the progress bars; --verbosity=0 shows INFO.
+    absl_logging.set_verbosity(absl_logging.ERROR)
+  import seqio
+  import tensorflow as tf
+  tf.config.set_visible_devices([], "GPU")  # Leave accelerator memory to JAX.
+  if values.tfds_data_dir:
+    seqio.set_tfds_data_dir_override(values.tfds_data_dir)
+  if values.seqio_additional_cache_dirs:
+    seqio.add_global_cache_dirs(values.seqio_additional_cache_dirs)
+  gin.clear_config()  # A second call in one process starts from its own flags only.
+  gin_utils.parse_gin(values.gin_file, values.gin_bindings, values.gin_search_paths)
+  registry.import_modules([*values.module_import, *gin_utils.task_modules()])
+  gin_utils.check_required_macros(required_macros)
+  return gin.get_configurable(configurable)()
+
+
+def _parse_flags(program: str, argv: Sequence[str]) -> Any:
+  from absl import flags
+
+  from flan_jax.models.gin_config import rewrite_gin_args
+  _define_flags()
+  if flags.FLAGS.is_parsed():
+    flags.FLAGS.unparse_flags()  # A second call in one process starts from the defaults.
+  rest = flags.FLAGS(rewrite_gin_args([program, *argv]))
+  if len(rest) > 1:
+    raise ValueError(f"{program}: unexpected arguments {rest[1:]} (flags only, e.g. "
+                     "--gin_file=...)")
+  return flags.FLAGS
+
+
+def call(program: str, argv: Sequence[str], required_macros: Sequence[str],
+         configurable: Callable) -> Any:
+  """The Python API of an entry point (notebooks): the same flags as the command line, returns
+  ``configurable``'s result and raises errors instead of exiting."""
+  return _execute(_parse_flags(program, argv), required_macros, configurable)
 
 
 def run(program: str, argv: Sequence[str] | None, required_macros: Sequence[str],
         configurable: Callable, on_result: Callable[[Any], None] | None = None) -> None:
-  """Parses the flags (``argv``: flags only; None = ``sys.argv``), sets up distributed JAX,
-  logging, TFDS and gin, checks ``required_macros``, calls gin's ``configurable`` and hands its
-  result to ``on_result``."""
+  """The command line (``argv``: flags only; None = ``sys.argv``): :func:`call` under absl's
+  ``app.run``, configuration errors as one message (exit 1), then ``on_result(result)``."""
   from absl import app, flags
-  from absl import logging as absl_logging
 
   from flan_jax.models.gin_config import rewrite_gin_args
   _define_flags()
@@ -65,29 +124,17 @@ def run(program: str, argv: Sequence[str] | None, required_macros: Sequence[str]
     flags.FLAGS.unparse_flags()  # A second call in one process starts from the defaults.
 
   def main(_):
-    values = flags.FLAGS
-    if values.coordinator_address:  # Before anything touches devices.
-      initialize_distributed(values.coordinator_address, values.process_count,
-                             values.process_index, values.initialization_timeout)
-    if not values["verbosity"].present:
-      absl_logging.set_verbosity(absl_logging.WARNING)  # orbax/seqio INFO lines drown the bars.
-    import seqio
-    import tensorflow as tf
-    tf.config.set_visible_devices([], "GPU")  # Leave accelerator memory to JAX.
-    if values.tfds_data_dir:
-      seqio.set_tfds_data_dir_override(values.tfds_data_dir)
+    from flan_jax.checkpoints import ReportedError
     from flan_jax.dataset_spec import MissingDataError
     from flan_jax.registry import UnknownNameError
     try:
-      gin_utils.parse_gin(values.gin_file, values.gin_bindings, values.gin_search_paths)
-      gin_utils.check_required_macros(required_macros)
-      result = gin.get_configurable(configurable)()
-    except (UnknownNameError, MissingDataError) as e:  # The message says it all.
+      result = _execute(flags.FLAGS, required_macros, configurable)
+    except (UnknownNameError, MissingDataError, ReportedError) as e:  # The message says it all.
       sys.exit(f"{program}: error: {e}")
     except ValueError as e:
       if not _is_config_error(e):
         raise
-      sys.exit(f"{program}: error: {e}")
+      sys.exit(f"{program}: error: {_config_error_text(e)}")
     if on_result is not None:
       on_result(result)
 

@@ -127,12 +127,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--shuffle", action="store_true")
   parser.add_argument("--tfds_data_dir", default=None, help="where prepared TFDS data lives")
+  parser.add_argument("--module_import", action="append", default=[], metavar="MODULE",
+                      help="import a module that registers tasks/mixtures (repeatable)")
 
 
 def run(args: argparse.Namespace) -> None:
   if args.tfds_data_dir:
     seqio.set_tfds_data_dir_override(args.tfds_data_dir)
   registry.ensure_registered()
+  registry.import_modules(getattr(args, "module_import", None))
   n = export(args.name, args.split, args.output, seed=args.seed, shuffle=args.shuffle,
              num_examples=args.num_examples)
   print(f"wrote {n} examples of {args.name}/{args.split} to {args.output}", file=sys.stderr)

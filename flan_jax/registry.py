@@ -1,10 +1,17 @@
-"""Looking up and listing registered tasks and mixtures, with helpful errors."""
+"""Looking up and listing registered tasks and mixtures, with helpful errors; importing the
+modules that register other teams' tasks (t5x's ``MIXTURE_OR_TASK_MODULE``, seqio's
+``--module_import``)."""
 
 from __future__ import annotations
 
 import difflib
 import fnmatch
+import importlib
+import importlib.util
+import os
 import re
+import sys
+from collections.abc import Iterable
 
 import seqio
 
@@ -17,6 +24,39 @@ def ensure_registered() -> None:
   """Imports the FLAN task and mixture registries (idempotent)."""
   import flan_jax.mixtures  # noqa: F401
   import flan_jax.tasks  # noqa: F401
+
+
+def import_modules(modules: str | Iterable[str] | None) -> list[str]:
+  """Imports each module (dotted name, or ``path/to/file.py``) that registers tasks/mixtures,
+  as seqio's ``--module_import`` does; returns the names imported. The current directory is
+  searched first, as for ``python -m``."""
+  if not modules:
+    return []
+  if isinstance(modules, str):
+    modules = [modules]
+  if "" not in sys.path and "." not in sys.path:
+    sys.path.insert(0, "")
+  done = []
+  for module in modules:
+    if not module:
+      continue
+    try:
+      if module.endswith(".py"):
+        name = os.path.splitext(os.path.basename(module))[0]
+        spec = importlib.util.spec_from_file_location(name, module)
+        if spec is None or not os.path.isfile(module):
+          raise ModuleNotFoundError(f"No file {module!r}")
+        loaded = importlib.util.module_from_spec(spec)
+        sys.modules[name] = loaded
+        spec.loader.exec_module(loaded)  # type: ignore[union-attr]
+      else:
+        importlib.import_module(module)
+    except ModuleNotFoundError as e:
+      raise UnknownNameError(
+          f"cannot import task module {module!r} ({e}); pass an importable dotted module name "
+          "(on PYTHONPATH or in the current directory) or a path to a .py file") from e
+    done.append(module)
+  return done
 
 
 def all_names() -> list[str]:
@@ -42,7 +82,29 @@ def get(name: str) -> seqio.Task | seqio.Mixture:
   suggestions = close_matches(name)
   hint = ("Did you mean: " + ", ".join(suggestions) + "?") if suggestions else \
       "No similar names; run `flan-jax list-tasks` or `flan-jax list-mixtures`."
-  raise UnknownNameError(f"Unknown task or mixture {name!r}. {hint}")
+  raise UnknownNameError(
+      f"Unknown task or mixture {name!r}. {hint} If it is registered by your own module, import "
+      "it first: --gin.MIXTURE_OR_TASK_MODULE=\"'my_team.tasks'\" (train/eval/infer) or "
+      "--module_import=my_team.tasks (every flan-jax data command).")
+
+
+def vocab_size(name: str) -> int:
+  """The largest vocabulary size among the output features of a task or mixture."""
+  item = get(name)
+  tasks = seqio.get_subtasks(item) if isinstance(item, seqio.Mixture) else [item]
+  return max(f.vocabulary.vocab_size for t in tasks for f in t.output_features.values())
+
+
+def check_vocab_size(name: str, model_vocab_size: int, what: str = "task") -> None:
+  """Raises ValueError when ``name``'s token ids can exceed the model's embedding table (the
+  loss would turn NaN at the first step), before anything compiles."""
+  size = vocab_size(name)
+  if size > model_vocab_size:
+    raise ValueError(
+        f"{what} {name!r} uses a vocabulary of {size} ids but the model's vocab_size is "
+        f"{model_vocab_size}: token ids >= {model_vocab_size} have no embedding. Use a model with "
+        f"vocab_size >= {size} (e.g. --gin.models.DecoderConfig.vocab_size={size}) or a task with "
+        "the model's vocabulary (gin/vocab/*.gin)")
 
 
 def _matcher(pattern: str | None):
