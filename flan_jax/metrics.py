@@ -31,8 +31,11 @@ kind                    returned keys
 ``edit_distance``       ``{min,max,mean,median,sum}_edit``: t5's word-level edit distance.
 ======================  ==========================================================================
 
-Classification kinds compare strings; a prediction that is none of the options counts as wrong
-(for binary kinds it is scored as the opposite of the target, as t5's ``f1_score_with_invalid``).
+Classification kinds compare strings; a prediction that is none of the options counts as wrong.
+As in t5 (``t5.evaluation.metrics``, which FLAN used): for ``f1_binary`` it is scored as the
+opposite of the target (``f1_score_with_invalid``); for ``mcc`` all invalid predictions form one
+extra class (t5's label -1 from ``string_label_to_class_id``). A ``None`` prediction or target is
+an error, never the string "None".
 """
 
 from __future__ import annotations
@@ -69,7 +72,10 @@ INVALID_FLOAT = -1.0     # STS-B scores lie in [0, 5], so -1 marks an unparsable
 
 
 def _text(x: Any) -> str:
-  """str from str / bytes / numpy scalar (seqio examples hold numpy bytes)."""
+  """str from str / bytes / numpy scalar (seqio examples hold numpy bytes); None is an error."""
+  if x is None:
+    raise ValueError("Got None where a prediction or target string was expected; the model "
+                     "output or the example is missing (check the predictions passed in).")
   if isinstance(x, bytes):
     return x.decode("utf-8")
   return str(x)
@@ -81,6 +87,10 @@ def _check_pairs(targets: Sequence[Any], predictions: Sequence[Any]) -> None:
         f"Got {len(targets)} targets but {len(predictions)} predictions; they must pair up.")
   if not len(targets):
     raise ValueError("No examples to score.")
+  missing = [i for i, p in enumerate(predictions) if p is None]
+  if missing:
+    raise ValueError(f"Predictions {missing[:5]} are None (of {len(predictions)}); a missing "
+                     "model output is an error, not the string 'None'.")
 
 
 def _references(target: Any) -> list[str]:
@@ -173,16 +183,15 @@ def f1_multiclass(
 def mcc(
     targets: Sequence[str], predictions: Sequence[str], *, options: Sequence[str] | None = None
 ) -> dict[str, float]:
-  """Accuracy and Matthews correlation (CoLA), x100.
+  """Accuracy and Matthews correlation (CoLA), x100, exactly as t5's GLUE CoLA metric.
 
-  With two options an invalid prediction is scored as wrong; otherwise invalid predictions form a
-  class of their own (as t5's -1 label does).
+  Predictions outside the label set (``options``, else the sorted set of targets) all become one
+  extra class, -1 (t5's ``string_label_to_class_id``), whatever their text.
   """
   _check_pairs(targets, predictions)
-  if options is not None and len(options) == 2:
-    t, p = _binary_labels(targets, predictions, options)
-  else:
-    t, p = np.asarray(targets, dtype=object), np.asarray(predictions, dtype=object)
+  labels = list(options) if options is not None else sorted({_text(x).strip() for x in targets})
+  t, p = _class_ids([_text(x).strip() for x in targets], [_text(x).strip() for x in predictions],
+                    labels)
   return {
       "accuracy": _accuracy(targets, predictions),
       "matthews_corrcoef": 100.0 * float(skm.matthews_corrcoef(t, p)),
@@ -409,17 +418,15 @@ def string_to_float(output: Any, example: Mapping[str, Any] | None = None,
 
 def qa_postprocessor(output: Any, example: Mapping[str, Any] | None = None,
                      is_target: bool = False) -> str | list[str]:
-  """Passes text through; a target becomes the example's full answer list when it has one.
+  """t5's ``postprocessors.qa``: a target becomes the example's answer list; text otherwise.
 
-  The list replaces the target only if the target is itself one of the answers, so templates whose
-  target is something else (e.g. a turned-around "write the question" template) keep their target.
-  Normalisation happens inside the metric.
+  (Turned-around templates, whose target is not an answer, are scored with ROUGE and never get
+  here.) An example without ``answers`` keeps its target string. Normalisation happens inside the
+  metric.
   """
   text = _text(output)
   if is_target and example is not None and ANSWERS_KEY in example:
-    answers = [_text(a) for a in np.atleast_1d(example[ANSWERS_KEY])]
-    if text in answers:
-      return answers
+    return [_text(a) for a in np.atleast_1d(example[ANSWERS_KEY])]
   return text
 
 
@@ -470,7 +477,9 @@ def rank_classification(
 
   With ``num_classes`` (a fixed option set, option_index in ``[0, num_classes)``) it also returns
   ``mean_{n}class_f1``: macro F1 of the predicted option index against the first correct option
-  index; for two classes additionally ``f1`` of option 1, as t5 reports.
+  index; for two classes additionally ``f1`` of option 1 and, as t5 (when every example has one
+  correct option), ``auc-roc`` / ``auc-pr`` of option 1's softmax probability over the two
+  options' scores against "option 1 is correct" (NaN when only one class occurs).
 
   Raises:
     ValueError: on length mismatch, a repeated ``(idx[0], idx[1])`` pair, or (with
@@ -532,7 +541,23 @@ def rank_classification(
     if num_classes == 2:
       out["f1"] = 100.0 * float(skm.f1_score(labels, preds, labels=[1], average="macro",
                                              zero_division=0.0))
+      if all(sum(c for _, c in groups[e].values()) == 1 for e in groups):
+        out.update(_binary_auc(groups))
   return out
+
+
+def _binary_auc(groups: Mapping[int, Mapping[int, tuple[float, bool]]]) -> dict[str, float]:
+  """t5's AUC for two-option rank classification: P(option 1) = softmax of the two scores."""
+  examples = sorted(groups)
+  is_one = np.array([groups[e][1][1] for e in examples], dtype=np.int64)
+  scores = np.array([[groups[e][0][0], groups[e][1][0]] for e in examples], dtype=np.float64)
+  scores -= scores.max(axis=1, keepdims=True)
+  probs = np.exp(scores)
+  probs = probs[:, 1] / probs.sum(axis=1)
+  if len(set(is_one.tolist())) < 2:
+    return {"auc-roc": float("nan"), "auc-pr": float("nan")}
+  return {"auc-roc": 100.0 * float(skm.roc_auc_score(is_one, probs)),
+          "auc-pr": 100.0 * float(skm.average_precision_score(is_one, probs))}
 
 
 # ----------------------------------------------------------------------------- registry

@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+import sklearn.metrics
 
 from flan_jax import metrics
 
@@ -212,8 +213,8 @@ def test_qa_postprocessor_uses_answer_list():
   pp = metrics.postprocessor("squad")
   ex = {"answers": np.array([b"Paris", b"the city of Paris"], dtype=object)}
   assert pp("Paris", example=ex, is_target=True) == ["Paris", "the city of Paris"]
-  # A target that is not an answer (e.g. a turned-around template) stays a string.
-  assert pp("Where is it?", example=ex, is_target=True) == "Where is it?"
+  # As t5's postprocessors.qa: the target is always the answer list, whatever the target text.
+  assert pp("the capital", example=ex, is_target=True) == ["Paris", "the city of Paris"]
   assert pp(" paris ", example=ex, is_target=False) == " paris "
   assert pp("Paris", example={}, is_target=True) == "Paris"
 
@@ -333,7 +334,8 @@ def test_rank_classification_binary_reports_positive_f1():
       targets.append(((ex, opt), opt == label))
       scores.append(0.0 if opt == pred else -1.0)
   out = metrics.rank_classification(targets, scores, num_classes=2)
-  assert out == pytest.approx({"accuracy": 50.0, "mean_2class_f1": 50.0, "f1": 50.0})
+  assert out == pytest.approx({"accuracy": 50.0, "mean_2class_f1": 50.0, "f1": 50.0,
+                               "auc-roc": 50.0, "auc-pr": 50.0})
 
 
 def test_rank_classification_variable_option_counts():
@@ -373,3 +375,77 @@ def test_rank_classification_length_normalisations():
   scores = [-3.0, -4.0, -2.0, -1.5]
   assert metrics.rank_classification(targets, scores) == pytest.approx(
       {"accuracy": 100.0, "accuracy_per_token": 0.0, "accuracy_per_char": 50.0})
+
+
+# ----------------------------------------------------------------------------- t5's own test values
+# The expected numbers below are the ones in t5/evaluation/metrics_test.py (t5.evaluation.metrics
+# is what FLAN's numbers were computed with).
+
+
+def _t5_rows(rows):
+  """t5 test rows ((example, option), is_correct, weight=1) -> our (idx, is_correct) targets."""
+  return [(idx, correct) for idx, correct, _ in rows]
+
+
+def test_rank_classification_t5_two_classes_auc():
+  rows = [((0, 0), True, 1.0), ((0, 1), False, 1.0), ((1, 0), False, 1.0), ((1, 1), True, 1.0),
+          ((2, 0), True, 1.0), ((2, 1), False, 1.0), ((3, 0), True, 1.0), ((3, 1), False, 1.0)]
+  scores = [0.1, 0.5, 1.0, 1.1, 0.3, 0.1, 0.6, 0.5]
+  out = metrics.rank_classification(_t5_rows(rows), scores, num_classes=2)
+  t5_expected = {"accuracy": 75.0, "auc-pr": 50.0, "auc-roc": 66.6666667, "f1": 66.6666667}
+  assert {k: out[k] for k in t5_expected} == pytest.approx(t5_expected)
+
+
+def test_rank_classification_t5_three_classes():
+  rows = [((0, 0), False, 1.0), ((0, 1), True, 1.0), ((0, 2), False, 1.0),
+          ((1, 0), True, 1.0), ((1, 1), False, 1.0), ((1, 2), False, 1.0),
+          ((2, 0), False, 1.0), ((2, 1), False, 1.0), ((2, 2), True, 1.0)]
+  scores = [0.1, 0.5, 0.0, -2, -1, -3, 3.0, 3.1, 3.2]
+  out = metrics.rank_classification(_t5_rows(rows), scores, num_classes=3)
+  assert out == pytest.approx({"accuracy": 66.6666667, "mean_3class_f1": 55.5555556})
+  assert "auc-roc" not in out  # t5: AUC only for two classes
+
+
+def test_rank_classification_auc_undefined_with_one_class():
+  out = metrics.rank_classification([((0, 0), True), ((0, 1), False)], [0.0, -1.0],
+                                    num_classes=2)
+  assert math.isnan(out["auc-roc"]) and math.isnan(out["auc-pr"])
+
+
+def test_mcc_t5_value():
+  # t5's sklearn_metrics_wrapper("matthews_corrcoef") test: y_true [0, 0, 2, 1], y_pred
+  # [0, 1, 2, 1] -> 70.
+  (fn,) = metrics.metric_fns("mcc", options=("zero", "one", "two"))
+  names = ("zero", "one", "two")
+  out = fn([names[i] for i in (0, 0, 2, 1)], [names[i] for i in (0, 1, 2, 1)])
+  assert out["matthews_corrcoef"] == pytest.approx(70.0)
+
+
+def test_mcc_invalid_predictions_are_one_extra_class():
+  # CoLA-like: 10 examples, 2 invalid predictions (20 %). t5 maps every invalid prediction to -1
+  # (string_label_to_class_id) and calls sklearn's matthews_corrcoef on the class ids.
+  (fn,) = metrics.metric_fns("mcc", options=("unacceptable", "acceptable"))
+  ids = {"unacceptable": 0, "acceptable": 1}
+  t = ["acceptable"] * 6 + ["unacceptable"] * 4
+  p = (["acceptable"] * 4 + ["I think so", "unacceptable"] + ["unacceptable"] * 3
+       + ["hmm, hard to say"])
+  t5_value = 100 * sklearn.metrics.matthews_corrcoef(
+      [ids[x] for x in t], [ids.get(x, -1) for x in p])
+  out = fn(t, p)
+  assert out["matthews_corrcoef"] == pytest.approx(t5_value)
+  # The two different invalid strings are the same class: renaming one changes nothing.
+  p2 = [x if x != "hmm, hard to say" else "I think so" for x in p]
+  assert fn(t, p2)["matthews_corrcoef"] == pytest.approx(t5_value)
+  # Scoring an invalid prediction as the opposite label (the old rule) gives another number.
+  flipped = [x if x in ids else ("unacceptable" if y == "acceptable" else "acceptable")
+             for x, y in zip(p, t, strict=True)]
+  assert abs(fn(t, flipped)["matthews_corrcoef"] - t5_value) > 5
+
+
+def test_none_prediction_is_an_error():
+  for kind in ("accuracy", "squad", "mcc"):
+    (fn,) = metrics.metric_fns(kind, options=("no", "yes") if kind == "mcc" else None)
+    with pytest.raises(ValueError, match="None"):
+      fn(["yes"], [None])
+  with pytest.raises(ValueError, match="None"):
+    metrics.strip_postprocessor(None)
