@@ -33,11 +33,15 @@ class Template:
     targets: pattern of the target, usually ``"{answer}"``.
     turned: True for a "turned around" template (the task inverted, e.g. write a premise that
       supports a given hypothesis). Turned classification templates carry no options block.
+    options_free: a classification template that deliberately shows no options block: the
+      options are continuations of the input (e.g. Winogrande's sentence completions), scored by
+      rank classification. The per-template opt-out of the "end with {options_}" rule.
   """
 
   inputs: str
   targets: str = "{answer}"
   turned: bool = False
+  options_free: bool = False
 
   @property
   def fields(self) -> frozenset[str]:
@@ -60,6 +64,11 @@ def T(inputs: str, targets: str = "{answer}") -> Template:  # noqa: N802 - reads
 def turned(inputs: str, targets: str) -> Template:
   """A turned-around template (the task inverted)."""
   return Template(inputs, targets, turned=True)
+
+
+def completion(inputs: str, targets: str = "{answer}") -> Template:
+  """A classification template without an options block: the input is continued by an option."""
+  return Template(inputs, targets, options_free=True)
 
 
 def pattern_fields(pattern: str) -> set[str]:
@@ -144,9 +153,12 @@ def validate_templates(
         raise TemplateError(f"{dataset}: template {i} must end its input with the options block.")
       if template.turned:
         raise TemplateError(f"{dataset}: template {i} is turned around but carries options.")
-    elif classification and not template.turned:
+      if template.options_free:
+        raise TemplateError(f"{dataset}: template {i} is marked options_free but has options.")
+    elif classification and not template.turned and not template.options_free:
       raise TemplateError(
           f"{dataset}: template {i} is a classification template without the options block; "
-          "end its input with {options_} or mark it turned().")
+          "end its input with {options_}, mark it turned(), or make it a completion() whose "
+          "options continue the input.")
   if expected_count is not None and sum(t.turned for t in templates) > 3:
     raise TemplateError(f"{dataset}: at most 3 templates may be turned around.")

@@ -101,8 +101,8 @@ register_dataset(DatasetSpec(
 ))
 
 # -------------------------------------------------------------------------------- TriviaQA
-# Closed book: the evidence documents of the rc config are not used. Target = the answer value;
-# "answers" adds its aliases for the trivia_qa metric.
+# Closed book: the evidence documents of the rc config are not used. As the reference, the target
+# is the answer's normalised value and "answers" (for the trivia_qa metric) its normalised aliases.
 
 TRIVIA_QA_TEMPLATES = (
     T("Answer the following trivia question.\n\n{question}"),
@@ -120,8 +120,8 @@ TRIVIA_QA_TEMPLATES = (
 
 def _trivia_qa_fields(ex):
   answer = ex["answer"]
-  return {"question": ex["question"], "answer": answer["value"],
-          "answers": tf.concat([[answer["value"]], answer["aliases"]], axis=0)}
+  return {"question": ex["question"], "answer": answer["normalized_value"],
+          "answers": answer["normalized_aliases"]}
 
 
 register_dataset(DatasetSpec(
@@ -134,6 +134,6 @@ register_dataset(DatasetSpec(
     fields=("question", "answer"),
     preprocess=_trivia_qa_fields,
     metric="trivia_qa",
-    filter_fn=lambda ex: nonempty(ex["answer"]["value"]),
+    filter_fn=lambda ex: nonempty(ex["answer"]["normalized_value"]),
     templates=TRIVIA_QA_TEMPLATES,
 ))

@@ -91,11 +91,16 @@ HELLASWAG_TEMPLATES = (
 
 
 def _hellaswag_fields(ex):
+  # As the reference: WikiHow's "[header] " marker goes, other "[title] "/"[step] " markers in the
+  # context become line breaks, and markers in the endings go.
+  context = tf.strings.regex_replace(ex["context"], r"\[header\]\s", "")
+  context = tf.strings.regex_replace(context, r"\[.*?\]\s", "\n")
+  endings = tf.strings.regex_replace(ex["endings"], r"\[.*?\]\s", "")
   return {
-      "context": ex["context"],
+      "context": context,
       "activity": ex["activity_label"],
-      "answer": tf.gather(ex["endings"], tf.cast(ex["label"], tf.int32)),
-      "options": ex["endings"],
+      "answer": tf.gather(endings, tf.cast(ex["label"], tf.int32)),
+      "options": endings,
   }
 
 

@@ -1,14 +1,16 @@
 """Coreference: Definite Pronoun Resolution, Winogrande, WSC (SuperGLUE) and WSC273.
 
-DPR, Winogrande and WSC273 take the example's own candidate referents as options; SuperGLUE WSC
-asks yes/no whether the pronoun refers to the given noun phrase. WSC273 is eval-only.
+DPR takes the example's own candidate referents as options; Winogrande and WSC273 are sentence
+completions (each option is a candidate followed by the rest of the sentence), as the reference
+builds them; SuperGLUE WSC asks yes/no whether the pronoun refers to the given noun phrase.
+WSC273 is eval-only.
 """
 
 import tensorflow as tf
 
 from flan_jax.dataset_spec import DatasetSpec, register_dataset, tfds_source
-from flan_jax.preprocessors import pick
-from flan_jax.templates import T
+from flan_jax.preprocessors import first_or_empty, pick
+from flan_jax.templates import T, completion
 
 CLUSTER = "coreference"
 SUBCLUSTER = "coreference"
@@ -58,25 +60,31 @@ register_dataset(DatasetSpec(
 ))
 
 # -------------------------------------------------------------------------------- Winogrande
+# Completion style, as the reference builds it: the context is the sentence up to the blank, and
+# each option is a candidate followed by the rest of the sentence. The last four templates show no
+# options block (completion templates): the model continues the context with each option.
 
 WINOGRANDE_TEMPLATES = (
-    T("{sentence}\n\nWhat does the \"_\" in the sentence above stand for?\n\n{options_}"),
-    T("Fill in the blank with the option that makes sense.\n\n{sentence}\n\n{options_}"),
-    T("Sentence: {sentence}\n\nWhich option belongs in the blank?\n\n{options_}"),
-    T("Complete the following sentence.\n\n{sentence}\n\n{options_}"),
-    T("{sentence}\n\nWho or what should replace the underscore?\n\n{options_}"),
-    T("Q: {sentence}\nWhat goes in the blank?\nA:\n\n{options_}"),
-    T("In the sentence below one word or phrase is missing (marked _). Which is it?\n\n"
-      "{sentence}\n\n{options_}"),
-    T("Use common sense to fill in the gap:\n{sentence}\n\n{options_}"),
-    T("Which of the following fits best in the blank of \"{sentence}\"?\n\n{options_}"),
-    T("{sentence}\n\nThe blank refers to which of these?\n\n{options_}"),
+    T("How does this sentence end?\n\n{context}\n\n{options_}"),
+    T("{context}\n\nWhich ending fits the sentence best?\n\n{options_}"),
+    T("Finish the sentence below so that it makes sense.\n\n{context}\n\n{options_}"),
+    T("Pick the continuation that uses common sense correctly:\n{context}\n\n{options_}"),
+    T("Sentence start: {context}\n\nChoose how it goes on.\n\n{options_}"),
+    T("Q: What is the most sensible way to complete \"{context}\"?\nA:\n\n{options_}"),
+    completion("Continue this sentence in the way that makes the most sense:\n\n{context}"),
+    completion("Use common sense to finish the sentence.\n\n{context}"),
+    completion("Here is the beginning of a sentence; carry on from where it stops.\n\n{context}"),
+    completion("Write the rest of this sentence: {context}"),
 )
 
 
 def _winogrande_fields(ex):
-  choices = tf.stack([ex["option1"], ex["option2"]])
-  return {"sentence": ex["sentence"], "answer": tf.gather(choices, tf.cast(ex["label"], tf.int32)),
+  parts = tf.strings.split(ex["sentence"], "_")
+  context = parts[0]
+  rest = first_or_empty(parts[1:])  # mock data may have no blank
+  choices = tf.stack([tf.strings.join([ex["option1"], rest]),
+                      tf.strings.join([ex["option2"], rest])])
+  return {"context": context, "answer": tf.gather(choices, tf.cast(ex["label"], tf.int32)),
           "options": choices}
 
 
@@ -88,7 +96,7 @@ register_dataset(DatasetSpec(
     # winogrande:1.1.0 (the reference's pin) is not loadable in TFDS 4.9.10; 1.2.0 is.
     source=tfds_source("winogrande:1.2.0", train="train_xl[:30000]", validation="train_xl[-200:]",
                        test="validation"),
-    fields=("sentence", "answer"),
+    fields=("context", "answer"),
     preprocess=_winogrande_fields,
     per_example_options=True,
     metric="accuracy",
@@ -138,22 +146,20 @@ register_dataset(DatasetSpec(
 ))
 
 # -------------------------------------------------------------------------------------- WSC273
+# Completion from the pronoun, as the reference builds it: the context is the text before the
+# pronoun, and each option is a (normalised) candidate followed by the text after the pronoun.
 
 WSC273_TEMPLATES = (
-    T("{text}\n\nWho or what does \"{pronoun}\" refer to in the sentence above?\n\n{options_}"),
-    T("In the sentence below, the pronoun is marked with asterisks. What does it refer to?\n\n"
-      "{marked}\n\n{options_}"),
-    T("Sentence: {text}\nPronoun: {pronoun}\n\nWhich option is the pronoun about?\n\n"
-      "{options_}"),
-    T("{marked}\n\nWhat is *{pronoun}* here?\n\n{options_}"),
-    T("Resolve the reference of \"{pronoun}\":\n{text}\n\n{options_}"),
-    T("Q: In \"{text}\", who or what is \"{pronoun}\"?\nA:\n\n{options_}"),
-    T("Read this Winograd schema and pick the referent of the marked pronoun.\n\n{marked}\n\n"
-      "{options_}"),
-    T("{text}\n\nWhen the sentence says \"{pronoun}\", which of these is meant?\n\n{options_}"),
-    T("Use common sense: in the sentence \"{text}\", what does \"{pronoun}\" point to?\n\n"
-      "{options_}"),
-    T("Find the antecedent of the starred pronoun.\n\n{marked}\n\n{options_}"),
+    T("How should this sentence continue?\n\n{context}\n\n{options_}"),
+    T("{context}\n\nWhich continuation makes sense?\n\n{options_}"),
+    T("Complete the text below with the ending that fits.\n\n{context}\n\n{options_}"),
+    T("Beginning: {context}\n\nSelect the right way to finish it.\n\n{options_}"),
+    T("Q: What comes after \"{context}\"?\nA:\n\n{options_}"),
+    T("Use common sense: which ending goes with \"{context}\"?\n\n{options_}"),
+    T("The sentence below stops halfway. How does it go on?\n\n{context}\n\n{options_}"),
+    completion("Carry on with this sentence so that it makes sense:\n\n{context}"),
+    completion("Finish the following sentence.\n\n{context}"),
+    completion("Add the words that come next: {context}"),
 )
 
 
@@ -161,17 +167,14 @@ def _wsc273_fields(ex):
   text = ex["text"]
   # Pronoun character offsets, clamped (mock data has random offsets).
   length = tf.strings.length(text, unit="UTF8_CHAR")
-  start = tf.clip_by_value(ex["pronoun_start"], 0, length)
-  end = tf.clip_by_value(ex["pronoun_end"], start, length)
-  marked = tf.strings.join([
-      tf.strings.substr(text, 0, start, unit="UTF8_CHAR"), "*",
-      tf.strings.substr(text, start, end - start, unit="UTF8_CHAR"), "*",
-      tf.strings.substr(text, end, length - end, unit="UTF8_CHAR")])
-  # The options as written in the schema (the *_normalized variants are recased to substitute
-  # for the pronoun; as stand-alone answers the original casing reads better).
-  choices = tf.stack([ex["option1"], ex["option2"]])
-  return {"text": text, "marked": marked, "pronoun": ex["pronoun_text"],
-          "answer": tf.gather(choices, tf.cast(ex["label"], tf.int32)), "options": choices}
+  start = tf.clip_by_value(tf.cast(ex["pronoun_start"], tf.int32), 0, length)
+  end = tf.clip_by_value(tf.cast(ex["pronoun_end"], tf.int32), start, length)
+  prefix = tf.strings.strip(tf.strings.substr(text, 0, start, unit="UTF8_CHAR"))
+  suffix = tf.strings.strip(tf.strings.substr(text, end, length - end, unit="UTF8_CHAR"))
+  choices = tf.strings.join(
+      [tf.stack([ex["option1_normalized"], ex["option2_normalized"]]), suffix], separator=" ")
+  return {"context": prefix, "answer": tf.gather(choices, tf.cast(ex["label"], tf.int32)),
+          "options": choices}
 
 
 register_dataset(DatasetSpec(
@@ -182,7 +185,7 @@ register_dataset(DatasetSpec(
     # TFDS has only a test split. seqio needs all three canonical splits, so every one reads the
     # full test split; eval_only keeps it out of training mixtures.
     source=tfds_source("wsc273:1.0.0", train="test", validation="test", test="test"),
-    fields=("text", "marked", "pronoun", "answer"),
+    fields=("context", "answer"),
     preprocess=_wsc273_fields,
     per_example_options=True,
     metric="accuracy",

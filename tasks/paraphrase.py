@@ -80,7 +80,9 @@ QQP_TEMPLATES = (
 
 
 def _qqp_fields(ex):
-  return {"question1": ex["question1"], "question2": ex["question2"],
+  # As the reference: QQP's doubled quotes ("") become an apostrophe.
+  return {"question1": tf.strings.regex_replace(ex["question1"], '""', "'"),
+          "question2": tf.strings.regex_replace(ex["question2"], '""', "'"),
           "answer": pick(NO_YES, ex["label"])}
 
 

@@ -1,7 +1,8 @@
 """Reading comprehension with commonsense: CosmosQA and ReCoRD.
 
 Both are multiple choice over the example's own options: CosmosQA's four answers, and for ReCoRD
-the cloze query completed with each candidate entity (several completions may be correct).
+the cloze query's prefix continued by each candidate entity plus the rest of the query (several
+completions may be correct).
 """
 
 import tensorflow as tf
@@ -55,51 +56,42 @@ register_dataset(DatasetSpec(
 
 # ----------------------------------------------------------------------------------- ReCoRD
 
+# As the reference builds it: the passage is cut at its first "@highlight" (the summary bullets
+# are dropped), the query is the cloze sentence up to the blank, and each option completes it with
+# an entity followed by the rest of the sentence. Every template shows the query.
 RECORD_TEMPLATES = (
-    T("{passage}\n\nWhat is the most logical next sentence?\n\n{options_}"),
+    T("{passage}\n\nHow does this sentence about the article end? {query}\n\n{options_}"),
     T("Read the news article and complete the sentence after it.\n\n{passage}\n\n{query}\n\n"
       "{options_}"),
-    T("Article: {passage}\n\nFill in the blank: {query}\n\n{options_}"),
-    T("{passage}\n\nWhich sentence most plausibly continues the story?\n\n{options_}"),
-    T("Write the next sentence of this article.\n\n{passage}\n\n{options_}"),
-    T("{passage}\n\nIn the sentence \"{query}\", who or what belongs in the blank?\n\n"
-      "{options_}"),
-    T("Here is a summary of a news story: {passage}\n\nHow does the article go on?\n\n"
-      "{options_}"),
+    T("Article: {passage}\n\nContinue: {query}\n\n{options_}"),
+    T("{passage}\n\nWhich ending of \"{query}\" agrees with the story?\n\n{options_}"),
+    T("Here is a news story.\n\n{passage}\n\nFinish this line so that it is true to the story: "
+      "{query}\n\n{options_}"),
+    T("{passage}\n\n{query}\n\n{options_}"),
+    T("Given the report below, pick the right completion.\n\nReport: {passage}\nStart: {query}"
+      "\n\n{options_}"),
     T("Use the passage to complete the statement that follows it.\n\nPassage: {passage}\n"
       "Statement: {query}\n\n{options_}"),
-    T("{passage}\n\nQ: Which of these sentences is consistent with the text above?\nA:\n\n"
+    T("{passage}\n\nQ: After reading this, how would you carry on \"{query}\"?\nA:\n\n"
       "{options_}"),
-    T("News: {passage}\n\nWhat comes next?\n\n{options_}"),
+    T("News: {passage}\n\nThe next sentence begins \"{query}\". What is the rest?\n\n"
+      "{options_}"),
 )
 
 PLACEHOLDER = "@placeholder"
-
-
-def _record_passage(passage: tf.Tensor) -> tf.Tensor:
-  """Turns ReCoRD's "\\n@highlight\\n" bullet markers into sentence breaks."""
-  passage = tf.strings.regex_replace(passage, r"([.!?\"'])\s*\n@highlight\n", r"\1 ")
-  passage = tf.strings.regex_replace(passage, r"\s*\n@highlight\n", ". ")
-  passage = tf.strings.strip(passage)
-  return tf.strings.regex_replace(passage, r"([^.!?\"'])$", r"\1.")
-
-
-def _fill(query: tf.Tensor, entities: tf.Tensor) -> tf.Tensor:
-  """The query with its placeholder replaced by each entity (1-D)."""
-  parts = tf.strings.split(query, PLACEHOLDER)
-  prefix = parts[0]
-  suffix = tf.strings.reduce_join(parts[1:], separator=PLACEHOLDER)
-  return tf.strings.join([prefix, entities, suffix])
+HIGHLIGHT = "\n@highlight"
 
 
 def _record_fields(ex):
-  query = ex["query"]
-  answers = _fill(query, ex["answers"])
+  parts = tf.strings.split(ex["query"], PLACEHOLDER)
+  prefix = tf.strings.strip(parts[0])
+  suffix = tf.strings.reduce_join(parts[1:], separator=PLACEHOLDER)
+  answers = tf.strings.join([ex["answers"], suffix])
   return {
-      "passage": _record_passage(ex["passage"]),
-      "query": tf.strings.regex_replace(query, PLACEHOLDER, "___"),
+      "passage": tf.strings.split(ex["passage"], HIGHLIGHT)[0],
+      "query": prefix,
       "answer": answers[0],
-      "options": _fill(query, ex["entities"]),
+      "options": tf.strings.join([ex["entities"], suffix]),
       "answers": answers,
   }
 

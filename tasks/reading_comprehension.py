@@ -74,23 +74,38 @@ DROP_TEMPLATES = (
 
 
 def _drop_fields(ex):
+  # As the reference: the single answer is the only reference.
   return {"passage": ex["passage"], "question": ex["question"], "answer": ex["answer"],
-          "answers": tf.concat([[ex["answer"]], ex["validated_answers"]], axis=0)}
+          "answers": tf.reshape(ex["answer"], [1])}
 
 
-register_dataset(DatasetSpec(
-    name="drop",
-    cluster=CLUSTER,
-    display_name="DROP",
-    subcluster=SUBCLUSTER,
-    source=tfds_source("drop:2.0.0", train="train[:30000]", validation="train[-200:]",
-                       test="dev"),
-    fields=("passage", "question", "answer"),
-    preprocess=_drop_fields,
-    metric="squad",
-    filter_fn=lambda ex: nonempty(ex["answer"]),
-    templates=DROP_TEMPLATES,
-))
+def _drop_fields_validated(ex):
+  out = _drop_fields(ex)
+  out["answers"] = tf.concat([[ex["answer"]], ex["validated_answers"]], axis=0)
+  return out
+
+
+def drop_spec(name: str = "drop", *, validated_answers: bool = False,
+              suite: str = "flan") -> DatasetSpec:
+  """The DROP spec. By default scored against the single ``answer`` as the reference; with
+  ``validated_answers=True`` the crowd-validated answers count as references too."""
+  return DatasetSpec(
+      name=name,
+      cluster=CLUSTER,
+      display_name="DROP" + (" (validated answers)" if validated_answers else ""),
+      subcluster=SUBCLUSTER,
+      source=tfds_source("drop:2.0.0", train="train[:30000]", validation="train[-200:]",
+                         test="dev"),
+      fields=("passage", "question", "answer"),
+      preprocess=_drop_fields_validated if validated_answers else _drop_fields,
+      metric="squad",
+      filter_fn=lambda ex: nonempty(ex["answer"]),
+      templates=DROP_TEMPLATES,
+      suite=suite,
+  )
+
+
+register_dataset(drop_spec())
 
 # ----------------------------------------------------------------------------------- MultiRC
 # One example per (paragraph, question, candidate answer); the label says whether the candidate

@@ -46,7 +46,9 @@ AESLC_TEMPLATES = (
 
 
 def _aeslc_fields(ex):
-  return {"body": ex["email_body"], "answer": ex["subject_line"]}
+  # As the reference: newlines in the body become spaces, in the subject line they go.
+  return {"body": tf.strings.regex_replace(ex["email_body"], "\n", " "),
+          "answer": tf.strings.regex_replace(ex["subject_line"], "\n", "")}
 
 
 register_dataset(DatasetSpec(
@@ -120,8 +122,20 @@ CNN_DAILYMAIL_TEMPLATES = (
 )
 
 
+# A dateline/byline header at the start of an article: "LONDON, England (CNN) -- " or Daily Mail's
+# "By . Name . PUBLISHED: . 12:00 EST, 1 May 2013 . | . UPDATED: . ... 2013 . ". The reference
+# splits at "2012 . ", "2013 . ", "2014 . " and ") -- " (but keeps the part *before* the first
+# split, i.e. the header itself; see tasks/README.md). Here the header is removed, and only when
+# it is one: within the first 400 characters, and a date only after PUBLISHED/UPDATED.
+_CNN_DATELINE = (r"^[^\n]{0,400}?(?:(?:PUBLISHED:|UPDATED:|[Ll]ast updated at)[^\n]{0,80}?"
+                 r"20(?:12|13|14) \. |\) -- )")
+
+
 def _cnn_dailymail_fields(ex):
-  return {"article": ex["article"], "answer": ex["highlights"]}
+  article = ex["article"]
+  for _ in range(3):  # PUBLISHED ... | UPDATED ... : up to two dated parts, then the dateline.
+    article = tf.strings.regex_replace(article, _CNN_DATELINE, "", replace_global=False)
+  return {"article": article, "answer": ex["highlights"]}
 
 
 register_dataset(DatasetSpec(
@@ -156,6 +170,13 @@ GIGAWORD_TEMPLATES = (
 )
 
 
+def _gigaword_keep(ex):
+  """As the reference: drop pairs with an UNK token or a "#" (Gigaword's digit mask) anywhere."""
+  text = tf.strings.join([ex["document"], ex["summary"]])
+  clean = tf.logical_not(tf.strings.regex_full_match(text, "(?s).*(UNK|#).*"))
+  return tf.logical_and(_both_nonempty("document", "summary")(ex), clean)
+
+
 def _gigaword_fields(ex):
   return {"document": ex["document"], "answer": ex["summary"]}
 
@@ -169,7 +190,7 @@ register_dataset(DatasetSpec(
                        test="test"),
     fields=("document", "answer"),
     preprocess=_gigaword_fields,
-    filter_fn=_both_nonempty("document", "summary"),
+    filter_fn=_gigaword_keep,
     metric="rouge",
     templates=GIGAWORD_TEMPLATES,
 ))
@@ -272,8 +293,16 @@ IDEBATE_TEMPLATES = (
 )
 
 
+def _numbered(values: tf.Tensor, limit: int = 10) -> tf.Tensor:
+  """As the reference: the first ``limit`` items as a numbered list, "1. a\\n2. b"."""
+  values = values[:limit]
+  numbers = tf.strings.as_string(tf.range(1, tf.size(values) + 1))
+  return tf.strings.reduce_join(tf.strings.join([numbers, values], separator=". "),
+                                separator="\n")
+
+
 def _idebate_fields(ex):
-  return {"topic": ex["_debate_name"], "argument": _sentences(ex["_argument_sentences"]["value"]),
+  return {"topic": ex["_debate_name"], "argument": _numbered(ex["_argument_sentences"]["value"]),
           "answer": ex["_claim"]}
 
 
@@ -312,7 +341,10 @@ ROTTEN_TOMATOES_TEMPLATES = (
 
 
 def _rotten_tomatoes_fields(ex):
-  return {"movie": ex["_movie_name"], "critics": _sentences(ex["_critics"]["value"]),
+  # As the reference: underscores in the movie name become spaces; the reviews are the first ten
+  # as a numbered list.
+  return {"movie": tf.strings.regex_replace(ex["_movie_name"], "_", " "),
+          "critics": _numbered(ex["_critics"]["value"]),
           "answer": ex["_critic_consensus"]}
 
 
@@ -353,7 +385,11 @@ SAMSUM_NOTE = ("Manual download: get https://arxiv.org/src/1911.12237v2/anc/corp
 
 
 def _samsum_fields(ex):
-  return {"dialogue": ex["dialogue"], "answer": ex["summary"]}
+  # As the reference: Windows line ends become "\\n" and "<file_photo>"-style markup a space
+  # (non-greedy here: the reference's greedy "<.*>" also ate the words between two tags).
+  dialogue = tf.strings.regex_replace(ex["dialogue"], "\r\n", "\n")
+  dialogue = tf.strings.regex_replace(dialogue, "<[^<>\n]*>", " ")
+  return {"dialogue": dialogue, "answer": ex["summary"]}
 
 
 register_dataset(DatasetSpec(

@@ -1,10 +1,14 @@
 """Translation: ParaCrawl En-Es, WMT'14 En-Fr and the six WMT'16 X-En pairs (cs/de/fi/ro/ru/tr).
 
-Every dataset produces the same fields: ``sent1`` in ``lang1`` (the source of the normal direction),
-``sent2`` in ``lang2`` (its translation, also the ``answer``). Normal templates translate
-``lang1 -> lang2``; the turned-around templates translate back, ``lang2 -> lang1``, with ``sent1``
-as the target. Normal directions follow the reference repository's task names: English into
-Spanish / French for ``para_crawl_enes`` / ``wmt14_enfr``, into English for ``wmt16_translate_*en``.
+Every dataset produces the same fields: ``sent1`` in ``lang1`` and ``sent2`` in ``lang2`` (also the
+``answer``). As in the reference, ``lang1`` is English for every pair: ParaCrawl and WMT'14 normal
+templates translate English into Spanish / French and the turned-around ones back into English.
+
+WMT'16 (the six ``wmt16_translate_{cs,de,fi,ro,ru,tr}en`` pairs) follows the reference's template
+mix, index by index: templates 0 and 4-7 translate English into X, 1-3 (turned around) translate X
+into English, 8 asks for a sentence written in X (target ``sent2``) and 9 asks which language an X
+sentence is in (target ``lang2``). So ``wmt16_translate_deen_type_0`` translates English into
+German, although the TFDS name reads "de-en".
 """
 
 from collections.abc import Callable
@@ -102,18 +106,18 @@ register_dataset(DatasetSpec(
 
 # ------------------------------------------------------------------- WMT'16 X-En (six pairs)
 
-# One template list for all six pairs (the reference repository's shared key).
+# One template list for all six pairs (the reference repository's shared key). lang1 = English.
 WMT16_TEMPLATES = (
-    T("Translate the following text from {lang1} to {lang2}:\n\n{sent1}"),
-    T("{sent1}\n\nHow would you say that in {lang2}?"),
-    T("{lang1}: {sent1}\n{lang2}:"),
-    T("Here is a sentence in {lang1}:\n{sent1}\n\nWrite it in {lang2}."),
-    T("What is the {lang2} translation of this {lang1} text?\n\n{sent1}"),
-    T("Render this in {lang2}.\n\n{sent1}"),
-    T("Q: What does \"{sent1}\" mean in {lang2}?\nA:"),
-    turned("Translate the following text from {lang2} to {lang1}:\n\n{sent2}", "{sent1}"),
-    turned("{sent2}\n\nPlease give the {lang1} version of this {lang2} text.", "{sent1}"),
-    turned("{lang2}: {sent2}\n{lang1}:", "{sent1}"),
+    T("{sent1}\n\nPut this into {lang2}."),                                     # en -> X
+    turned("{sent2}\n\nGive me this in {lang1}.", "{sent1}"),                   # X -> en
+    turned("Here is some {lang2} text:\n{sent2}\n\nWhat does it say in {lang1}?", "{sent1}"),
+    turned("{lang2}: {sent2}\n{lang1}:", "{sent1}"),                             # X -> en
+    T("Render this in {lang2}.\n\n{sent1}"),                                    # en -> X
+    T("What is the {lang2} version of the following {lang1} text?\n{sent1}"),    # en -> X
+    T("Q: Someone wrote \"{sent1}\". How would a {lang2} speaker put it?\nA:"),  # en -> X
+    T("{lang1}: {sent1}\n{lang2}:"),                                             # en -> X
+    T("Compose one sentence in {lang2}.", "{sent2}"),                            # write in X
+    T("{sent2}\n\nName the language of the text above.", "{lang2}"),            # identify X
 )
 
 # Source language code -> note for data TFDS cannot download itself.
@@ -138,8 +142,8 @@ for _src, _note in WMT16_PAIRS.items():
       source=tfds_source(f"wmt16_translate/{_src}-en:1.0.0", train="train[:30000]",
                          validation="validation[:200]", test="test"),
       fields=FIELDS,
-      preprocess=_translation_fields(_src, "en"),
-      filter_fn=_both_sides(_src, "en"),
+      preprocess=_translation_fields("en", _src),
+      filter_fn=_both_sides("en", _src),
       metric=METRIC,
       templates=WMT16_TEMPLATES,
       note=_note,
