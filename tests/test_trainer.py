@@ -262,8 +262,13 @@ def test_nonfinite_loss_stops_saves_batch_and_keeps_last_good_checkpoint(tmp_pat
   assert sorted(saved.files) == sorted(third)
   for k in third:
     np.testing.assert_array_equal(saved[k], third[k])
-  rows = [json.loads(line) for line in open(tmp_path / "train_metrics.jsonl")]
-  assert [r["step"] for r in rows] == [1, 2, 3] and np.isnan(rows[-1]["loss"])
+  # Strict JSON (finding 7): a non-finite value is null, never a bare NaN.
+  def no_constants(name):
+    raise AssertionError(f"{name} in train_metrics.jsonl is not JSON")
+
+  rows = [json.loads(line, parse_constant=no_constants)
+          for line in open(tmp_path / "train_metrics.jsonl")]
+  assert [r["step"] for r in rows] == [1, 2, 3] and rows[-1]["loss"] is None
   # The last good checkpoint holds finite params (a resumed run starts from it).
   good = train_lib.model_checkpoint.restore_params(str(tmp_path), CFG)
   assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(good))
