@@ -45,8 +45,10 @@ setup(
         "numpy>=1.26",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-xdist>=3", "ruff>=0.6"],
+        # lm-eval: the flan_jax lm-eval backend's tests compare it with lm-eval's own HFLM.
+        "test": ["pytest>=8", "pytest-xdist>=3", "ruff>=0.6", "lm-eval[hf]==0.4.13"],
         "hf": ["safetensors>=0.4", "tokenizers>=0.19", "transformers>=4.45", "torch==2.13.0"],
+        "lm_eval": ["lm-eval[hf]==0.4.13"],  # flan_jax.lm_eval: `flan-jax lm-eval`.
     },
     entry_points={"console_scripts": ["flan-jax=flan_jax.cli:main"]},
 )
