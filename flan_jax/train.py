@@ -328,9 +328,11 @@ def build_train_step(config: DecoderConfig, device_mesh: jax.sharding.Mesh,
                      label_smoothing: float = 0.0, z_loss: float = 1e-4) -> TrainStep:
   """The jitted, sharded train step of :func:`train` (also lowered by :mod:`flan_jax.plan`)."""
   lr = trainer.make_schedule(schedule, learning_rate, warmup_steps, train_steps)
+  param_specs = partitioning.param_mesh_specs(config, rules, dict(device_mesh.shape))
   tx = trainer.make_optimizer(optimizer, lr, weight_decay=weight_decay,
                               grad_clip_norm=grad_clip_norm,
-                              skip_nonfinite_updates=skip_nonfinite_updates)
+                              skip_nonfinite_updates=skip_nonfinite_updates,
+                              param_specs=param_specs)
   shardings = partitioning.train_state_shardings(config, tx, device_mesh, rules)
   step_fn = trainer.partitioned_train_step(
       trainer.make_train_step(config, num_microbatches, loss_normalizing_factor,

@@ -20,7 +20,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
-from jax.sharding import Mesh
+from jax.sharding import Mesh, PartitionSpec
 
 from flan_jax import losses, partitioning
 from flan_jax.models import Decoder, DecoderConfig
@@ -59,17 +59,20 @@ def make_schedule(name: str = "constant", base_learning_rate: float = 1e-3,
 def make_optimizer(name: str = "adafactor", learning_rate: optax.ScalarOrSchedule = 1e-3, *,
                    weight_decay: float = 0.0, b1: float = 0.9, b2: float = 0.999,
                    eps: float = 1e-8, grad_clip_norm: float | None = None,
-                   skip_nonfinite_updates: bool = False) -> optax.GradientTransformation:
+                   skip_nonfinite_updates: bool = False,
+                   param_specs: Any = None) -> optax.GradientTransformation:
   """``adafactor`` with t5x-like settings (decay 0.8, parameter scaling, update clipping 1.0,
   factored for dims >= 128) or ``adamw``.
 
   ``skip_nonfinite_updates`` wraps it in ``optax.apply_if_finite`` (NaN/Inf steps are dropped).
+  ``param_specs`` (the parameters' mesh PartitionSpecs) keeps Adafactor's per-layer work on
+  scanned parameters sharded like the parameters (see :func:`layers_as_batch`).
   """
   if name == "adafactor":
     tx = layers_as_batch(optax.adafactor(
         learning_rate=learning_rate, decay_rate=0.8, multiply_by_parameter_scale=True,
         clipping_threshold=1.0, min_dim_size_to_factor=128,
-        weight_decay_rate=weight_decay or None))
+        weight_decay_rate=weight_decay or None), param_specs)
   elif name == "adamw":
     tx = optax.adamw(learning_rate, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay)
   else:
@@ -85,15 +88,37 @@ def _is_stacked(path: tuple[Any, ...]) -> bool:
   return any(getattr(k, "key", None) == "layers" for k in path)
 
 
-def layers_as_batch(tx: optax.GradientTransformation) -> optax.GradientTransformation:
+def _layer_by_layer(update: Callable, g: Any, state: Any, p: Any,
+                    spec: PartitionSpec | None = None) -> tuple[Any, Any]:
+  """``update`` on one layer of a stacked leaf at a time (``lax.map`` over axis 0).
+
+  Same result as ``jax.vmap(update)``, but the temporaries (squared gradients, factored
+  statistics, the update before clipping, all float32) exist for one layer, not the whole stack.
+  ``spec`` (the stacked leaf's mesh spec) keeps each layer's slices sharded like the leaf.
+  """
+  layer = None if spec is None else PartitionSpec(*tuple(spec)[1:])
+  keep = (lambda x: x) if layer is None else (  # noqa: E731
+      lambda x: jax.lax.with_sharding_constraint(x, layer))
+
+  def body(xs):
+    g_i, s_i, p_i = xs
+    u, s_i = update(keep(g_i), s_i, None if p_i is None else keep(p_i))
+    return keep(u), s_i
+
+  return jax.lax.map(body, (g, state, p))
+
+
+def layers_as_batch(tx: optax.GradientTransformation,
+                    param_specs: Any = None) -> optax.GradientTransformation:
   """Runs ``tx`` per parameter, and per layer on scanned (stacked) parameters.
 
   With ``scan_layers`` every layer's kernel sits in one array with a leading ``layers`` axis.
   Adafactor's statistics (which two dims are factored, the parameter-scale RMS, update-RMS
   clipping) would then mix layers; t5x's factor rules treat that axis as a batch axis. Here the
-  stacked leaves get ``jax.vmap(tx)`` over axis 0, so a scanned model gets exactly the updates of
-  the unscanned one. Only for leaf-wise transformations (Adafactor); the state is a tuple of
-  per-leaf states.
+  stacked leaves get ``tx`` per layer (init: ``jax.vmap``; update: ``lax.map``, so per-layer
+  float32 temporaries are never materialised for the whole stack), and a scanned model gets
+  exactly the updates of the unscanned one. Only for leaf-wise transformations (Adafactor); the
+  state is a tuple of per-leaf states.
   """
 
   def leaves(tree: Any) -> tuple[list, Any]:
@@ -108,9 +133,11 @@ def layers_as_batch(tx: optax.GradientTransformation) -> optax.GradientTransform
     flat, treedef = leaves(updates)
     flat_params = jax.tree_util.tree_leaves(params) if params is not None else [None] * len(flat)
     new_updates, new_state = [], []
-    for (path, g), s, p in zip(flat, state, flat_params, strict=True):
-      fn = jax.vmap(tx.update) if _is_stacked(path) else tx.update
-      u, s = fn(g, s, p)
+    specs = (jax.tree.leaves(param_specs, is_leaf=lambda x: isinstance(x, PartitionSpec))
+             if param_specs is not None else [None] * len(flat))
+    for (path, g), s, p, spec in zip(flat, state, flat_params, specs, strict=True):
+      u, s = (_layer_by_layer(tx.update, g, s, p, spec) if _is_stacked(path)
+              else tx.update(g, s, p))
       new_updates.append(u)
       new_state.append(s)
     return jax.tree_util.tree_unflatten(treedef, new_updates), tuple(new_state)

@@ -16,12 +16,12 @@ SUBCLUSTER = "open_domain_qa"
 
 ARC_TEMPLATES = (
     T("{question}\n\n{options_}"),
-    T("Answer this science question.\n\n{question}\n\n{options_}"),
+    T("A grade-school science quiz item:\n\n{question}\n\n{options_}"),
     T("Question: {question}\n\nWhich of the following is the correct answer?\n\n{options_}"),
     T("Q: {question}\n\nPick the right answer from the choices below.\n\n{options_}"),
     T("Here is a question from a grade-school science exam: {question}\n\n{options_}"),
     T("{question}\n\nChoose the best answer.\n\n{options_}"),
-    T("Test question: {question}\nWhat is the answer?\n\n{options_}"),
+    T("Exam item: {question}\nWhich choice is right?\n\n{options_}"),
     T("Use what you know about science to answer: {question}\n\n{options_}"),
     turned("Write a science exam question whose correct answer is \"{answer}\".", "{question}"),
     turned("Make up a multiple-choice science question with these choices: {choices}. The "
@@ -68,12 +68,12 @@ for _config, _name, _display in (("ARC-Challenge", "arc_challenge", "ARC (challe
 # Target = the first reference answer; "answers" holds all of them for the trivia_qa metric.
 
 NATURAL_QUESTIONS_TEMPLATES = (
-    T("Answer this question: {question}?"),
-    T("Q: {question}?\nA:"),
+    T("Reply briefly: {question}?"),
+    T("Asked: {question}?\nReplied:"),
     T("{question}?"),
-    T("What is the answer to this question? {question}?"),
+    T("I looked this up online: {question}? What did I find?"),
     T("Please answer the following from general knowledge.\n\n{question}?"),
-    T("Question: {question}?\nAnswer:"),
+    T("Search query: {question}?\nBest short reply:"),
     T("{question}? Give a short answer."),
     T("Give a short, factual answer.\n\n{question}?"),
     T("Someone typed this question into a search engine: \"{question}\". What is the answer?"),
@@ -105,12 +105,12 @@ register_dataset(DatasetSpec(
 # is the answer's normalised value and "answers" (for the trivia_qa metric) its normalised aliases.
 
 TRIVIA_QA_TEMPLATES = (
-    T("Answer the following trivia question.\n\n{question}"),
-    T("Q: {question}\nA:"),
+    T("Here is a general-knowledge teaser.\n\n{question}"),
+    T("Trivia round. {question}\nResponse:"),
     T("{question}"),
     T("Trivia time! {question}"),
-    T("Question: {question}\nAnswer:"),
-    T("What is the answer to this quiz question? {question}"),
+    T("Quiz: {question}\nYour reply:"),
+    T("Pub quiz time: {question} Your guess?"),
     T("Answer this from memory: {question}"),
     T("{question}\n\nGive a short answer."),
     T("Here's a pub quiz question for you: {question}\nWhat's the answer?"),

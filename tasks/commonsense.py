@@ -28,10 +28,10 @@ COPA_TEMPLATES = (
       "{options_}"),
     T("Here is an event: \"{premise}\"\n\nWhich of the following is more likely to be its "
       "{relation}?\n\n{options_}"),
-    T("{premise_clause} {joiner}\n\nHow should the sentence end?\n\n{options_}"),
+    T("{premise_clause} {joiner}\n\nPick the clause that finishes this.\n\n{options_}"),
     T("Think about the situation below and choose the likelier {relation}.\n\n{premise}\n\n"
       "{options_}"),
-    T("Q: {premise} {connector}\nA:\n\n{options_}"),
+    T("{premise} {connector} ...\nWhat fills the gap?\n\n{options_}"),
     T("Which alternative is the {relation} of \"{premise}\"?\n\n{options_}"),
     turned("Consider this event: {answer}\n\nDescribe a plausible {inverse_relation} of it.",
            "{premise}"),
@@ -122,16 +122,15 @@ register_dataset(DatasetSpec(
 # -------------------------------------------------------------------------------------- PiQA
 
 PIQA_TEMPLATES = (
-    T("Goal: {goal}\n\nWhich of the following methods is more sensible for reaching this "
-      "goal?\n\n{options_}"),
-    T("How would you do this: {goal}\n\n{options_}"),
+    T("Goal: {goal}\n\nWhich approach would a practical person choose?\n\n{options_}"),
+    T("Practical challenge: {goal}\n\n{options_}"),
     T("{goal}\n\nChoose the better solution.\n\n{options_}"),
     T("Here is a practical task: \"{goal}\"\n\nWhich approach would actually work?\n\n"
       "{options_}"),
-    T("Q: {goal}\nA:\n\n{options_}"),
+    T("Task: {goal}\nMethod:\n\n{options_}"),
     T("Use physical common sense to pick the right way to accomplish the goal below.\n\n"
       "{goal}\n\n{options_}"),
-    T("What is the best way to do the following?\n{goal}\n\n{options_}"),
+    T("Pick the smarter approach to this:\n{goal}\n\n{options_}"),
     T("Someone wants to know: {goal}\nWhat should they do?\n\n{options_}"),
     turned("Here is a method: {answer}\n\nWhat goal could someone achieve with it?", "{goal}"),
     turned("Write a goal that the following solution accomplishes.\n\nSolution: {answer}",
@@ -162,12 +161,12 @@ register_dataset(DatasetSpec(
 # -------------------------------------------------------------------------------- StoryCloze
 
 STORY_CLOZE_TEMPLATES = (
-    T("{context}\n\nHow does this story most likely end?\n\n{options_}"),
+    T("{context}\n\nChoose the closing line that fits this story.\n\n{options_}"),
     T("Read the beginning of a short story:\n{context}\n\nChoose the sentence that ends it "
       "best.\n\n{options_}"),
     T("Story: {context}\n\nWhat is the most fitting final sentence?\n\n{options_}"),
     T("Pick the right ending for this story.\n\n{context}\n\n{options_}"),
-    T("{context}\n\nWhat happens next?\n\n{options_}"),
+    T("{context}\n\nAfter all that, which sentence wraps the story up?\n\n{options_}"),
     T("Here are the first four sentences of a story: {context}\n\nWhich fifth sentence makes "
       "sense?\n\n{options_}"),
     T("Finish the story with one of the options.\n\n{context}\n\n{options_}"),

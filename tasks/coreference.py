@@ -65,7 +65,7 @@ register_dataset(DatasetSpec(
 # options block (completion templates): the model continues the context with each option.
 
 WINOGRANDE_TEMPLATES = (
-    T("How does this sentence end?\n\n{context}\n\n{options_}"),
+    T("Pick the words that close off this sentence.\n\n{context}\n\n{options_}"),
     T("{context}\n\nWhich ending fits the sentence best?\n\n{options_}"),
     T("Finish the sentence below so that it makes sense.\n\n{context}\n\n{options_}"),
     T("Pick the continuation that uses common sense correctly:\n{context}\n\n{options_}"),

@@ -97,7 +97,7 @@ QUAC_TEMPLATES = (
     T("Read this excerpt about {title} and answer the question after it.\n\n{context}\n\n"
       "{question}"),
     T("{background}\n\n{context}\n\nBased on the passages above: {question}"),
-    T("Context: {context}\nQuestion: {question}\nWhat is the answer?"),
+    T("Background: {context}\nStudent asks: {question}\nTeacher quotes:"),
     T("Here is some background on {title}: {background}\n\nThis is the section titled "
       "\"{section_title}\":\n{context}\n\nA student asks, \"{question}\" How would you answer "
       "using the section?"),
@@ -166,8 +166,8 @@ WIC_TEMPLATES = (
       "\n\n{options_}"),
     T("{sentence1}\n\n{sentence2}\n\nIf you looked up \"{word}\" in a dictionary for each sentence "
       "above, would you find the same meaning or different meanings?\n\n{options_}"),
-    T("Does \"{word}\" have the same meaning in the following two sentences?\n\n{sentence1}\n"
-      "{sentence2}\n\n{options_}"),
+    T("Is \"{word}\" used with one sense in both of these?\n\n{sentence1}\n{sentence2}\n\n"
+      "{options_}"),
     T("Word sense comparison for \"{word}\".\nSentence one: {sentence1}\nSentence two: "
       "{sentence2}\nAre the two senses identical or different?\n\n{options_}"),
     T("In \"{sentence1}\", the word \"{word}\" has a certain meaning. In \"{sentence2}\", does it "
@@ -197,10 +197,10 @@ register_dataset(DatasetSpec(
 # --------------------------------------------------------------------------------------- Math
 
 MATH_TEMPLATES = (
-    T("Solve this math problem.\n\n{question}"),
-    T("{question}\n\nWhat is the solution?"),
-    T("Math problem: {question}\nAnswer:"),
-    T("What is the answer to this algebra question?\n\n{question}"),
+    T("Find the unknown in this equation task.\n\n{question}"),
+    T("{question}\n\nWork it out and give the value."),
+    T("Equation to solve: {question}\nValue:"),
+    T("Algebra exercise:\n\n{question}\n\nResult:"),
     T("{question}\nGive only the final number."),
     T("Work out the value of the unknown.\n{question}"),
     T("Find the solution of the following linear equation problem.\n\n{question}"),
@@ -280,7 +280,7 @@ def _changes(corrupt):
 
 
 FIX_PUNCT_TEMPLATES = (
-    T("Add punctuation to this sentence: {no_punct}"),
+    T("Insert the missing punctuation marks: {no_punct}"),
     T("{no_punct}\n\nWrite the text above with correct punctuation."),
     T("The following sentence has lost its punctuation. Put it back.\n\n{no_punct}"),
     T("Punctuate this text:\n{no_punct}"),
@@ -290,7 +290,7 @@ FIX_PUNCT_TEMPLATES = (
     T("Restore the punctuation marks in the sentence below.\n{no_punct}"),
     T("Here is some text without any punctuation:\n\n{no_punct}\n\nRewrite it properly "
       "punctuated."),
-    T("{no_punct}\nPlease fix the punctuation."),
+    T("{no_punct}\nThe commas, full stops and other marks are gone. Put them back."),
 )
 
 
@@ -310,7 +310,7 @@ TRUE_CASE_TEMPLATES = (
 
 
 WORD_SEGMENT_TEMPLATES = (
-    T("Add spaces between the words: {no_spaces}"),
+    T("The gaps between words were lost here; restore them: {no_spaces}"),
     T("{no_spaces}\n\nThe spaces are missing from the text above. Write it with spaces."),
     T("Split this run-together text into separate words.\n\n{no_spaces}"),
     T("Without spaces: {no_spaces}\nWith spaces:"),
@@ -363,7 +363,7 @@ for _name, _title, _field, _corrupt, (_train, _validation), _templates in TEXT_F
 TREC_OPTIONS = ("description", "entity", "abbreviation", "human", "numeric", "location")
 
 TREC_TEMPLATES = (
-    T("What kind of thing would answer this question?\n\n{question}\n\n{options_}"),
+    T("Sort this question by the type of answer it expects.\n\n{question}\n\n{options_}"),
     T("{question}\n\nWhich category best describes the answer the question above is looking for?"
       "\n\n{options_}"),
     T("Question: {question}\n\nDoes this question ask for a description, an entity, an "

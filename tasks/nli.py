@@ -81,8 +81,8 @@ CB_OPTIONS = ("Yes", "No", "It's impossible to say")
 
 CB_TEMPLATES = (
     T("{premise}\n\nFrom the passage above, is it true that \"{hypothesis}\"?\n\n{options_}"),
-    T("Premise: {premise}\nHypothesis: {hypothesis}\n\nDoes the premise entail the hypothesis?"
-      "\n\n{options_}"),
+    T("Premise: {premise}\nHypothesis: {hypothesis}\n\n"
+      "If we accept the premise, are we forced to accept the hypothesis?\n\n{options_}"),
     T("{premise}\n\nDoes the speaker believe that {hypothesis}?\n\n{options_}"),
     T("Read this excerpt:\n{premise}\n\nCan we tell from it that {hypothesis}?\n\n{options_}"),
     T("Decide whether the claim is supported by the passage.\n\nPassage: {premise}\n"
@@ -126,8 +126,8 @@ register_dataset(DatasetSpec(
 THREE_WAY_OPTIONS = ("yes", "it is not possible to tell", "no")
 
 MNLI_TEMPLATES = (
-    T("Premise: {premise}\nHypothesis: {hypothesis}\n\nIs the hypothesis entailed by the premise?"
-      "\n\n{options_}"),
+    T("Premise: {premise}\nHypothesis: {hypothesis}\n\n"
+      "Given the premise, must the hypothesis hold?\n\n{options_}"),
     T("{premise}\n\nIf the sentence above is true, is \"{hypothesis}\" true as well?\n\n"
       "{options_}"),
     T("Sentence A: {premise}\nSentence B: {hypothesis}\n\nDoes sentence A imply sentence B?\n\n"
@@ -170,7 +170,7 @@ SNLI_TEMPLATES = (
     T("Premise: {premise}\nHypothesis: {hypothesis}\n\nCan the hypothesis be concluded from the "
       "premise?\n\n{options_}"),
     T("A photo is described as: \"{premise}\"\n\nDoes that mean \"{hypothesis}\"?\n\n{options_}"),
-    T("{premise}\n\nIs it therefore true that \"{hypothesis}\"?\n\n{options_}"),
+    T("{premise}\n\nDoes that make \"{hypothesis}\" right?\n\n{options_}"),
     T("Description: {premise}\nStatement: {hypothesis}\n\nIs the statement true if the description "
       "is accurate?\n\n{options_}"),
     T("Look at these two sentences.\n{premise}\n{hypothesis}\n\nDoes the first one entail the "
@@ -205,10 +205,11 @@ register_dataset(DatasetSpec(
 # --------------------------------------------------------------------------------------- QNLI
 
 QNLI_TEMPLATES = (
-    T("Does the sentence \"{sentence}\" answer the question \"{question}\"?\n\n{options_}"),
+    T("Question: \"{question}\"\nCandidate reply: \"{sentence}\"\n\n"
+      "Does the reply settle the question?\n\n{options_}"),
     T("Question: {question}\nSentence: {sentence}\n\nDoes the sentence contain the answer to the "
       "question?\n\n{options_}"),
-    T("{question}\n\nIs \"{sentence}\" a good answer to the question above?\n\n{options_}"),
+    T("{question}\n\nWould \"{sentence}\" serve as a reply to that?\n\n{options_}"),
     T("Check whether this sentence answers the question.\n\nQ: {question}\nSentence: {sentence}"
       "\n\n{options_}"),
     T("Sentence: {sentence}\n\nCould someone answer \"{question}\" using only this sentence?\n\n"
@@ -293,8 +294,8 @@ register_dataset(DatasetSpec(
 
 WNLI_TEMPLATES = (
     T("{premise}\n\nDoes this imply that \"{hypothesis}\"?\n\n{options_}"),
-    T("Sentence 1: {premise}\nSentence 2: {hypothesis}\n\nIs sentence 2 true if sentence 1 is "
-      "true?\n\n{options_}"),
+    T("First: {premise}\nSecond: {hypothesis}\n\n"
+      "Assuming the first holds, does the second hold as well?\n\n{options_}"),
     T("Read the sentence and work out who the pronoun refers to.\n{premise}\n\nGiven that, is it "
       "right that \"{hypothesis}\"?\n\n{options_}"),
     T("{premise}\n\nCan we conclude the following from this sentence?\n{hypothesis}\n\n"

@@ -23,13 +23,14 @@ SENTENCE_PAIR_FIELDS = ("sentence1", "sentence2", "answer")
 # --------------------------------------------------------------------------------------- MRPC
 
 MRPC_TEMPLATES = (
-    T("{sentence1}\n{sentence2}\n\nDo these two sentences say the same thing?\n\n{options_}"),
+    T("{sentence1}\n{sentence2}\n\nAre these two lines a restatement of one another?\n\n"
+      "{options_}"),
     T("Sentence A: {sentence1}\nSentence B: {sentence2}\n\nIs Sentence B a paraphrase of "
       "Sentence A?\n\n{options_}"),
     T("Are the following two sentences equivalent in meaning?\n\n\"{sentence1}\"\n"
       "\"{sentence2}\"\n\n{options_}"),
-    T("Here are two sentences:\n{sentence1}\n{sentence2}\nDo they convey the same "
-      "information?\n\n{options_}"),
+    T("Two news sentences:\n{sentence1}\n{sentence2}\nIs the information in them equivalent?\n\n"
+      "{options_}"),
     T("First sentence: {sentence1}\nSecond sentence: {sentence2}\n\nDoes the second sentence "
       "restate the first one?\n\n{options_}"),
     T("{sentence1}\n\nDoes the sentence above mean the same as \"{sentence2}\"?\n\n{options_}"),
@@ -59,10 +60,10 @@ register_dataset(DatasetSpec(
 # --------------------------------------------------------------------------------------- QQP
 
 QQP_TEMPLATES = (
-    T("{question1}\n{question2}\n\nAre these two questions asking the same thing?\n\n{options_}"),
+    T("{question1}\n{question2}\n\nWould one reply cover both of these?\n\n{options_}"),
     T("Question 1: {question1}\nQuestion 2: {question2}\n\nWould the same answer work for both "
       "questions?\n\n{options_}"),
-    T("Do the questions \"{question1}\" and \"{question2}\" have the same meaning?\n\n"
+    T("Could \"{question1}\" and \"{question2}\" be merged as duplicates on a Q&A site?\n\n"
       "{options_}"),
     T("One user of a Q&A site asked: {question1}\nAnother user asked: {question2}\nShould the "
       "two posts be merged as duplicates?\n\n{options_}"),
@@ -103,7 +104,7 @@ register_dataset(DatasetSpec(
 # --------------------------------------------------------------------------------------- PAWS
 
 PAWS_TEMPLATES = (
-    T("{sentence1}\n{sentence2}\n\nDo the two sentences above mean the same thing?\n\n"
+    T("{sentence1}\n{sentence2}\n\nIs the second line a faithful rewording of the first?\n\n"
       "{options_}"),
     T("Sentence 1: {sentence1}\nSentence 2: {sentence2}\n\nThese sentences share most of their "
       "words. Do they also express the same meaning?\n\n{options_}"),

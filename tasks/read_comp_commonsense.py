@@ -17,9 +17,9 @@ SUBCLUSTER = "read_comp_and_common_sense"
 # --------------------------------------------------------------------------------- CosmosQA
 
 COSMOS_QA_TEMPLATES = (
-    T("{context}\n\nQuestion: {question}\n\n{options_}"),
-    T("Read the passage and answer the question.\n\n{context}\n\n{question}\n\n{options_}"),
-    T("Context: {context}\nQ: {question}\nA:\n\n{options_}"),
+    T("{context}\n\nAsked about this story: {question}\n\n{options_}"),
+    T("Think about this little story before you respond.\n\n{context}\n\n{question}\n\n{options_}"),
+    T("Story: {context}\nPuzzle: {question}\n\n{options_}"),
     T("{context}\n\nBased on the text above, {question}\n\n{options_}"),
     T("Answer the question using common sense and the story below.\n\nStory: {context}\n"
       "Question: {question}\n\n{options_}"),

@@ -55,9 +55,9 @@ register_dataset(DatasetSpec(
 # -------------------------------------------------------------------------------------- DROP
 
 DROP_TEMPLATES = (
-    T("{passage}\n\nAnswer this question based on the passage: {question}"),
+    T("{passage}\n\nWorking from the passage, {question}"),
     T("Read the text and answer the question.\n\n{passage}\n\nQuestion: {question}\nAnswer:"),
-    T("Passage: {passage}\n\nQ: {question}\nA:"),
+    T("Passage: {passage}\n\nAsked: {question}\nWorked answer:"),
     T("{passage}\n\n{question}"),
     T("Here is a passage with some numbers and facts in it:\n{passage}\n\n"
       "Use it to work out the answer: {question}"),
@@ -174,7 +174,7 @@ OPENBOOKQA_TEMPLATES = (
     T("Here is a science fact: {fact}\n\nGiven that, which choice best completes or answers "
       "this?\n{question}\n\n{options_}"),
     T("Q: {question}\nHint: {fact}\n\nPick the best answer.\n\n{options_}"),
-    T("Knowing that \"{fact}\", how would you answer \"{question}\"?\n\n{options_}"),
+    T("With the fact \"{fact}\" in mind, settle this: \"{question}\"\n\n{options_}"),
     T("Choose the correct option.\n\n{question}\n\n{options_}"),
     T("{fact}\n\nKeeping that in mind, pick the answer to: {question}\n\n{options_}"),
     turned("Question: {question}\nAnswer: {answer}\n\nWhat general fact explains why this answer "
@@ -212,9 +212,8 @@ register_dataset(DatasetSpec(
 
 SQUAD_V1_TEMPLATES = (
     T("{context}\n\nAnswer the question using the passage above: {question}"),
-    T("Read this passage about {title} and answer the question.\n\n{context}\n\n"
-      "Question: {question}"),
-    T("Context: {context}\nQ: {question}\nA:"),
+    T("The passage below is about {title}. Use it to respond.\n\n{context}\n\nQuery: {question}"),
+    T("Background: {context}\nAsked: {question}\nReply:"),
     T("{context}\n\n{question}"),
     T("Question: {question}\n\nThe answer is a span of this text; find it:\n{context}"),
     T("Here is an article on {title}:\n{context}\n\nUse it to answer: {question}"),

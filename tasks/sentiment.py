@@ -69,7 +69,7 @@ register_dataset(DatasetSpec(
 # --------------------------------------------------------------------------------------- Sent140
 
 SENT140_TEMPLATES = (
-    T("{text}\n\nWhat is the sentiment of this tweet?\n\n{options_}"),
+    T("{text}\n\nIs the person who tweeted this upbeat or down?\n\n{options_}"),
     T("Tweet: {text}\n\nIs the author of this tweet feeling negative or positive?\n\n{options_}"),
     T("Classify the following tweet as negative or positive.\n\n{text}\n\n{options_}"),
     T("Here is a tweet: \"{text}\"\nHow would you describe its mood?\n\n{options_}"),
@@ -77,7 +77,7 @@ SENT140_TEMPLATES = (
       "{options_}"),
     T("What tone does this tweet have?\n{text}\n\n{options_}"),
     T("Read the tweet below and judge its sentiment.\n\n{text}\n\n{options_}"),
-    turned("Write a {answer} tweet.", "{text}"),
+    turned("Post something on Twitter whose mood is {answer}.", "{text}"),
     turned("Compose a short social media post that sounds {answer}.", "{text}"),
     turned("Give an example of a tweet with a {answer} sentiment.", "{text}"),
 )
@@ -131,7 +131,7 @@ SST2_TEMPLATES = (
       "positive?\n\n{options_}"),
     T("Decide whether this sentence from a movie review is positive or negative: {sentence}\n\n"
       "{options_}"),
-    T("What is the tone of the following text?\n{sentence}\n\n{options_}"),
+    T("Critic snippet:\n{sentence}\n\nThumbs up or thumbs down?\n\n{options_}"),
     turned("Write a short {answer} sentence about a movie.", "{sentence}"),
     turned("Give an example of a {answer} line from a film review.", "{sentence}"),
 )
@@ -158,8 +158,8 @@ register_dataset(DatasetSpec(
 # --------------------------------------------------------------------------------------- Yelp
 
 YELP_TEMPLATES = (
-    T("{text}\n\nIs this review negative or positive?\n\n{options_}"),
-    T("Yelp review: {text}\n\nWhat is the sentiment of this review?\n\n{options_}"),
+    T("{text}\n\nDid this customer leave happy or unhappy?\n\n{options_}"),
+    T("Yelp review: {text}\n\nWas the writer pleased or displeased?\n\n{options_}"),
     T("Read the following review of a business. How did the customer feel about their "
       "visit?\n\n{text}\n\n{options_}"),
     T("Here is a customer's review:\n{text}\n\nDoes it express a negative or a positive "
@@ -168,7 +168,8 @@ YELP_TEMPLATES = (
     T("{text}\n\nBased on this review, was the customer's experience negative or positive?\n\n"
       "{options_}"),
     T("What tone does the following Yelp review take?\n\n{text}\n\n{options_}"),
-    turned("Write a {answer} Yelp review.", "{text}"),
+    turned("Compose a Yelp post about a shop or restaurant; its tone should be {answer}.",
+           "{text}"),
     turned("Compose a {answer} review of a local restaurant or shop.", "{text}"),
     turned("Imagine you just visited a business and had a {answer} experience. Write a review of "
            "it.", "{text}"),

@@ -66,7 +66,7 @@ DART_TEMPLATES = (
     T("Data: {tripleset}\nSentence describing the data:"),
     T("Write a short description using the following facts: {tripleset}"),
     T("Given the structured data below, produce one natural English sentence.\n\n{tripleset}"),
-    T("What is a sentence that conveys this data?\n{tripleset}"),
+    T("Put these facts into one fluent sentence:\n{tripleset}"),
     T("Facts: {tripleset}\n\nDescribe these facts in plain English."),
     turned("Sentence: {answer}\n\nExtract the subject-relation-object triples stated in the "
            "sentence.", "{tripleset}"),

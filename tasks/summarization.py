@@ -32,15 +32,15 @@ def _both_nonempty(source_key: str, target_key: str):
 # ------------------------------------------------------------------------------------- AESLC
 
 AESLC_TEMPLATES = (
-    T("{body}\n\nWrite a subject line for this email."),
+    T("{body}\n\nWhat should go in the subject field of this message?"),
     T("Here is the text of an email:\n\n{body}\n\nWhat would be a good subject line for it?"),
     T("Email: {body}\n\nSubject:"),
     T("Suggest a short subject for the following message.\n\n{body}"),
     T("{body}\n\nIn a few words, what is this email about? Answer with a subject line."),
     T("I am about to send this email:\n\n{body}\n\nPropose a concise subject line."),
     T("Read the email below and give it a title.\n\n{body}"),
-    T("Give a subject line for this email: {body}"),
-    turned("Write an email with the subject line \"{answer}\".", "{body}"),
+    T("Title this message in a few words: {body}"),
+    turned("Draft a message to send under the heading \"{answer}\".", "{body}"),
     turned("Subject: {answer}\n\nDraft the body of an email that fits this subject.", "{body}"),
 )
 
@@ -109,7 +109,7 @@ register_dataset(DatasetSpec(
 # ----------------------------------------------------------------------------- CNN/DailyMail
 
 CNN_DAILYMAIL_TEMPLATES = (
-    T("{article}\n\nSummarize the main points of this article."),
+    T("{article}\n\nList the key points of this report."),
     T("Article: {article}\n\nWrite the highlights of this article."),
     T("Read the following news story and list its key facts in a few sentences.\n\n{article}"),
     T("{article}\n\nWhat are the key takeaways of this story?"),
@@ -166,7 +166,7 @@ GIGAWORD_TEMPLATES = (
     T("Q: What is a short summary of \"{document}\"?\nA:"),
     turned("Headline: {answer}\n\nWrite the opening sentence of a news story with this headline.",
            "{document}"),
-    turned("Write a sentence about the following: {answer}", "{document}"),
+    turned("Expand this headline into a full news sentence: {answer}", "{document}"),
 )
 
 
@@ -237,17 +237,17 @@ register_dataset(DatasetSpec(
 # ---------------------------------------------------------------------------------- Newsroom
 
 NEWSROOM_TEMPLATES = (
-    T("{title}\n\n{text}\n\nSummarize this article."),
+    T("{title}\n\n{text}\n\nGive the gist of this piece."),
     T("Title: {title}\nArticle: {text}\n\nWrite a one- or two-sentence summary."),
     T("Read the article below and describe what it is about in a few sentences.\n\n{title}\n"
       "{text}"),
-    T("{text}\n\nWhat is a short summary of the text above?"),
-    T("Article titled \"{title}\":\n\n{text}\n\nSummary:"),
+    T("{text}\n\nSum the piece up for a reader in a hurry."),
+    T("Story headlined \"{title}\":\n\n{text}\n\nIn a nutshell:"),
     T("Give a brief synopsis of this news story.\n\n{title}\n\n{text}"),
     T("{title}: {text}\n\nIn short, what does this article say?"),
     turned("Write a news article titled \"{title}\".", "{text}"),
     turned("Write an article that matches this summary:\n\n{answer}", "{text}"),
-    turned("{text}\n\nSuggest a title for this article.", "{title}"),
+    turned("{text}\n\nWhat headline would you print above this?", "{title}"),
 )
 
 
@@ -367,7 +367,7 @@ register_dataset(DatasetSpec(
 
 SAMSUM_TEMPLATES = (
     T("{dialogue}\n\nSummarize this conversation."),
-    T("Dialogue:\n{dialogue}\n\nWhat is a short summary of this chat?"),
+    T("Dialogue:\n{dialogue}\n\nRecap this chat in a line or two."),
     T("Here is a messenger conversation:\n{dialogue}\n\nDescribe what happened in it in a sentence "
       "or two."),
     T("{dialogue}\n\nBriefly, what were they talking about?"),
@@ -413,11 +413,11 @@ WIKI_LINGUA_TEMPLATES = (
     T("Article: {source}\n\nWrite a short summary of this how-to article."),
     T("Read these instructions and condense them into a brief summary.\n\n{source}"),
     T("{source}\n\nWhat are the key steps, in short?"),
-    T("Summarize the following guide:\n\n{source}"),
+    T("Shorten this how-to guide to its main steps:\n\n{source}"),
     T("Here is part of a how-to article:\n{source}\n\nSummary:"),
     T("Give a one-paragraph summary of these directions.\n\n{source}"),
     T("{source}\n\nBoil the text above down to its essentials."),
-    turned("Write a how-to article based on this summary:\n\n{answer}", "{source}"),
+    turned("Expand these step summaries into a full how-to guide:\n\n{answer}", "{source}"),
     turned("Summary: {answer}\n\nExpand this into detailed step-by-step instructions.",
            "{source}"),
 )
@@ -444,8 +444,8 @@ register_dataset(DatasetSpec(
 # -------------------------------------------------------------------------------------- XSum
 
 XSUM_TEMPLATES = (
-    T("{document}\n\nSummarize this article in one sentence."),
-    T("Article: {document}\n\nOne-sentence summary:"),
+    T("{document}\n\nBoil the story above down to a single line."),
+    T("Article: {document}\n\nIn brief:"),
     T("What is the main point of the following news story, in a single sentence?\n\n{document}"),
     T("{document}\n\nWrite a one-line summary of this text."),
     T("Read the article and state what it is about in one sentence.\n\n{document}"),

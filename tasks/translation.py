@@ -50,14 +50,14 @@ def _both_sides(src: str, tgt: str) -> Callable[[dict], tf.Tensor]:
 
 PARA_CRAWL_TEMPLATES = (
     T("{sent1}\n\nTranslate the text above from {lang1} to {lang2}."),
-    T("Translate to {lang2}:\n\n{sent1}"),
-    T("How do you say \"{sent1}\" in {lang2}?"),
+    T("Into {lang2}, please:\n\n{sent1}"),
+    T("What would \"{sent1}\" be in {lang2}?"),
     T("Source ({lang1}): {sent1}\nTarget ({lang2}):"),
     T("Convert this {lang1} passage into {lang2}.\n\n{sent1}"),
     T("I need this in {lang2}, please: {sent1}"),
     T("{sent1}\n\nCan you put that into {lang2}?"),
-    turned("Translate from {lang2} to {lang1}:\n\n{sent2}", "{sent1}"),
-    turned("How is \"{sent2}\" said in {lang1}?", "{sent1}"),
+    turned("Rewrite this {lang2} passage in {lang1}:\n\n{sent2}", "{sent1}"),
+    turned("Someone wrote \"{sent2}\". Put it in {lang1} for me.", "{sent1}"),
     turned("{sent2}\n\nThe sentence above is in {lang2}. Write it in {lang1}.", "{sent1}"),
 )
 
@@ -78,14 +78,14 @@ register_dataset(DatasetSpec(
 # ---------------------------------------------------------------------------- WMT'14 En-Fr
 
 WMT14_TEMPLATES = (
-    T("Translate the following {lang1} sentence to {lang2}.\n\n{sent1}"),
+    T("Turn this {lang1} sentence into {lang2}.\n\n{sent1}"),
     T("{sent1}\n\nWhat is this in {lang2}?"),
     T("{lang1} text: {sent1}\n\n{lang2} translation:"),
     T("Write the following in {lang2}:\n{sent1}"),
     T("Provide the {lang2} translation of the sentence below.\n\n{sent1}"),
     T("Sentence: {sent1}\n\nTranslate this sentence into {lang2}."),
     T("Someone said this in {lang1}: \"{sent1}\"\nHow would it be said in {lang2}?"),
-    turned("Translate the following {lang2} sentence to {lang1}.\n\n{sent2}", "{sent1}"),
+    turned("Turn this {lang2} sentence into {lang1}.\n\n{sent2}", "{sent1}"),
     turned("{lang2} text: {sent2}\n\n{lang1} translation:", "{sent1}"),
     turned("{sent2}\n\nWhat does this {lang2} sentence say in {lang1}?", "{sent1}"),
 )
@@ -113,7 +113,7 @@ WMT16_TEMPLATES = (
     turned("Here is some {lang2} text:\n{sent2}\n\nWhat does it say in {lang1}?", "{sent1}"),
     turned("{lang2}: {sent2}\n{lang1}:", "{sent1}"),                             # X -> en
     T("Render this in {lang2}.\n\n{sent1}"),                                    # en -> X
-    T("What is the {lang2} version of the following {lang1} text?\n{sent1}"),    # en -> X
+    T("I have some {lang1} text that needs to be in {lang2}:\n{sent1}"),    # en -> X
     T("Q: Someone wrote \"{sent1}\". How would a {lang2} speaker put it?\nA:"),  # en -> X
     T("{lang1}: {sent1}\n{lang2}:"),                                             # en -> X
     T("Compose one sentence in {lang2}.", "{sent2}"),                            # write in X
