@@ -75,6 +75,10 @@ class ModelDirLockedError(ReportedError, RuntimeError):
   """Another live process holds the MODEL_DIR lock."""
 
 
+class UnreadableCheckpointError(Exception):
+  """Reading a checkpoint's arrays failed (a damaged or foreign checkpoint, not a bug)."""
+
+
 class BadValueError(ReportedError, ValueError):
   """A configuration value of the wrong type or range (named, with the fix)."""
 
@@ -334,10 +338,8 @@ def restore_latest(model_dir: str, restore: Callable[[str], Any], *, need_data: 
     if reason is None:
       try:
         return step, restore(path)
-      except ReportedError:
-        raise
-      except Exception as e:  # noqa: BLE001 -- any failure to read the arrays means "bad".
-        reason = _error_text(e)
+      except UnreadableCheckpointError as e:  # Only reading errors: a bug must not move data.
+        reason = str(e)
     tried.append(f"checkpoint_{step}: {reason}")
     if move_bad:
       set_aside(path, reason)
@@ -398,17 +400,20 @@ def _state_metadata(path: str) -> dict[str, Any]:
 def restore_tree(path: str, target: Mapping[str, Any], partial: bool = False) -> dict[str, Any]:
   """The subtrees ``target`` names (ShapeDtypeStructs with shardings) of ``path/state``; shapes
   are checked against the checkpoint's metadata first."""
-  tree = _state_metadata(path)
-  for key, value in target.items():
-    if key not in tree:
-      raise ValueError(f"{STATE}/ holds no {key!r} subtree (keys: {sorted(tree)})")
-    if key == "params":  # (Optimizer states are checked by orbax: their trees differ in form.)
-      check_shapes(value, tree[key], source=f"checkpoint {path}")
-  restore_args = ocp.checkpoint_utils.construct_restore_args(dict(target))
-  return ocp.PyTreeCheckpointer().restore(
-      os.path.join(os.path.abspath(path), STATE),
-      args=ocp.args.PyTreeRestore(item=dict(target), restore_args=restore_args,
-                                  partial_restore=partial))
+  try:
+    tree = _state_metadata(path)
+    for key, value in target.items():
+      if key not in tree:
+        raise ValueError(f"{STATE}/ holds no {key!r} subtree (keys: {sorted(tree)})")
+      if key == "params":  # (Optimizer states are checked by orbax: their trees differ in form.)
+        check_shapes(value, tree[key], source=f"checkpoint {path}")
+    restore_args = ocp.checkpoint_utils.construct_restore_args(dict(target))
+    return ocp.PyTreeCheckpointer().restore(
+        os.path.join(os.path.abspath(path), STATE),
+        args=ocp.args.PyTreeRestore(item=dict(target), restore_args=restore_args,
+                                    partial_restore=partial))
+  except Exception as e:  # noqa: BLE001 -- orbax/tensorstore/json errors of this checkpoint.
+    raise UnreadableCheckpointError(_error_text(e)) from e
 
 
 def checkpoint_path(model_dir: str, step: int | None = None) -> str:
@@ -432,25 +437,42 @@ def restore_params(model_dir: str, config: DecoderConfig | None = None, step: in
   equal ``config`` (when both are known) apart from compute-only fields.
   """
   model_dir, named = split_step_dir(model_dir)
-  step = resolve_step(model_dir, named if step is None else step)
-  path = step_dir(model_dir, step)
-  stored = stored_config(path)
-  config = config or stored or load_config(model_dir)
-  if stored is not None:
-    diff = config_differences(stored, config, RUNTIME_FIELDS + ("dtype",))
-    if diff:
-      raise ConfigMismatchError(f"{path} was written with a different model config: "
-                                f"{describe_differences(diff, 'checkpoint', 'asked')}")
-  expected = abstract_params(config)
-  if shardings is None:
-    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-    shardings = jax.tree.map(lambda _: device, expected)
-  stored_dtypes = _state_metadata(path).get("params", expected)
-  check_shapes(expected, stored_dtypes, source=f"checkpoint {path}")
-  target = jax.tree.map(
-      lambda m, s: jax.ShapeDtypeStruct(m.shape, dtype or m.dtype, sharding=s), stored_dtypes,
-      shardings)
-  return restore_tree(path, {"params": target}, partial=True)["params"]
+  step = named if step is None else step
+
+  def read(path: str) -> Any:
+    stored = stored_config(path)
+    want = config or stored or load_config(model_dir)
+    if stored is not None:
+      diff = config_differences(stored, want, RUNTIME_FIELDS + ("dtype",))
+      if diff:
+        raise ConfigMismatchError(f"{path} was written with a different model config: "
+                                  f"{describe_differences(diff, 'checkpoint', 'asked')}")
+    expected = abstract_params(want)
+    placement = shardings
+    if placement is None:
+      device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+      placement = jax.tree.map(lambda _: device, expected)
+    try:
+      stored_dtypes = _state_metadata(path).get("params", expected)
+      check_shapes(expected, stored_dtypes, source=f"checkpoint {path}")
+    except Exception as e:  # noqa: BLE001
+      raise UnreadableCheckpointError(_error_text(e)) from e
+    target = jax.tree.map(
+        lambda m, s: jax.ShapeDtypeStruct(m.shape, dtype or m.dtype, sharding=s), stored_dtypes,
+        placement)
+    return restore_tree(path, {"params": target}, partial=True)["params"]
+
+  if step is not None:  # Asked for: every check must pass, errors name the step.
+    path = step_dir(model_dir, resolve_step(model_dir, step))
+    try:
+      return read(path)
+    except UnreadableCheckpointError as e:
+      raise CheckpointError(f"{path} cannot be read: {e}") from e
+  found = restore_latest(model_dir, read)
+  if found is None:
+    raise CheckpointError(foreign_checkpoint(model_dir) or f"no checkpoint_<step> directory in "
+                          f"{model_dir}; train first or pass a checkpoint_<step> path")
+  return found[1]
 
 
 def save_params(model_dir: str, params: Any, config: DecoderConfig, step: int = 0) -> str:
@@ -587,7 +609,10 @@ def abstract_train_state(config: DecoderConfig, tx: Any, shardings: Any) -> Any:
 
 def restore_train_state(path: str, abstract: Any) -> Any:
   """The TrainState of the checkpoint dir ``path`` (into ``abstract``'s shardings)."""
-  tree = _state_metadata(path)
+  try:
+    tree = _state_metadata(path)
+  except Exception as e:  # noqa: BLE001
+    raise UnreadableCheckpointError(_error_text(e)) from e
   if "opt_state" not in tree or "step" not in tree:
     raise CheckpointError(
         f"{path} holds parameters only (an import-hf or exported model, not a training run); "

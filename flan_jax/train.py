@@ -424,9 +424,7 @@ def train(model_dir: str = gin.REQUIRED, model_config: DecoderConfig = gin.REQUI
       abstract = checkpoints.abstract_train_state(config, parts.tx, parts.shardings)
       try:
         restored = checkpoints.restore_train_state(path, abstract)
-      except checkpoints.ReportedError:
-        raise
-      except Exception as e:
+      except checkpoints.UnreadableCheckpointError as e:
         if changed:  # Not a damaged checkpoint: the allowed change does not fit its arrays.
           raise checkpoints.ConfigMismatchError(
               f"ALLOW_CONFIG_CHANGE: {path} cannot be restored into the changed MODEL_CONFIG "

@@ -90,7 +90,7 @@ def _is_stacked(path: tuple[Any, ...]) -> bool:
 
 def _layer_by_layer(update: Callable, g: Any, state: Any, p: Any,
                     spec: PartitionSpec | None = None) -> tuple[Any, Any]:
-  """``update`` on one layer of a stacked leaf at a time (``lax.map`` over axis 0).
+  """``update`` on one layer of a stacked leaf at a time (a loop over axis 0).
 
   Same result as ``jax.vmap(update)``, but the temporaries (squared gradients, factored
   statistics, the update before clipping, all float32) exist for one layer, not the whole stack.
@@ -100,12 +100,15 @@ def _layer_by_layer(update: Callable, g: Any, state: Any, p: Any,
   keep = (lambda x: x) if layer is None else (  # noqa: E731
       lambda x: jax.lax.with_sharding_constraint(x, layer))
 
-  def body(xs):
-    g_i, s_i, p_i = xs
-    u, s_i = update(keep(g_i), s_i, None if p_i is None else keep(p_i))
-    return keep(u), s_i
+  def body(i, carry):  # The gradient buffer is overwritten in place by the updates.
+    g_or_u, s = carry
+    s_i = jax.tree.map(lambda x: x[i], s)
+    p_i = None if p is None else keep(p[i])
+    u, s_i = update(keep(g_or_u[i]), s_i, p_i)
+    g_or_u = g_or_u.at[i].set(keep(u.astype(g_or_u.dtype)))
+    return g_or_u, jax.tree.map(lambda x, y: x.at[i].set(y), s, s_i)
 
-  return jax.lax.map(body, (g, state, p))
+  return jax.lax.fori_loop(0, g.shape[0], body, (g, state))
 
 
 def layers_as_batch(tx: optax.GradientTransformation,

@@ -1,0 +1,407 @@
+"""Issue 12: verified checkpoints with fallback, a locked self-describing MODEL_DIR, failed saves
+that stop the run, strict metric rows and clear errors for bad values (one test per finding)."""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from flan_jax import checkpoints, partitioning
+from flan_jax import eval as eval_lib
+from flan_jax import train as train_lib
+from flan_jax.models import DecoderConfig
+
+MESH = "data=2,model=4"  # conftest's 8 simulated devices
+CFG = DecoderConfig(vocab_size=512, num_layers=1, d_model=32, num_heads=2, head_dim=16, d_ff=64,
+                    dtype="float32", param_dtype="float32")
+
+
+def _args(model_dir, steps: int, **kw) -> dict:
+  args = dict(model_dir=str(model_dir), model_config=CFG,
+              mixture_or_task_name="demo_heldout_nli_train",
+              task_feature_lengths={"inputs": 32, "targets": 8}, train_steps=steps, batch_size=4,
+              checkpoint_period=2, learning_rate=1e-2, mesh=MESH, log_period=10,
+              progress=False)
+  args.update(kw)
+  return args
+
+
+def _train(model_dir, steps: int, **kw):
+  return train_lib.train(**_args(model_dir, steps, **kw))
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+  """A 4-step run with checkpoint_2 and checkpoint_4 (copied by the tests that damage it)."""
+  path = tmp_path_factory.mktemp("base") / "run"
+  _train(path, 4)
+  return path
+
+
+def _copy(run, tmp_path):
+  target = tmp_path / "run"
+  shutil.copytree(run, target)
+  return target
+
+
+def _no_compile(monkeypatch):
+  def refuse(*a, **k):
+    raise AssertionError("built/compiled the train step before the check")
+  monkeypatch.setattr(train_lib, "build_train_step", refuse)
+  monkeypatch.setattr(partitioning, "create_train_state", refuse)
+
+
+def _largest_file(path) -> str:
+  files = [os.path.join(r, n) for r, _, ns in os.walk(path) for n in ns]
+  return max(files, key=os.path.getsize)
+
+
+def _flip_bit(path: str, offset: int, bit: int = 0) -> None:
+  with open(path, "r+b") as f:
+    f.seek(offset)
+    byte = f.read(1)[0]
+    f.seek(offset)
+    f.write(bytes([byte ^ (1 << bit)]))
+
+
+# --- 1. a resume with a different config; model_config.json ---------------------------------
+
+
+def test_resume_with_different_config_fails_before_compiling(run, tmp_path, monkeypatch):
+  model_dir = _copy(run, tmp_path)
+  before = (model_dir / "model_config.json").read_text()
+  _no_compile(monkeypatch)
+  with pytest.raises(checkpoints.ConfigMismatchError) as e:
+    _train(model_dir, 6, model_config=CFG.replace(activation="swiglu", rope_theta=500.0))
+  message = str(e.value)
+  assert "activation (checkpoint 'gated_gelu', MODEL_CONFIG 'swiglu')" in message
+  assert "rope_theta" in message and "ALLOW_CONFIG_CHANGE" in message
+  assert (model_dir / "model_config.json").read_text() == before
+  # Each checkpoint carries its own config.
+  assert checkpoints.stored_config(str(model_dir / "checkpoint_4")) == CFG.replace(
+      dropout_rate=0.0)
+  # import-hf (save_params) into that dir with another config does not rewrite it either.
+  other = CFG.replace(d_ff=128)
+  from flan_jax.models import init_params
+  with pytest.raises(checkpoints.ConfigMismatchError, match="d_ff"):
+    checkpoints.save_params(str(model_dir), init_params(other, jax.random.key(0)), other)
+  assert (model_dir / "model_config.json").read_text() == before
+
+
+def test_allow_config_change_resumes_and_records_it(run, tmp_path):
+  model_dir = _copy(run, tmp_path)
+  changed = CFG.replace(activation="swiglu")  # Same shapes, another function.
+  state = _train(model_dir, 5, model_config=changed, allow_config_change=True)
+  assert int(state.step) == 5
+  record = [json.loads(line) for line in open(model_dir / checkpoints.CONFIG_CHANGES_FILE)]
+  assert record[-1]["changes"] == {"activation": ["gated_gelu", "swiglu"]}
+  assert checkpoints.stored_config(str(model_dir / "checkpoint_5")).activation == "swiglu"
+  assert checkpoints.stored_config(str(model_dir / "checkpoint_4")).activation == "gated_gelu"
+  assert any(n.startswith("model_config.") and n != "model_config.json"
+             for n in os.listdir(model_dir))
+
+
+# --- 2. disk full -----------------------------------------------------------------------------
+
+
+def _tmpfs(path) -> bool:
+  os.makedirs(path, exist_ok=True)
+  return subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(path)],
+                        capture_output=True).returncode == 0
+
+
+def test_disk_full_stops_at_the_failed_save_keeping_earlier_checkpoints(tmp_path, monkeypatch):
+  mount = tmp_path / "disk"
+  real = _tmpfs(mount)  # A real full file system where root may mount one, else injected.
+  model_dir = mount / "run"
+  save = checkpoints.TrainCheckpoints.save
+
+  def filling_save(self, state, meta):
+    if meta["step"] == 4:
+      if real:
+        with open(mount / "filler", "wb") as f:
+          with pytest.raises(OSError):
+            while True:
+              f.write(b"\0" * 65536)
+              f.flush()
+      else:
+        monkeypatch.setattr(checkpoints, "write_checksums", _enospc)
+    return save(self, state, meta)
+
+  monkeypatch.setattr(checkpoints.TrainCheckpoints, "save", filling_save)
+  try:
+    with pytest.raises(checkpoints.CheckpointWriteError) as e:
+      _train(model_dir, 8, log_period=1)
+    assert str(e.value).startswith("checkpoint_4 could not be written: No space left on device; "
+                                   "checkpoint_2 is the latest good one")
+    rows = [json.loads(line) for line in open(model_dir / train_lib.METRICS_FILE)]
+    assert rows[-1]["step"] <= 5  # Stopped at the next step, not at the next save.
+    assert checkpoints.problem(str(model_dir / "checkpoint_2"), need_data=True) is None
+    assert not checkpoints.is_complete_checkpoint(str(model_dir / "checkpoint_4"))
+    assert not (model_dir / checkpoints.LOCK_FILE).exists()
+  finally:
+    if real:
+      subprocess.run(["umount", str(mount)], check=False)
+
+
+def _enospc(path):
+  raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+
+
+# --- 3. bit flips -----------------------------------------------------------------------------
+
+
+def test_single_bit_flips_are_detected(run, tmp_path):
+  model_dir = _copy(run, tmp_path)
+  step_dir = str(model_dir / "checkpoint_4")
+  assert checkpoints.problem(step_dir, need_data=True) is None
+  with open(os.path.join(step_dir, checkpoints.CHECKSUM_FILE)) as f:
+    files = sorted(json.load(f)["files"])  # Every array file among them.
+  assert sum(n.startswith("state/") and "/d/" in n for n in files) >= 2
+  rng = np.random.default_rng(0)
+  for i in range(12):
+    name = files[i % len(files)]
+    path = os.path.join(step_dir, name)
+    offset, bit = int(rng.integers(os.path.getsize(path))), int(rng.integers(8))
+    _flip_bit(path, offset, bit)
+    assert "checksum mismatch in " + name in checkpoints.problem(step_dir), (name, offset, bit)
+    _flip_bit(path, offset, bit)  # Restored: the next flip is a single one again.
+  assert checkpoints.problem(step_dir) is None
+
+
+def test_bit_flip_in_latest_falls_back_to_previous_on_resume(run, tmp_path, caplog):
+  model_dir = _copy(run, tmp_path)
+  data_file = _largest_file(model_dir / "checkpoint_4" / "state")
+  _flip_bit(data_file, os.path.getsize(data_file) // 2)
+  with caplog.at_level(logging.WARNING):
+    state = _train(model_dir, 4)
+  assert int(state.step) == 4
+  bad = [n for n in os.listdir(model_dir) if n.startswith("checkpoint_4.bad-")]
+  assert len(bad) == 1
+  assert "checkpoint_4 is unusable (checksum mismatch in state/" in caplog.text
+  rows = [json.loads(line) for line in open(model_dir / train_lib.METRICS_FILE)]
+  assert [r["step"] for r in rows] == [1, 2, 3, 4]
+  fresh = checkpoints.restore_params(str(run), CFG, step=4)
+  again = checkpoints.restore_params(str(model_dir), CFG, step=4)
+  for a, b in zip(jax.tree.leaves(fresh), jax.tree.leaves(again), strict=True):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+# --- 4. a damaged latest checkpoint; none good ------------------------------------------------
+
+
+@pytest.mark.parametrize("damage", ["truncate", "manifest", "bad_json", "other_config"])
+def test_damaged_latest_falls_back_with_the_reason(run, tmp_path, damage, caplog):
+  model_dir = _copy(run, tmp_path)
+  latest = model_dir / "checkpoint_4"
+  if damage == "truncate":
+    data_file = _largest_file(latest / "state")
+    with open(data_file, "r+b") as f:
+      f.truncate(os.path.getsize(data_file) // 2)
+    expected = "truncated?"
+  elif damage == "manifest":
+    os.remove(latest / "state" / "manifest.ocdbt")
+    expected = "file state/manifest.ocdbt is missing"
+  elif damage == "bad_json":
+    (latest / "data" / "metadata").write_text("{not json")
+    os.remove(latest / checkpoints.CHECKSUM_FILE)  # Else the checksums catch it first.
+    expected = "data/metadata is not valid JSON"
+  else:  # Arrays of another config, copied in without checksums.
+    shutil.rmtree(latest / "state")
+    other = CFG.replace(d_model=48)
+    from flan_jax.models import init_params
+    checkpoints.save_params(str(tmp_path / "other"), init_params(other, jax.random.key(1)), other)
+    shutil.copytree(tmp_path / "other" / "checkpoint_0" / "state", latest / "state")
+    os.remove(latest / checkpoints.CHECKSUM_FILE)
+    expected = "does not match the model config's shape"
+  with caplog.at_level(logging.WARNING):
+    params = checkpoints.restore_params(str(model_dir), CFG)  # eval/export/load's path
+  assert expected in caplog.text and "checkpoint_4 is unusable" in caplog.text
+  assert os.path.isdir(latest)  # Readers never move anything.
+  good = checkpoints.restore_params(str(run), CFG, step=2)
+  for a, b in zip(jax.tree.leaves(good), jax.tree.leaves(params), strict=True):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_no_good_checkpoint_lists_what_was_tried(run, tmp_path):
+  model_dir = _copy(run, tmp_path)
+  os.remove(model_dir / "checkpoint_4" / "state" / "manifest.ocdbt")
+  (model_dir / "checkpoint_2" / "data" / "metadata").write_text("{")
+  with pytest.raises(checkpoints.CheckpointError) as e:
+    checkpoints.restore_params(str(model_dir), CFG)
+  assert "checkpoint_4: file state/manifest.ocdbt is missing" in str(e.value)
+  assert "checkpoint_2: file data/metadata is 1 bytes" in str(e.value)
+
+
+# --- 5. a missing data/ item ------------------------------------------------------------------
+
+
+def test_missing_data_item_is_incomplete_for_the_trainer(run, tmp_path):
+  model_dir = _copy(run, tmp_path)
+  shutil.rmtree(model_dir / "checkpoint_4" / "data")
+  assert "no data/metadata" in checkpoints.problem(str(model_dir / "checkpoint_4"),
+                                                   need_data=True)
+  found = checkpoints.restore_latest(str(model_dir), checkpoints.read_data, need_data=True,
+                                     move_bad=True)
+  assert found[0] == 2 and found[1]["data_position"] == 2 and found[1]["seed"] == 0
+  assert any(n.startswith("checkpoint_4.bad-") for n in os.listdir(model_dir))
+
+
+# --- 6. the MODEL_DIR lock --------------------------------------------------------------------
+
+
+def test_lock_refuses_a_second_writer_and_takes_over_a_stale_one(run, tmp_path, capsys):
+  model_dir = _copy(run, tmp_path)
+  holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+  try:
+    lock = model_dir / checkpoints.LOCK_FILE
+    import socket
+    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": holder.pid,
+                                "purpose": "flan-jax train", "since": "now"}))
+    with pytest.raises(checkpoints.ModelDirLockedError, match=f"pid {holder.pid}"):
+      _train(model_dir, 6)
+    from flan_jax import hf_interop
+    with pytest.raises(checkpoints.ModelDirLockedError, match="in use by flan-jax train"):
+      with checkpoints.locked(str(model_dir), "flan-jax import-hf"):
+        pass
+    assert hf_interop.main_export([str(run), str(model_dir)]) == 1
+    assert "in use by flan-jax train" in capsys.readouterr().err
+    assert sorted(checkpoints.steps(str(model_dir))) == [2, 4]  # Nothing was touched.
+  finally:
+    holder.kill()
+    holder.wait()
+  time.sleep(0.1)
+  with checkpoints.locked(str(model_dir), "test"):  # The holder is gone: a stale lock.
+    assert json.loads(lock.read_text())["pid"] == os.getpid()
+  assert "removing the stale lock" in capsys.readouterr().err
+  assert not lock.exists()
+
+
+# --- 7. metric rows ---------------------------------------------------------------------------
+
+
+def test_torn_last_metrics_line_is_repaired_and_nonfinite_is_json(tmp_path, capsys):
+  path = str(tmp_path / train_lib.METRICS_FILE)
+  train_lib._write_metrics(path, [{"step": 1, "loss": 2.0}, {"step": 2, "loss": float("nan")},
+                                  {"step": 3, "loss": float("inf")}])
+  with open(path, "a") as f:
+    f.write('{"step": 4, "lo')  # A kill in the middle of a write.
+  train_lib._truncate_metrics(path, 3)
+  rows = [json.loads(line, parse_constant=pytest.fail) for line in open(path)]
+  assert rows == [{"step": 1, "loss": 2.0}, {"step": 2, "loss": None}, {"step": 3, "loss": None}]
+  assert f"repaired {path}: dropped 1 torn line(s) (line 4)" in capsys.readouterr().err
+
+
+# --- 8. eval / export of a missing or incomplete step; t5x and TF checkpoints -----------------
+
+
+def test_eval_and_export_of_missing_or_incomplete_steps_explain(run, tmp_path, caplog):
+  model_dir = _copy(run, tmp_path)
+  mesh = partitioning.create_mesh(MESH)
+  rules = partitioning.standard_logical_axis_rules()
+  from flan_jax import hf_interop
+  with pytest.raises(checkpoints.CheckpointError, match="checkpoint_9 cannot be used: it does "
+                     r"not exist \(checkpoints in .*: \[2, 4\]\)"):
+    hf_interop.export_hf(str(model_dir), str(tmp_path / "hf"), step=9)
+  os.remove(model_dir / "checkpoint_4" / "_CHECKPOINT_METADATA")
+  with pytest.raises(checkpoints.CheckpointError, match="checkpoint_4 cannot be used: incomplete"):
+    checkpoints.restore_params(str(model_dir / "checkpoint_4"))
+  with caplog.at_level(logging.WARNING):
+    config, params, step, _ = eval_lib.load_model(str(model_dir), mesh, rules)
+  assert step == 2 and "checkpoint_4 is unusable (incomplete" in caplog.text
+
+
+def test_t5x_and_tf_checkpoints_are_named_with_a_conversion_hint(tmp_path, monkeypatch):
+  t5x = tmp_path / "t5x" / "checkpoint_1000"
+  (t5x / "target.decoder.layers_0.mlp.wi.kernel").mkdir(parents=True)
+  (t5x / "checkpoint").write_bytes(b"\x81\xa6target")
+  tf_dir = tmp_path / "tf"
+  tf_dir.mkdir()
+  for name in ("checkpoint", "model.ckpt-100.index", "model.ckpt-100.data-00000-of-00001"):
+    (tf_dir / name).write_text("x")
+  _no_compile(monkeypatch)
+  for path, kind in ((t5x, "t5x checkpoint"), (t5x.parent, "t5x checkpoints"),
+                     (tf_dir, "TensorFlow checkpoint")):
+    with pytest.raises(checkpoints.CheckpointError, match=f"INITIAL_CHECKPOINT_PATH: .*{kind}.*"
+                       "Hugging Face"):
+      _train(tmp_path / "run", 2, initial_checkpoint_path=str(path))
+    with pytest.raises(checkpoints.CheckpointError, match=kind):
+      eval_lib.load_model(str(path), partitioning.create_mesh(MESH),
+                          partitioning.standard_logical_axis_rules())
+
+
+# --- 9. bad values ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"batch_size": "eight"}, "BATCH_SIZE must be an integer >= 1, got 'eight' (str)"),
+    ({"train_steps": "ten"}, "TRAIN_STEPS must be an integer >= 1, got 'ten' (str)"),
+    ({"train_steps": 0}, "TRAIN_STEPS must be >= 1, got 0"),
+    ({"train_steps": -5}, "TRAIN_STEPS must be >= 1, got -5"),
+    ({"batch_size": 0}, "BATCH_SIZE must be >= 1, got 0"),
+    ({"checkpoint_period": 0}, "CHECKPOINT_PERIOD must be >= 1, got 0"),
+    ({"task_feature_lengths": {"inputs": 0, "targets": 8}},
+     "TASK_FEATURE_LENGTHS['inputs'] must be a positive integer"),
+    ({"initial_checkpoint_path": "/nonexistent/model"}, "INITIAL_CHECKPOINT_PATH '/nonexistent"),
+])
+def test_bad_values_fail_before_anything_is_created(tmp_path, monkeypatch, change, message):
+  _no_compile(monkeypatch)
+  with pytest.raises(checkpoints.BadValueError) as e:
+    _train(tmp_path / "run", 2, **change)
+  assert message in str(e.value)
+  assert not (tmp_path / "run").exists()
+
+
+def test_model_dir_that_is_a_file(tmp_path, monkeypatch):
+  _no_compile(monkeypatch)
+  (tmp_path / "file").write_text("")
+  with pytest.raises(NotADirectoryError, match="MODEL_DIR .* is a file, not a directory"):
+    _train(tmp_path / "file", 2)
+
+
+def test_train_steps_at_or_below_the_restored_step(run, tmp_path, monkeypatch):
+  model_dir = _copy(run, tmp_path)
+  monkeypatch.setattr(partitioning, "create_train_state", pytest.fail)
+  for steps in (4, 3):
+    with pytest.raises(checkpoints.BadValueError, match="nothing to do: .*checkpoint_4 is at "
+                       f"step 4 and TRAIN_STEPS is {steps}"):
+      _train(model_dir, steps)
+
+
+def test_nonfinite_message_names_what_was_nonfinite():
+  assert train_lib._nonfinite_text(2.5, float("inf")) == (
+      "non-finite grad norm inf (the loss, 2.5, is finite)")
+  assert train_lib._nonfinite_text(float("nan"), 1.0) == "non-finite loss nan (grad norm 1.0 " \
+      "is finite)"
+  assert "loss nan and grad norm nan" in train_lib._nonfinite_text(float("nan"), float("nan"))
+
+
+def test_command_line_prints_reported_errors_without_traceback(tmp_path):
+  (tmp_path / "file").write_text("")
+  env = dict(os.environ, XLA_FLAGS="")
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  for flags, message in (
+      ([f"--gin.MODEL_DIR='{tmp_path}/run'", "--gin.BATCH_SIZE='eight'"],
+       "BATCH_SIZE must be an integer"),
+      ([f"--gin.MODEL_DIR='{tmp_path}/run'", "--gin.CHECKPOINT_PATH_TYPO=1"], "error"),
+      ([f"--gin.MODEL_DIR='{tmp_path}/file'"], "is a file, not a directory")):
+    proc = subprocess.run([sys.executable, "-m", "flan_jax.train", "--gin_file=gin/runs/demo.gin",
+                           "--gin.train_script.train.progress=False", *flags], cwd=repo, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+  proc = subprocess.run([sys.executable, "-m", "flan_jax.train", "--gin_file=gin/runs/nope.gin"],
+                        cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 1 and "nope.gin" in proc.stderr and "Traceback" not in proc.stderr, \
+      proc.stderr[-2000:]
+
