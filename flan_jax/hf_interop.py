@@ -278,18 +278,61 @@ def import_hf(hf_dir: str, out_dir: str, dtype: str | None = None,
   return cfg
 
 
-def save_hf(out_dir: str, cfg: DecoderConfig, params: Mapping, torch_dtype: str = "float32",
-            max_shard_bytes: int = 5 * 2**30,
-            extra_config: Mapping[str, Any] | None = None) -> None:
-  """config.json + model.safetensors (or shards + index) that ``from_pretrained`` loads."""
-  import ml_dtypes
+# Architecture fields of DecoderConfig that the exported flan_jax modeling file reads.
+FLAN_CONFIG_FIELDS = ("vocab_size", "num_layers", "d_model", "num_heads", "num_kv_heads",
+                      "head_dim", "d_ff", "activation", "position", "relative_num_buckets",
+                      "relative_max_distance", "relative_bidirectional", "rope_theta", "norm_eps",
+                      "tie_embeddings", "scale_tied_logits")
+REMOTE_CODE_FILES = ("configuration_flan_jax.py", "modeling_flan_jax.py")  # In flan_jax/assets.
+FORMATS = ("auto", "llama", "flan_jax")
+DEFAULT_MAX_POSITIONS = 2048  # lm-eval's default length for models that declare none.
+
+
+def is_llama_compatible(cfg: DecoderConfig) -> bool:
+  """LlamaForCausalLM computes exactly this model (causal use): RoPE, SwiGLU, unscaled logits."""
+  return (cfg.position == "rope" and cfg.activation == "swiglu"
+          and not (cfg.tie_embeddings and cfg.scale_tied_logits))
+
+
+def flan_hf_config(cfg: DecoderConfig, prefix_lm: bool, torch_dtype: str = "float32",
+                   extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+  """``config.json`` of the flan_jax remote-code model (any DecoderConfig)."""
+  out = {"architectures": ["FlanJaxForCausalLM"], "model_type": "flan_jax_decoder",
+         "auto_map": {"AutoConfig": "configuration_flan_jax.FlanJaxConfig",
+                      "AutoModelForCausalLM": "modeling_flan_jax.FlanJaxForCausalLM"},
+         **{k: getattr(cfg, k) for k in FLAN_CONFIG_FIELDS}, "prefix_lm": prefix_lm,
+         "torch_dtype": torch_dtype, "dtype": torch_dtype}
+  out.update(extra or {})
+  return out
+
+
+def params_to_flan_state(params: Mapping, cfg: DecoderConfig) -> dict[str, np.ndarray]:
+  """flan_jax parameter tree -> ``a.b.c`` tensor names, scanned layers as ``layers.{i}``."""
+  state: dict[str, np.ndarray] = {}
+
+  def walk(tree: Mapping, prefix: str, layer: int | None) -> None:
+    for key, value in tree.items():
+      name = f"{prefix}{key}"
+      if isinstance(value, Mapping):
+        walk(value, name + ".", layer)
+      else:
+        state[name] = np.asarray(value) if layer is None else np.asarray(value)[layer]
+
+  for key, value in params.items():
+    if key == "layers" and cfg.scan_layers:
+      for i in range(cfg.num_layers):
+        walk(value, f"layers.{i}.", i)
+    elif key.startswith("layers_"):
+      walk(value, f"layers.{key[len('layers_'):]}.", None)
+    elif isinstance(value, Mapping):
+      walk(value, f"{key}.", None)
+    else:
+      state[key] = np.asarray(value)
+  return {k: np.ascontiguousarray(v) for k, v in state.items()}
+
+
+def _write_safetensors(out_dir: str, state: Mapping[str, np.ndarray], max_shard_bytes: int) -> None:
   from safetensors.numpy import save_file
-  np_dtype = {"float32": np.float32, "bfloat16": ml_dtypes.bfloat16,
-              "float16": np.float16}[torch_dtype]
-  os.makedirs(out_dir, exist_ok=True)
-  state = {k: v.astype(np_dtype) for k, v in params_to_hf_state(params, cfg).items()}
-  with open(os.path.join(out_dir, "config.json"), "w") as f:
-    json.dump(hf_config_from_decoder(cfg, torch_dtype, extra_config), f, indent=2)
   shards: list[dict[str, np.ndarray]] = [{}]
   size = 0
   for name, value in state.items():
@@ -312,22 +355,120 @@ def save_hf(out_dir: str, cfg: DecoderConfig, params: Mapping, torch_dtype: str 
     json.dump(index, f, indent=2)
 
 
+def save_hf(out_dir: str, cfg: DecoderConfig, params: Mapping, torch_dtype: str = "float32",
+            max_shard_bytes: int = 5 * 2**30, extra_config: Mapping[str, Any] | None = None,
+            fmt: str = "llama", prefix_lm: bool = True) -> None:
+  """config.json + model.safetensors (or shards + index) that ``from_pretrained`` loads:
+  ``fmt="llama"``: LlamaForCausalLM; ``"flan_jax"``: our remote-code model (any preset)."""
+  import ml_dtypes
+  np_dtype = {"float32": np.float32, "bfloat16": ml_dtypes.bfloat16,
+              "float16": np.float16}[torch_dtype]
+  os.makedirs(out_dir, exist_ok=True)
+  if fmt == "llama":
+    config = hf_config_from_decoder(cfg, torch_dtype, extra_config)
+    state = params_to_hf_state(params, cfg)
+  elif fmt == "flan_jax":
+    config = flan_hf_config(cfg, prefix_lm, torch_dtype, extra_config)
+    state = params_to_flan_state(params, cfg)
+    for name in REMOTE_CODE_FILES:
+      shutil.copyfile(os.path.join(os.path.dirname(__file__), "assets", name),
+                      os.path.join(out_dir, name))
+  else:
+    raise ValueError(f"export format {fmt!r} not in {FORMATS[1:]}")
+  _write_safetensors(out_dir, {k: v.astype(np_dtype) for k, v in state.items()},
+                     max_shard_bytes)
+  with open(os.path.join(out_dir, "config.json"), "w") as f:
+    json.dump(config, f, indent=2)
+
+
+def _special_ids(model_dir: str, vocab_ids: Mapping[str, int | None]) -> dict[str, Any]:
+  """BOS/EOS/pad ids: the import-hf source's, else the vocabulary's."""
+  source = source_config(model_dir) or {}
+  out = {k: source[k] for k in ("bos_token_id", "eos_token_id", "pad_token_id") if k in source}
+  for key, value in vocab_ids.items():
+    out.setdefault(key, value)
+  return out
+
+
+def _write_tokenizer(model_dir: str, out_dir: str, max_positions: int) -> dict[str, int | None]:
+  """Copies the model's HF tokenizer files; else writes the SentencePiece vocabulary as an HF
+  tokenizer. Returns the tokenizer's bos/eos/pad ids."""
+  if copy_tokenizer(model_dir, out_dir):
+    return {}
+  from flan_jax import hf_vocab
+  from flan_jax import vocab as vocab_lib
+  vocabulary = vocab_lib.vocabulary()
+  model = getattr(vocabulary, "sp_model", None)
+  if model is None:
+    raise ValueError(f"{model_dir} has no tokenizer files and the default vocabulary "
+                     f"({type(vocabulary).__name__}) is not SentencePiece; export a model whose "
+                     "directory holds tokenizer.json")
+  return hf_vocab.save_sentencepiece_tokenizer(model, out_dir, max_positions)
+
+
+def _replace_dir(tmp: str, out_dir: str, overwrite: bool) -> None:
+  if os.path.lexists(out_dir):
+    if not overwrite:
+      raise FileExistsError(f"{out_dir} exists; pass --overwrite or choose another directory")
+    old = tmp + ".old"
+    os.rename(out_dir, old)
+    os.rename(tmp, out_dir)
+    shutil.rmtree(old, ignore_errors=True)
+  else:
+    os.rename(tmp, out_dir)
+
+
 def export_hf(model_dir: str, out_dir: str, step: int | None = None, torch_dtype: str = "float32",
-              max_shard_bytes: int = 5 * 2**30) -> None:
-  """flan_jax model directory -> HF directory (tokenizer files are copied when present)."""
+              max_shard_bytes: int = 5 * 2**30, fmt: str = "auto",
+              max_position_embeddings: int | None = None, overwrite: bool = False) -> str:
+  """flan_jax model directory -> HF directory, written to a temporary sibling and renamed (a
+  failed export leaves nothing). ``fmt``: ``llama`` (LlamaForCausalLM), ``flan_jax``
+  (remote-code model, every preset) or ``auto`` (llama when it computes the same model).
+  Returns the format written."""
+  import tempfile
+
   from flan_jax import checkpoints, model_checkpoint
+  if fmt not in FORMATS:
+    raise ValueError(f"export format {fmt!r} not in {FORMATS}")
+  if os.path.lexists(out_dir) and not overwrite:
+    raise FileExistsError(f"{out_dir} exists; pass --overwrite or choose another directory")
   model_dir, named = model_checkpoint.split_step_dir(model_dir)
   step = checkpoints.resolve_step(model_dir, named if step is None else step)  # Verified.
   cfg = model_checkpoint.load_config(model_dir, step)
   params = model_checkpoint.restore_params(model_dir, cfg, step=step, dtype="float32")
-  extra = {}
-  special = os.path.join(model_dir, "hf_special_tokens.json")
-  if os.path.exists(special):
-    with open(special) as f:
-      extra = json.load(f)
-  with checkpoints.locked(out_dir, "flan-jax export-hf"):  # Never into a live run dir.
-    save_hf(out_dir, cfg, params, torch_dtype, max_shard_bytes, extra)
-    copy_tokenizer(model_dir, out_dir)
+  source = source_config(model_dir)
+  prefix_lm = source is None  # import-hf outputs are causal; flan_jax-trained ones prefix LMs.
+  if fmt == "auto":
+    fmt = "llama" if is_llama_compatible(cfg) else "flan_jax"
+  if fmt == "llama" and not is_llama_compatible(cfg):
+    raise ValueError("LlamaForCausalLM needs RoPE + SwiGLU and unscaled logits (got position="
+                     f"{cfg.position!r}, activation={cfg.activation!r}); use --format flan_jax")
+  max_positions = max_position_embeddings or (source or {}).get(
+      "max_position_embeddings") or DEFAULT_MAX_POSITIONS
+  parent = os.path.dirname(os.path.abspath(out_dir))
+  os.makedirs(parent, exist_ok=True)
+  tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(out_dir))}.tmp-",
+                         dir=parent)
+  try:
+    vocab_ids = _write_tokenizer(model_dir, tmp, max_positions)
+    extra = {**_special_ids(model_dir, vocab_ids), "max_position_embeddings": max_positions}
+    if source and fmt == "llama":  # Keep the source's other Llama fields (rope, eps, ...).
+      keep = ("attention_dropout", "initializer_range", "pretraining_tp", "use_cache")
+      extra.update({k: source[k] for k in keep if k in source})
+    save_hf(tmp, cfg, params, torch_dtype, max_shard_bytes, extra, fmt, prefix_lm)
+    generation = {k: extra[k] for k in ("bos_token_id", "eos_token_id", "pad_token_id")
+                  if extra.get(k) is not None}
+    with open(os.path.join(tmp, "generation_config.json"), "w") as f:
+      json.dump({**generation, "_from_model_config": True}, f, indent=2)
+    if os.path.isdir(out_dir):  # --overwrite: never replace a live run dir.
+      with checkpoints.locked(out_dir, "flan-jax export-hf"):
+        _replace_dir(tmp, out_dir, overwrite)
+    else:
+      _replace_dir(tmp, out_dir, overwrite)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise
+  return fmt
 
 
 # --- CLI --------------------------------------------------------------------------------------
@@ -356,20 +497,27 @@ def main_import(argv: Sequence[str] | None = None) -> int:
 def main_export(argv: Sequence[str] | None = None) -> int:
   """``flan-jax export-hf MODEL_DIR OUT_DIR``."""
   parser = argparse.ArgumentParser(prog="flan-jax export-hf",
-                                   description="flan_jax model dir -> Hugging Face Llama directory")
-  parser.add_argument("model_dir")
+                                   description="flan_jax model dir -> Hugging Face directory")
+  parser.add_argument("model_dir", help="a flan_jax model dir or one of its checkpoint_<step>")
   parser.add_argument("out_dir")
   parser.add_argument("--step", type=int, default=None)
-  parser.add_argument("--torch_dtype", default="float32", choices=["float32", "bfloat16",
-                                                                    "float16"])
+  parser.add_argument("--torch_dtype", default="float32", choices=list(_DTYPES))
   parser.add_argument("--max_shard_gb", type=float, default=5.0)
+  parser.add_argument("--format", default="auto", choices=FORMATS,
+                      help="llama: LlamaForCausalLM; flan_jax: remote-code model for every preset "
+                      "(trust_remote_code=True); auto: llama when it is the same model")
+  parser.add_argument("--max_position_embeddings", type=int, default=None,
+                      help="declared context length (default: the import-hf source's, else "
+                      f"{DEFAULT_MAX_POSITIONS})")
+  parser.add_argument("--overwrite", action="store_true", help="replace an existing OUT_DIR")
   args = parser.parse_args(argv)
   from flan_jax.checkpoints import ReportedError
   try:
-    export_hf(args.model_dir, args.out_dir, args.step, args.torch_dtype,
-              int(args.max_shard_gb * 2**30))
-  except (ReportedError, FileNotFoundError) as e:  # Messages name the problem and the fix.
-    print(f"flan-jax export-hf: error: {e}", file=sys.stderr)
+    fmt = export_hf(args.model_dir, args.out_dir, args.step, args.torch_dtype,
+                    int(args.max_shard_gb * 2**30), args.format, args.max_position_embeddings,
+                    args.overwrite)
+  except (ReportedError, FileExistsError, FileNotFoundError, ValueError) as e:
+    print(f"flan-jax export-hf: error: {e}", file=sys.stderr)  # Names the problem and the fix.
     return 1
-  print(f"exported {args.model_dir} to {args.out_dir}")
+  print(f"exported {args.model_dir} to {args.out_dir} ({fmt})")
   return 0

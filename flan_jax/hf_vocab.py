@@ -130,3 +130,62 @@ class HfTokenizerVocabulary(seqio.Vocabulary):
 
   def __hash__(self) -> int:
     return hash((self._path, self._eos_id))
+
+
+# --- SentencePiece -> Hugging Face tokenizer -------------------------------------------------
+
+
+def sentencepiece_tokenizer(sp_model: bytes):
+  """A ``tokenizers.Tokenizer`` (Unigram) that encodes and decodes as the SentencePiece model
+  ``sp_model`` (serialized ``ModelProto``) does, following its normalizer spec: the precompiled
+  normalization map, the dummy-prefix ``▁``, whitespace kept or collapsed, byte fallback."""
+  import tokenizers
+  from sentencepiece import sentencepiece_model_pb2
+  from tokenizers import Regex, decoders, normalizers, pre_tokenizers
+  proto = sentencepiece_model_pb2.ModelProto()
+  proto.ParseFromString(sp_model)
+  spec, trainer = proto.normalizer_spec, proto.trainer_spec
+  if trainer.model_type != sentencepiece_model_pb2.TrainerSpec.UNIGRAM:
+    raise ValueError("only Unigram SentencePiece models convert (got model_type "
+                     f"{trainer.model_type})")
+  tokenizer = tokenizers.Tokenizer(tokenizers.models.Unigram(
+      [(p.piece, p.score) for p in proto.pieces], trainer.unk_id, trainer.byte_fallback))
+  steps = [normalizers.Precompiled(spec.precompiled_charsmap)] if spec.precompiled_charsmap else []
+  if spec.remove_extra_whitespaces:
+    steps += [normalizers.Strip(), normalizers.Replace(Regex(" {2,}"), " ")]
+  # SentencePiece prepends "▁" even to text that starts with whitespace (Metaspace would not).
+  steps += [normalizers.Prepend("▁")] if spec.add_dummy_prefix else []
+  tokenizer.normalizer = normalizers.Sequence([*steps, normalizers.Replace(" ", "▁")])
+  tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(
+      replacement="▁", prepend_scheme="never", split=trainer.split_by_whitespace)
+  tokenizer.decoder = decoders.Sequence(
+      [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()]
+      + ([decoders.Strip(" ", 1, 0)] if spec.add_dummy_prefix else []))
+  specials = {}
+  for name, index in (("pad_token", trainer.pad_id), ("eos_token", trainer.eos_id),
+                      ("unk_token", trainer.unk_id), ("bos_token", trainer.bos_id)):
+    if 0 <= index < len(proto.pieces):
+      specials[name] = proto.pieces[index].piece
+  tokenizer.add_special_tokens([tokenizers.AddedToken(t, special=True, normalized=False)
+                                for t in specials.values()])
+  return tokenizer, specials
+
+
+def save_sentencepiece_tokenizer(sp_model: bytes, out_dir: str,
+                                 model_max_length: int | None = None) -> dict[str, int | None]:
+  """Writes ``tokenizer.json`` + ``tokenizer_config.json`` + ``special_tokens_map.json`` for
+  ``transformers.AutoTokenizer`` (no BOS is added: seqio's SentencePiece models have none).
+  Returns the ``bos_token_id`` / ``eos_token_id`` / ``pad_token_id`` for ``config.json``."""
+  tokenizer, specials = sentencepiece_tokenizer(sp_model)
+  os.makedirs(out_dir, exist_ok=True)
+  tokenizer.save(os.path.join(out_dir, "tokenizer.json"))
+  config = {"tokenizer_class": "PreTrainedTokenizerFast", "clean_up_tokenization_spaces": False,
+            "add_bos_token": False, "add_eos_token": False, **specials}
+  if model_max_length:
+    config["model_max_length"] = model_max_length
+  with open(os.path.join(out_dir, "tokenizer_config.json"), "w") as f:
+    json.dump(config, f, indent=2)
+  with open(os.path.join(out_dir, "special_tokens_map.json"), "w") as f:
+    json.dump(specials, f, indent=2)
+  return {f"{name[:-len('_token')]}_token_id": tokenizer.token_to_id(specials.get(name))
+          if name in specials else None for name in ("bos_token", "eos_token", "pad_token")}
