@@ -17,6 +17,11 @@ source, the fields its preprocessor produces, its options, metric kind and ten t
 
 ``{shot}`` is one of :data:`SHOTS`. Turned-around templates get no scoring variants (their target
 is not the label).
+
+Datasets with ``continuations`` (GPT-3-style prompts for the untuned baseline, the paper's
+"LaMDA-PT" zero-shot column) also get ``continuations_t_type_{i}`` (generative) or
+``continuations_t_type_{i}_scoring_eval`` (classification: rank classification over the options,
+written as ``continuation_options`` words when given, e.g. "true"/"false" for yes/no).
 """
 
 from __future__ import annotations
@@ -82,6 +87,10 @@ class DatasetSpec:
     suite: ``"flan"`` for the paper's datasets, ``"offline"`` for the embedded suite; mixtures
       are built per suite.
     expected_num_templates: how many templates registration insists on (None: any).
+    continuations: GPT-3-style continuation prompts (no instruction, no options block) for the
+      untuned baseline.
+    continuation_options: the fixed options as the continuation prompts' answer words, in the
+      order of ``options`` (None: the options themselves).
   """
 
   name: str
@@ -101,6 +110,8 @@ class DatasetSpec:
   note: str = ""
   suite: str = "flan"
   expected_num_templates: int | None = 10
+  continuations: tuple[tmpl.Template, ...] = ()
+  continuation_options: tuple[str, ...] | None = None
 
   @property
   def is_classification(self) -> bool:
@@ -134,6 +145,20 @@ def scoring_task(name: str, template_idx: int, *, no_options: bool = False,
                  shot: str | None = None) -> str:
   suffix = "_no_options" if no_options else (f"_{shot}" if shot else "")
   return f"{name}_type_{template_idx}_scoring_eval{suffix}"
+
+
+def continuation_task(spec: DatasetSpec, idx: int) -> str:
+  """``continuations_{t}_type_{i}`` (+ ``_scoring_eval`` for classification), as the reference."""
+  return f"continuations_{spec.name}_type_{idx}" + ("_scoring_eval" if spec.is_classification
+                                                    else "")
+
+
+def baseline_eval_tasks(spec: DatasetSpec) -> list[str]:
+  """The untuned baseline's eval tasks: the continuation prompts where the dataset has them,
+  else its per-template eval tasks."""
+  if spec.continuations:
+    return [continuation_task(spec, i) for i in range(len(spec.continuations))]
+  return eval_tasks(spec)
 
 
 def ablation_task(name: str, kind: str, scoring: bool = False) -> str:
@@ -301,6 +326,13 @@ def register_dataset(spec: DatasetSpec) -> DatasetSpec:
     spec = dataclasses.replace(spec, num_train_examples=static_train_size(spec.source))
   if not spec.display_name:
     spec = dataclasses.replace(spec, display_name=spec.name)
+  if spec.continuations:
+    tmpl.validate_templates(f"{spec.name} (continuations)", spec.continuations, spec.fields,
+                            classification=False, expected_count=None)
+  if spec.continuation_options is not None and (
+      spec.options is None or len(spec.continuation_options) != len(spec.options)):
+    raise ValueError(f"{spec.name}: continuation_options must give one word per fixed option "
+                     f"{spec.options!r}; got {spec.continuation_options!r}.")
   if spec.note and isinstance(spec.source, TfdsSource) and not spec.source.note:
     spec.source.note = spec.note  # the missing-data error repeats the manual-download note
 
@@ -337,6 +369,12 @@ def register_dataset(spec: DatasetSpec) -> DatasetSpec:
       for shot in SHOTS:
         b.register(scoring_task(spec.name, i, shot=shot), [render, b.fewshot(shot)],
                    scoring=True)
+
+  relabel = ([prep.relabel_options(spec.options, spec.continuation_options)]
+             if spec.continuation_options is not None else [])
+  for i, template in enumerate(spec.continuations):
+    b.register(continuation_task(spec, i), relabel + [prep.apply_template(template, i)],
+               scoring=spec.is_classification)
 
   DATASETS[spec.name] = spec
   return spec

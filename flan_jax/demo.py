@@ -8,7 +8,9 @@
    printed at the start and the end.
 4. Zero-shot evaluation of the held-out cluster by rank classification (every template, dev split
    to pick the best template), against the untuned (pretrained) model and chance: the report table
-   is printed and written with its plot to ``OUTPUT_DIR/eval``.
+   is printed and written with its plot to ``OUTPUT_DIR/eval``. As in the paper, the untuned model
+   gets GPT-3-style continuation prompts (``continuations_*`` tasks) where the datasets define
+   them, on the same examples.
 
     python -m flan_jax.demo [--heldout nli] [--output_dir demo_out] [--pretrain_steps 300]
                             [--train_steps 300]
@@ -104,10 +106,18 @@ def _save_initial(out_dir: str) -> None:
 
 
 def _evaluate(eval_name: str, model: str, baseline: str, out_dir: str) -> None:
+  """The tuned model on the instruction templates; the untuned one, as in the paper, on the
+  GPT-3-style continuation prompts where the datasets define them (same examples)."""
   from flan_jax import eval as eval_lib
+  baseline_name = f"{eval_name}_continuations"
   print(f"\n== zero-shot evaluation of the held-out cluster: {eval_name} (rank classification; "
-        f"test split, best template chosen on validation) -> {out_dir}")
-  out = eval_lib.evaluate(eval_name, model, out_dir, baselines={"untuned": baseline})
+        f"test split, best template chosen on validation) -> {out_dir}; the untuned model on "
+        f"the continuation prompts of {baseline_name}")
+  tuned = eval_lib.evaluate(eval_name, model, os.path.join(out_dir, "tuned"), report=False)
+  untuned = eval_lib.evaluate(baseline_name, baseline, os.path.join(out_dir, "untuned"),
+                              dev_split=None, report=False)
+  results = {"model": tuned["results"]["model"], "untuned": untuned["results"]["model"]}
+  out = {"paths": eval_lib.write_report(results, tuned["chance"], "test", "validation", out_dir)}
   with open(out["paths"]["report_md"]) as f:
     report = f.read()
   print(report.split("\n## ", 1)[1] if "\n## " in report else report)

@@ -67,8 +67,9 @@ PRIMARY_METRIC: dict[str, str] = {
 }
 LOWER_IS_BETTER = frozenset({"mean_edit"})
 SUITE_ORDER = ("flan", "offline")
-SETTING_ORDER = ("zero_shot", "no_options", "one_shot", "five_shot", "multi_shot", "generative",
-                 "no_template", "dataset_name")
+CONTINUATIONS = "continuations"  # the setting of continuations_* tasks (untuned-baseline prompts)
+SETTING_ORDER = ("zero_shot", "no_options", CONTINUATIONS, "one_shot", "five_shot", "multi_shot",
+                 "generative", "no_template", "dataset_name")
 RECALLED_MARK = "†"
 METRIC_FILE_SUFFIX = "-metrics.jsonl"  # seqio.JSONLogger: <task>-metrics.jsonl
 
@@ -118,6 +119,9 @@ def _dataset_tasks(dataset: str) -> dict[str, ParsedTask]:
       add(ds.scoring_task(dataset, i, no_options=True), i, False, True, "no_options")
       for shot in ds.SHOTS:
         add(ds.scoring_task(dataset, i, shot=shot), i, False, True, shot)
+  for i in range(len(spec.continuations)):
+    out[ds.continuation_task(spec, i)] = ParsedTask(ds.continuation_task(spec, i), dataset, i,
+                                                    False, spec.is_classification, CONTINUATIONS)
   for kind in ("no_template", "dataset_name"):
     add(ds.ablation_task(dataset, kind), 0, False, False, kind)
     if spec.is_classification:
@@ -337,8 +341,12 @@ def _row(key: str, setting: str, group: Mapping[int, tuple[ParsedTask, Mapping[s
                                   key=lambda i: (sign * row.dev_templates[i], -i))
       row.best_dev = scores[row.best_dev_template]
   for label, groups in baselines.items():
-    if (key, setting) in groups:
-      row.baselines[label] = _mean(_primary_scores(groups[(key, setting)], metric).values())
+    # A baseline scored with continuation prompts (the paper's LaMDA-PT zero-shot column) stands
+    # next to the instruction-tuned zero-shot row.
+    found = groups.get((key, CONTINUATIONS)) if setting == ZERO_SHOT else None
+    found = found or groups.get((key, setting))
+    if found:
+      row.baselines[label] = _mean(_primary_scores(found, metric).values())
   if first.scoring and metric == SCORING_METRIC and spec.name in chance:
     row.chance = float(chance[spec.name])
   if spec.suite == "flan" and setting == ZERO_SHOT:

@@ -34,6 +34,9 @@ for suite, prefix in SUITES.items():
       _add(f"{stem}_train_{shot}",
            mixing.weighted((ds.default_train_task(s, shot), s) for s in train))
     _add(f"{stem}_eval", _eval_tasks(heldout))
+    # The untuned baseline (the paper's LaMDA-PT column): continuation prompts where defined.
+    _add(f"{stem}_eval_continuations",
+         [(t, 1.0) for s in heldout for t in ds.baseline_eval_tasks(s)])
     _add(f"{stem}_eval_no_options",
          _eval_tasks([s for s in heldout if s.is_classification], no_options=True))
     for shot in ds.SHOTS:

@@ -60,6 +60,7 @@ for _config, _name, _display in (("ARC-Challenge", "arc_challenge", "ARC (challe
       per_example_options=True,
       metric="accuracy",
       filter_fn=_arc_keep,
+      continuations=(T("Science question: {question}\nCorrect choice:"),),
       templates=ARC_TEMPLATES,
   ))
 
@@ -97,6 +98,7 @@ register_dataset(DatasetSpec(
     preprocess=_natural_questions_fields,
     metric="trivia_qa",
     filter_fn=lambda ex: nonempty(first_or_empty(ex["answer"])),
+    continuations=(T("{question}?\nThe answer:"),),
     templates=NATURAL_QUESTIONS_TEMPLATES,
 ))
 
@@ -135,5 +137,6 @@ register_dataset(DatasetSpec(
     preprocess=_trivia_qa_fields,
     metric="trivia_qa",
     filter_fn=lambda ex: nonempty(ex["answer"]["normalized_value"]),
+    continuations=(T("{question}\nThe answer:"),),
     templates=TRIVIA_QA_TEMPLATES,
 ))

@@ -69,6 +69,7 @@ register_dataset(DatasetSpec(
     preprocess=_copa_fields,
     per_example_options=True,
     metric="accuracy",
+    continuations=(T("{premise_clause} {joiner}"),),
     templates=COPA_TEMPLATES,
 ))
 
@@ -116,6 +117,7 @@ register_dataset(DatasetSpec(
     per_example_options=True,
     metric="accuracy",
     filter_fn=lambda ex: _in_range(ex["label"], ex["endings"]),
+    continuations=(T("{context}"),),
     templates=HELLASWAG_TEMPLATES,
 ))
 
@@ -155,6 +157,7 @@ register_dataset(DatasetSpec(
     preprocess=_piqa_fields,
     per_example_options=True,
     metric="accuracy",
+    continuations=(T("Goal: {goal}\nSolution:"),),
     templates=PIQA_TEMPLATES,
 ))
 
@@ -206,5 +209,6 @@ register_dataset(DatasetSpec(
     metric="accuracy",
     filter_fn=lambda ex: _in_range(tf.cast(ex["label"], tf.int32) - 1, ex["endings"]),
     note=STORY_CLOZE_NOTE,
+    continuations=(T("{context}"),),
     templates=STORY_CLOZE_TEMPLATES,
 ))

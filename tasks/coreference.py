@@ -102,6 +102,7 @@ register_dataset(DatasetSpec(
     metric="accuracy",
     # The test split is unlabelled (label -1); it is not used, but keep labels in range anyway.
     filter_fn=lambda ex: tf.cast(ex["label"], tf.int32) >= 0,
+    continuations=(T("{context}"),),
     templates=WINOGRANDE_TEMPLATES,
 ))
 
@@ -191,5 +192,6 @@ register_dataset(DatasetSpec(
     metric="accuracy",
     filter_fn=lambda ex: tf.logical_and(ex["label"] >= 0, ex["label"] < 2),
     eval_only=True,
+    continuations=(T("{context}"),),
     templates=WSC273_TEMPLATES,
 ))

@@ -72,6 +72,8 @@ for _round, _train in (("r1", "train"), ("r2", "train[:30000]"), ("r3", "train[:
       preprocess=_anli_fields,
       options=ANLI_OPTIONS,
       metric="accuracy",
+      continuations=(T("{premise}\nClaim: {hypothesis}\nThe claim is"),),
+      continuation_options=("true", "neither", "false"),
       templates=ANLI_TEMPLATES,
   ))
 
@@ -118,6 +120,8 @@ register_dataset(DatasetSpec(
     preprocess=_cb_fields,
     options=CB_OPTIONS,
     metric="f1_multiclass",
+    continuations=(T("{premise}\nClaim: {hypothesis}\nThe claim is"),),
+    continuation_options=("true", "false", "neither"),
     templates=CB_TEMPLATES,
 ))
 
@@ -287,6 +291,8 @@ register_dataset(DatasetSpec(
     preprocess=_rte_fields,
     options=YES_NO,
     metric="accuracy",
+    continuations=(T("{premise}\nClaim: {hypothesis}\nThe claim is"),),
+    continuation_options=("true", "false"),
     templates=RTE_TEMPLATES,
 ))
 

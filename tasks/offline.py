@@ -98,7 +98,16 @@ TEMPLATES = {
     ),
 }
 
+# GPT-3-style continuation prompts for the untuned baseline (the demo's "untuned" column), with the
+# answer words the continuations end in, in the order of the dataset's options.
+CONTINUATIONS = {
+    "world_nli": ((T("{premise}\nClaim: {hypothesis}\nThe claim is"),),
+                  ("true", "neither", "false")),
+    "world_entailment": ((T("{premise}\nClaim: {hypothesis}\nThe claim is"),), ("true", "false")),
+}
+
 for _task in world.TASKS:
+  _continuations, _words = CONTINUATIONS.get(_task.name, ((), None))
   register_dataset(DatasetSpec(
       name=_task.name,
       cluster=_task.cluster,
@@ -107,6 +116,8 @@ for _task in world.TASKS:
       fields=_task.fields,
       preprocess=_identity,
       templates=TEMPLATES[_task.name],
+      continuations=_continuations,
+      continuation_options=_words,
       options=_task.options,
       per_example_options=_task.per_example_options,
       metric="accuracy",

@@ -113,5 +113,6 @@ register_dataset(DatasetSpec(
     per_example_options=True,
     metric="record",
     filter_fn=_record_usable,
+    continuations=(T("{passage}\n\n{query}"),),
     templates=RECORD_TEMPLATES,
 ))

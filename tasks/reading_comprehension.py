@@ -49,6 +49,7 @@ register_dataset(DatasetSpec(
     preprocess=_bool_q_fields,
     options=NO_YES,
     metric="accuracy",
+    continuations=(T("{passage}\nQ: {question}?\nReply (yes or no):"),),
     templates=BOOL_Q_TEMPLATES,
 ))
 
@@ -204,6 +205,7 @@ register_dataset(DatasetSpec(
     preprocess=_openbookqa_fields,
     per_example_options=True,
     metric="accuracy",
+    continuations=(T("{fact} {question}"),),
     templates=OPENBOOKQA_TEMPLATES,
 ))
 

@@ -54,6 +54,7 @@ register_dataset(DatasetSpec(
     preprocess=_common_gen_fields,
     filter_fn=lambda ex: _has_target(ex) & nonempty(join(ex["concepts"], "")),
     metric=METRIC,
+    continuations=(T("Words: {concepts}\nA sentence that uses them all:"),),
     templates=COMMON_GEN_TEMPLATES,
 ))
 
@@ -89,6 +90,7 @@ register_dataset(DatasetSpec(
     preprocess=_dart_fields,
     filter_fn=lambda ex: _has_target(ex) & nonempty(join(ex["tripleset"], "")),
     metric=METRIC,
+    continuations=(T("Facts: {tripleset}\nThe same facts in a sentence:"),),
     templates=DART_TEMPLATES,
 ))
 
@@ -123,6 +125,7 @@ register_dataset(DatasetSpec(
     preprocess=_e2e_fields,
     filter_fn=lambda ex: _has_target(ex) & nonempty(ex["meaning_representation"]),
     metric=METRIC,
+    continuations=(T("Restaurant facts: {mr}\nThe same facts in a sentence:"),),
     templates=E2E_TEMPLATES,
 ))
 
@@ -159,5 +162,6 @@ register_dataset(DatasetSpec(
     preprocess=_web_nlg_fields,
     filter_fn=lambda ex: _has_target(ex) & nonempty(join(ex["input"], "")),
     metric=METRIC,
+    continuations=(T("Facts: {triples}\nThe same facts in a sentence:"),),
     templates=WEB_NLG_TEMPLATES,
 ))

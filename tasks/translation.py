@@ -41,6 +41,11 @@ def _translation_fields(src: str, tgt: str) -> Callable[[dict], dict]:
   return fields
 
 
+# GPT-3-style prompts for the untuned baseline: both directions, no instruction.
+CONTINUATIONS = (T("{lang1}: {sent1}\n{lang2}:", "{sent2}"),
+                 T("{lang2}: {sent2}\n{lang1}:", "{sent1}"))
+
+
 def _both_sides(src: str, tgt: str) -> Callable[[dict], tf.Tensor]:
   """Keeps sentence pairs with text on both sides."""
   return lambda ex: tf.logical_and(nonempty(ex[src]), nonempty(ex[tgt]))
@@ -72,6 +77,7 @@ register_dataset(DatasetSpec(
     preprocess=_translation_fields("en", "es"),
     filter_fn=_both_sides("en", "es"),
     metric=METRIC,
+    continuations=CONTINUATIONS,
     templates=PARA_CRAWL_TEMPLATES,
 ))
 
@@ -101,6 +107,7 @@ register_dataset(DatasetSpec(
     preprocess=_translation_fields("en", "fr"),
     filter_fn=_both_sides("en", "fr"),
     metric=METRIC,
+    continuations=CONTINUATIONS,
     templates=WMT14_TEMPLATES,
 ))
 
@@ -145,6 +152,7 @@ for _src, _note in WMT16_PAIRS.items():
       preprocess=_translation_fields("en", _src),
       filter_fn=_both_sides("en", _src),
       metric=METRIC,
+      continuations=CONTINUATIONS,
       templates=WMT16_TEMPLATES,
       note=_note,
   ))
