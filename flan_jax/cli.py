@@ -12,6 +12,7 @@
     flan-jax cache-tasks --tasks=T --output_cache_dir=DIR   seqio's offline cache (needs
         `pip install flan_jax[cache]`: apache-beam)
     flan-jax model-info --gin_file=gin/models/tiny.gin   parameters and per-device bytes
+    flan-jax plan --gin_file=... --devices 128 --target tpu_v4   compile-time fit/FLOPs plan
     flan-jax import-hf HF_DIR OUT_DIR / export-hf MODEL_DIR HF_DIR   Hugging Face interop
     flan-jax lm-eval --model_dir DIR --tasks T   lm-evaluation-harness tasks (flan_jax backend)
 
@@ -109,6 +110,7 @@ DELEGATED = {
     "export-data": ("flan_jax.export_data", "main"),
     "plot": ("flan_jax.plot", "main"),
     "model-info": ("flan_jax.model_info", "main"),
+    "plan": ("flan_jax.plan", "cli_main"),
     "import-hf": ("flan_jax.hf_interop", "main_import"),
     "export-hf": ("flan_jax.hf_interop", "main_export"),
     "lm-eval": ("flan_jax.lm_eval", "main"),

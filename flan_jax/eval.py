@@ -262,9 +262,15 @@ def run_evaluator(evaluator: Any, inference: Inference, step: int | None = None
   """Runs every task; ``{task: {metric: value}}`` on process 0 (``{}`` elsewhere)."""
   if not evaluator.eval_tasks:
     return {}
-  future, _ = evaluator.evaluate(compute_metrics=jax.process_index() == 0, step=step,
-                                 predict_fn=inference.predict_fn, score_fn=inference.score_fn)
-  metrics = future.result() or {}
+  try:
+    future, _ = evaluator.evaluate(compute_metrics=jax.process_index() == 0, step=step,
+                                   predict_fn=inference.predict_fn, score_fn=inference.score_fn)
+    metrics = future.result() or {}
+  except Exception:
+    # seqio keeps a failed metrics future and re-raises it at the next evaluate(): forget it, so
+    # one failed evaluation (e.g. in training) does not fail all later ones.
+    evaluator._metrics_future = None
+    raise
   return {task: {k: float(getattr(v, "value", v)) for k, v in values.items()
                  if np.ndim(getattr(v, "value", v)) == 0}
           for task, values in metrics.items()}
@@ -413,16 +419,24 @@ def evaluate(mixture_or_task_name: str = gin.REQUIRED, checkpoint_path: str = gi
 
 def write_report(results: Mapping[str, Mapping[str, Mapping]], chance: Mapping[str, float],
                  split: str, dev_split: str | None, output_dir: str) -> dict[str, str]:
-  """The paper-style report of ``results["model"]`` with the other labels as baselines."""
+  """The paper-style report of ``results["model"]`` with the other labels as baselines, over
+  the tasks of flan_jax datasets (other seqio tasks have metrics.json only)."""
   from flan_jax import report as report_lib
   from flan_jax.dataset_spec import TASK_TO_DATASET
+
+  def known(by_task: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    return None if by_task is None else {t: v for t, v in by_task.items() if t in TASK_TO_DATASET}
+
+  if not known(results["model"][split]):
+    _announce("no paper-style report: no task belongs to a flan_jax dataset (see metrics.json)")
+    return {}
   by_dataset: dict[str, float] = {}
   for task, value in chance.items():
     by_dataset.setdefault(TASK_TO_DATASET.get(task, task), value)
   rep = report_lib.build_report(
-      results["model"][split],
-      dev_results=results["model"].get(dev_split) if dev_split else None,
-      baselines={label: r[split] for label, r in results.items() if label != "model"},
+      known(results["model"][split]),
+      dev_results=known(results["model"].get(dev_split)) if dev_split else None,
+      baselines={label: known(r[split]) for label, r in results.items() if label != "model"},
       chance=by_dataset)
   return report_lib.write_report(rep, output_dir)
 

@@ -71,13 +71,16 @@ def _write_atomic(path: str, lines: Sequence[str]) -> None:
 
 
 def _task_rows(task: Any, split: str, lengths: Mapping[str, int], use_cached: bool,
-               shard_id: int, num_shards: int) -> tuple[Any, Any]:
+               shard_id: int, num_shards: int, num_examples: int | None = None
+               ) -> tuple[Any, Any]:
   """(task examples, unpacked model features) of a task's split, index-aligned."""
   import seqio
   ds = task.get_dataset(dict(lengths), split=split, shuffle=False, num_epochs=1,
                         use_cached=use_cached, seed=42)
   if num_shards > 1:
     ds = ds.shard(num_shards, shard_id)
+  if num_examples:
+    ds = ds.take(num_examples)
   converter = seqio.DecoderFeatureConverter(pack=False)
   model_ds = converter(ds, dict(lengths))
   return ds, model_ds
@@ -86,7 +89,7 @@ def _task_rows(task: Any, split: str, lengths: Mapping[str, int], use_cached: bo
 def infer_task(task: Any, inference: eval_lib.Inference, output_dir: str, split: str,
                lengths: Mapping[str, int], chunk_size: int, scores: bool = False,
                use_cached: bool = False, shard_id: int = 0, num_shards: int = 1,
-               progress: bool = True) -> tuple[str, int]:
+               progress: bool = True, num_examples: int | None = None) -> tuple[str, int]:
   """Writes ``task``'s JSONL (see the module docstring); returns (path, number of lines)."""
   path = output_path(output_dir, task.name, shard_id, num_shards)
   writer = jax.process_index() == 0
@@ -99,7 +102,8 @@ def infer_task(task: Any, inference: eval_lib.Inference, output_dir: str, split:
   if writer:
     os.makedirs(chunk_dir, exist_ok=True)
   vocabulary = task.output_features["targets"].vocabulary
-  task_ds, model_ds = _task_rows(task, split, lengths, use_cached, shard_id, num_shards)
+  task_ds, model_ds = _task_rows(task, split, lengths, use_cached, shard_id, num_shards,
+                                 num_examples)
   rows = zip(task_ds.as_numpy_iterator(), model_ds.as_numpy_iterator(), strict=True)
   bar = None
   if progress and writer:
@@ -162,8 +166,10 @@ def infer(mixture_or_task_name: str = gin.REQUIRED, checkpoint_path: str = gin.R
           scores: bool = False, decode_kwargs: Mapping[str, Any] | None = None,
           use_cached: bool | None = False, shard_id: int = 0, num_shards: int = 1,
           dtype: str | None = None, mesh: str = "data=-1,model=1",
-          partitioning_rules: str = "1d", progress: bool = True) -> dict[str, str]:
-  """Writes every prediction of each task of ``mixture_or_task_name``; returns {task: path}."""
+          partitioning_rules: str = "1d", progress: bool = True,
+          num_examples: int | None = None) -> dict[str, str]:
+  """Writes every prediction of each task of ``mixture_or_task_name`` (its first
+  ``num_examples`` per task when set); returns {task: path}."""
   import seqio
 
   from flan_jax import data
@@ -198,7 +204,8 @@ def infer(mixture_or_task_name: str = gin.REQUIRED, checkpoint_path: str = gin.R
   for task in tasks:
     cached = data.resolve_use_cached(task.name, use_cached)
     out[task.name], _ = infer_task(task, inference, output_dir, split, task_feature_lengths,
-                                   chunk_size, scores, cached, shard_id, num_shards, progress)
+                                   chunk_size, scores, cached, shard_id, num_shards, progress,
+                                   num_examples)
   return out
 
 

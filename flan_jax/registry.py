@@ -43,7 +43,11 @@ def import_modules(modules: str | Iterable[str] | None) -> list[str]:
     try:
       if module.endswith(".py"):
         name = os.path.splitext(os.path.basename(module))[0]
-        spec = importlib.util.spec_from_file_location(name, module)
+        loaded = sys.modules.get(name)
+        if loaded is not None and getattr(loaded, "__file__", None) == os.path.abspath(module):
+          done.append(module)  # Imported already: its tasks are registered.
+          continue
+        spec = importlib.util.spec_from_file_location(name, os.path.abspath(module))
         if spec is None or not os.path.isfile(module):
           raise ModuleNotFoundError(f"No file {module!r}")
         loaded = importlib.util.module_from_spec(spec)
