@@ -207,15 +207,17 @@ def analytical_flops(config: Any, tokens: int, seq_len: int) -> dict[str, float]
           "executed": tokens * (6 * n + attention + recompute[config.remat_policy])}
 
 
-def plan(train_args: Mapping[str, Any], candidate: Candidate, devices: int, target: str,
+def plan(train_args: Mapping[str, Any], candidate: Candidate, devices: int, target: Any,
          fraction: float = 0.5, batch_size: int | None = None) -> dict[str, Any]:
   """Lowers and compiles ``train``'s step for ``candidate`` on ``devices`` devices of this process
-  and returns the plan (bytes per device, FLOPs per step, collectives, fit, step time)."""
+  and returns the plan (bytes per device, FLOPs per step, collectives, fit, step time).
+
+  ``target``: a name of :data:`flan_jax.model_info.ACCELERATORS` or an ``Accelerator``."""
   import jax
 
   from flan_jax import checkpoints, model_info, partitioning
   from flan_jax import train as train_lib
-  accel = model_info.accelerator(target)
+  accel = model_info.accelerator(target) if isinstance(target, str) else target
   if jax.device_count() < devices:
     raise ValueError(f"this process has {jax.device_count()} devices, the plan needs {devices}")
   config = train_args["model_config"].replace(dropout_rate=train_args["dropout_rate"],
@@ -455,6 +457,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="default: the gin's NUM_MICROBATCHES")
   parser.add_argument("--batch_size", type=int, default=None, help="default: the gin's")
   parser.add_argument("--target", default="tpu_v4", choices=list(model_info.ACCELERATORS))
+  parser.add_argument("--hbm_gib", type=float, default=None,
+                      help="override the target's HBM per device (GiB)")
   parser.add_argument("--fraction", type=float, default=0.5,
                       help="fraction of the peak FLOP/s assumed for the step time (default 0.5)")
   parser.add_argument("--output", default="plan.json")
@@ -498,11 +502,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     with open(args.output, "w") as f:
       json.dump({"search": results}, f, indent=2)
     return 0 if any("error" not in r and r["fits"] for r in results) else 1
+  from flan_jax import model_info
+  target = model_info.accelerator(args.target)
+  if args.hbm_gib is not None:
+    target = dataclasses.replace(target, hbm_bytes=int(args.hbm_gib * GIB),
+                                 note=f"HBM overridden to {args.hbm_gib} GiB")
   cand = Candidate(args.mesh or train_args["mesh"], args.rules or train_args["partitioning_rules"],
                    args.remat or config.remat_policy,
                    args.microbatches or train_args["num_microbatches"] or 1)
   try:
-    result = plan(train_args, cand, args.devices, args.target, args.fraction, batch)
+    result = plan(train_args, cand, args.devices, target, args.fraction, batch)
   except ValueError as e:
     sys.exit(f"flan-jax plan: error: {e}")
   result["command"] = " ".join(["flan-jax plan", *argv])
@@ -512,6 +521,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(format_plan(result))
     print(f"wrote {args.output}")
   return 0 if result["fits"] else 1
+
+
+def cli_main(argv: Sequence[str] | None = None) -> None:
+  """``flan-jax plan``: exits with :func:`main`'s code."""
+  sys.exit(main(argv))
 
 
 if __name__ == "__main__":
