@@ -56,3 +56,124 @@ def test_entry_points_report_config_errors_without_traceback():
   assert proc.returncode == 1
   assert "flan-jax eval: error: required gin macro(s) not set: MIXTURE_OR_TASK_NAME" in proc.stderr
   assert "Traceback" not in proc.stderr
+
+
+# --- a t5x/seqio user's words (issue: t5x names, team modules, clear errors) -------------------
+
+TEAM_TASKS = str(__import__("pathlib").Path(__file__).parent / "team_tasks.py")
+
+
+def _run_gin_macros() -> set[str]:
+  from flan_jax import gin_utils
+  files = [f"gin/runs/{n}.gin" for n in ("finetune", "eval", "infer")]
+  return gin_utils.known_macros(files, [gin_utils.GIN_ROOT])
+
+
+def test_every_t5x_name_is_an_alias_that_exists_or_names_what_to_use():
+  import inspect
+
+  from flan_jax import eval as eval_lib
+  from flan_jax import gin_utils, infer, train
+  from flan_jax.models import DecoderConfig
+  configurables = {"train_script.train": train.train, "eval_script.evaluate": eval_lib.evaluate,
+                   "infer_script.infer": infer.infer, "models.DecoderConfig": DecoderConfig}
+  known = _run_gin_macros()
+  for name, entry in gin_utils.T5X_NAMES.items():
+    binding = f"{name} = 1"
+    if entry.alias is None:
+      with pytest.raises(ValueError, match="t5x setting") as e:
+        gin_utils.rewrite_t5x_bindings([binding], known)
+      assert entry.hint and entry.hint in str(e.value), name
+      continue
+    (rewritten,) = gin_utils.rewrite_t5x_bindings([binding], known)
+    target = rewritten.split(" =")[0]
+    if "." in target:  # A binding: the configurable must take that parameter.
+      configurable, parameter = target.rsplit(".", 1)
+      assert parameter in inspect.signature(configurables[configurable]).parameters, name
+    else:  # A macro that the run gin files define.
+      assert target in known, name
+
+
+def test_t5x_binding_alias_sets_the_flan_jax_macro():
+  import gin
+
+  from flan_jax import gin_utils
+  gin.clear_config()
+  try:
+    gin_utils.parse_gin(["gin/runs/demo.gin"], ["utils.SaveCheckpointConfig.period = 7",
+                                                "train/utils.DatasetConfig.batch_size = 4"])
+    assert gin.query_parameter("%CHECKPOINT_PERIOD") == 7
+    assert gin.query_parameter("%BATCH_SIZE") == 4
+  finally:
+    gin.clear_config()
+
+
+def test_t5x_name_without_equivalent_names_the_flan_jax_binding():
+  from flan_jax import train
+  with pytest.raises(ValueError, match=r"num_partitions.*t5x setting.*train_script\.train\.mesh"):
+    train.run(["--gin_file=gin/runs/demo.gin", "--gin.MODEL_DIR='/tmp/flan_jax_unused'",
+               "--gin.partitioning.PjitPartitioner.num_partitions=2"])
+  with pytest.raises(ValueError, match="MODEL_CONFIG: include a model gin"):
+    train.run(["--gin_file=gin/runs/finetune.gin", "--gin.MODEL=None"])
+
+
+def test_t5x_configurable_in_a_gin_file_gets_a_hint():
+  from flan_jax import entry
+  error = ValueError("No configurable matching 'utils.SaveCheckpointConfig'.\n  In file x.gin")
+  assert "CHECKPOINT_PERIOD" in entry._config_error_text(error)
+
+
+def test_unknown_task_suggests_importing_its_module(capsys):
+  with pytest.raises(SystemExit):
+    cli.main(["show", "team_data_to_text"])
+  err = capsys.readouterr().err
+  assert "MIXTURE_OR_TASK_MODULE" in err and "--module_import" in err
+
+
+def test_module_import_on_data_commands(capsys, tmp_path):
+  out = run(capsys, "list-tasks", "team_*", "--module_import", TEAM_TASKS).out.split()
+  assert out == ["team_data_to_text", "team_flaky_eval"]
+  out = run(capsys, "show", "team_data_to_text", "-n", "1", "--module_import", TEAM_TASKS).out
+  assert "Write a sentence about the following data:" in out
+  path = tmp_path / "team.jsonl"
+  run(capsys, "export-data", "team_mixture", "--split", "test", "-o", str(path), "-n", "3",
+      "--module_import", TEAM_TASKS)
+  assert len(path.read_text().splitlines()) == 3
+  with pytest.raises(SystemExit):
+    cli.main(["list-tasks", "--module_import", "no_such_team.tasks"])
+  err = capsys.readouterr().err
+  assert "cannot import task module 'no_such_team.tasks'" in err and "PYTHONPATH" in err
+
+
+def test_task_vocabulary_larger_than_the_model_fails_before_compiling(tmp_path):
+  from flan_jax import train
+  with pytest.raises(ValueError, match=r"vocabulary of 512 ids but the model's vocab_size is 256"
+                     r".*vocab_size=512"):
+    train.run(["--gin_file=gin/runs/demo.gin", f"--gin.MODEL_DIR='{tmp_path}'",
+               "--gin.models.DecoderConfig.vocab_size=256"])
+  assert not list(tmp_path.glob("checkpoint_*"))
+
+
+def test_use_cached_tasks_default_works_and_true_says_how_to_cache():
+  from flan_jax import data, registry
+  registry.ensure_registered()
+  assert data.resolve_use_cached("world_qa_4templates", None) is False  # No cache: raw data.
+  with pytest.raises(ValueError, match=r"no seqio cache.*flan-jax cache-tasks.*"
+                     r"--seqio_additional_cache_dirs"):
+    data.resolve_use_cached("world_qa_4templates", True)
+
+
+def test_cache_tasks_without_apache_beam_says_what_to_install(monkeypatch):
+  import builtins
+
+  from flan_jax import data
+  real_import = builtins.__import__
+
+  def no_beam(name, *args, **kwargs):
+    if name == "apache_beam":
+      raise ImportError("No module named 'apache_beam'")
+    return real_import(name, *args, **kwargs)
+
+  monkeypatch.setattr(builtins, "__import__", no_beam)
+  with pytest.raises(SystemExit, match=r"flan_jax\[cache\]"):
+    data.cache_tasks_main(["--tasks=world_qa_4templates", "--output_cache_dir=/tmp/x"])
