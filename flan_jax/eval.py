@@ -62,7 +62,7 @@ def load_model(checkpoint_path: str, mesh: jax.sharding.Mesh, rules: Any,
     config = config.replace(dtype=dtype)
   params = model_checkpoint.restore_params(
       model_dir, config, step=step, shardings=partitioning.param_shardings(config, mesh, rules))
-  return config, params, step, True
+  return config, params, step, hf_interop.source_config(model_dir) is None  # import-hf: causal.
 
 
 # --- t5x-style inference over global batches --------------------------------------------------
