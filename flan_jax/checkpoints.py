@@ -79,6 +79,10 @@ class UnreadableCheckpointError(Exception):
   """Reading a checkpoint's arrays failed (a damaged or foreign checkpoint, not a bug)."""
 
 
+class ModelDirError(ReportedError, OSError):
+  """MODEL_DIR is a file, cannot be created or is not writable."""
+
+
 class BadValueError(ReportedError, ValueError):
   """A configuration value of the wrong type or range (named, with the fix)."""
 
@@ -562,21 +566,21 @@ def locked(model_dir: str, purpose: str) -> Iterator[None]:
 def check_writable_dir(model_dir: str, what: str = "MODEL_DIR") -> None:
   """Creates ``model_dir``; a file there or a directory without write access is a clear error."""
   if os.path.exists(model_dir) and not os.path.isdir(model_dir):
-    raise NotADirectoryError(f"{what} {model_dir!r} is a file, not a directory; pass a directory "
+    raise ModelDirError(f"{what} {model_dir!r} is a file, not a directory; pass a directory "
                              "path (it is created if missing)")
   try:
     os.makedirs(model_dir, exist_ok=True)
   except OSError as e:
-    raise OSError(e.errno, f"{what} {model_dir!r} cannot be created ({e.strerror}); pick a "
-                  "writable location") from None
+    raise ModelDirError(f"{what} {model_dir!r} cannot be created ({e.strerror}); pick a "
+                        "writable location") from None
   probe = os.path.join(model_dir, f".write_test-{os.getpid()}")
   try:
     with open(probe, "w"):
       pass
     os.remove(probe)
   except OSError as e:
-    raise OSError(e.errno, f"{what} {model_dir!r} is not writable ({e.strerror}); fix its "
-                  "permissions or pick another directory") from None
+    raise ModelDirError(f"{what} {model_dir!r} is not writable ({e.strerror}); fix its "
+                        "permissions or pick another directory") from None
 
 
 def is_disk_error(error: BaseException) -> OSError | None:
@@ -631,10 +635,20 @@ def latest_good_step(model_dir: str) -> int | None:
 
 
 def _root_cause(error: BaseException) -> str:
+  """``No space left on device`` for an ENOSPC, also when tensorstore wraps it in a ValueError
+  (``... [os_error_code='28']``); else the error's first 300 characters."""
   disk = is_disk_error(error)
   if disk is not None:
     return disk.strerror or str(disk)
-  return _error_text(error)
+  chain, seen = [], set()
+  while error is not None and id(error) not in seen:
+    seen.add(id(error))
+    chain.append(error)
+    error = error.__cause__ or error.__context__
+  for item in chain:
+    if m := re.search(r"os_error_code='?(\d+)", str(item)):
+      return os.strerror(int(m.group(1)))
+  return _error_text(chain[0])
 
 
 class TrainCheckpoints:

@@ -163,6 +163,9 @@ def main(argv: list[str] | None = None) -> None:
     except registry.UnknownNameError as e:
       print(f"error: {e}", file=sys.stderr)
       sys.exit(2)
+    except Exception as e:
+      _exit_if_reported(e)
+      raise
     return
   args = build_parser().parse_args(argv)
   from flan_jax import registry
@@ -172,6 +175,22 @@ def main(argv: list[str] | None = None) -> None:
   except registry.UnknownNameError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
+  except Exception as e:
+    _exit_if_reported(e)
+    raise
+
+
+def _exit_if_reported(error: Exception) -> None:
+  """Errors whose message says it all (missing TFDS data, checkpoint and MODEL_DIR problems)
+  are printed alone, without a traceback (exit code 1)."""
+  kinds = []
+  for module, name in (("flan_jax.dataset_spec", "MissingDataError"),
+                       ("flan_jax.checkpoints", "ReportedError")):
+    if module in sys.modules:  # Such an error can only exist once its module is imported.
+      kinds.append(getattr(sys.modules[module], name))
+  if kinds and isinstance(error, tuple(kinds)):
+    print(f"error: {error}", file=sys.stderr)
+    sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -135,6 +135,11 @@ def run(program: str, argv: Sequence[str] | None, required_macros: Sequence[str]
       if not _is_config_error(e):
         raise
       sys.exit(f"{program}: error: {_config_error_text(e)}")
+    except OSError as e:  # gin: a --gin_file that is not found (IOError).
+      if "Unable to open file" not in str(e):
+        raise
+      sys.exit(f"{program}: error: {e} Check the --gin_file path (relative to the current "
+               "directory, the repository root or --gin_search_paths).")
     if on_result is not None:
       on_result(result)
 

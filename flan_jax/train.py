@@ -96,11 +96,35 @@ def _validate(mixture_or_task_name: str, task_feature_lengths: Mapping[str, int]
               batch_size: int, num_microbatches: int) -> None:
   registry.ensure_registered()
   registry.get(mixture_or_task_name)  # Unknown names raise with close matches.
+  check_tfds_data(mixture_or_task_name)
   if set(task_feature_lengths) not in ({"inputs", "targets"}, {"targets"}):
     raise ValueError("TASK_FEATURE_LENGTHS must be {'inputs': L1, 'targets': L2} (prefix LM) or "
                      f"{{'targets': L}} (plain LM), got {dict(task_feature_lengths)}")
   if batch_size % max(num_microbatches, 1):
     raise ValueError(f"BATCH_SIZE {batch_size} not divisible by {num_microbatches} microbatches")
+
+
+def check_tfds_data(name: str) -> None:
+  """Raises the project's :class:`~flan_jax.dataset_spec.MissingDataError` (naming the ``tfds
+  build`` command) for the first TFDS dataset of ``name`` that is not prepared, before anything
+  compiles (seqio would fail much later with a bare ``KeyError: splits is empty``)."""
+  import seqio
+
+  from flan_jax import dataset_spec
+  root = seqio.get_mixture_or_task(name)
+  tasks = root.tasks if isinstance(root, seqio.Mixture) else [root]
+  seen = set()
+  for task in tasks:
+    source = task.source
+    if not isinstance(source, dataset_spec.TfdsSource) or source.tfds_dataset.name in seen:
+      continue
+    seen.add(source.tfds_dataset.name)
+    try:
+      prepared = bool(source.tfds_dataset.builder.info.splits)
+    except Exception:  # noqa: BLE001 -- an unreadable dataset is not prepared either.
+      prepared = False
+    if not prepared:
+      raise dataset_spec.MissingDataError(source.prepare_message())
 
 
 # gin macro (or train_script.train parameter) -> (argument, minimum, may be None).

@@ -116,18 +116,19 @@ def test_allow_config_change_resumes_and_records_it(run, tmp_path):
 
 def _tmpfs(path) -> bool:
   os.makedirs(path, exist_ok=True)
-  return subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(path)],
+  return subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(path)],
                         capture_output=True).returncode == 0
 
 
 def test_disk_full_stops_at_the_failed_save_keeping_earlier_checkpoints(tmp_path, monkeypatch):
-  mount = tmp_path / "disk"
+  mount = tmp_path / "disk"  # 64 MiB: room for the run until the filler takes the rest.
   real = _tmpfs(mount)  # A real full file system where root may mount one, else injected.
   model_dir = mount / "run"
   save = checkpoints.TrainCheckpoints.save
 
   def filling_save(self, state, meta):
     if meta["step"] == 4:
+      self.finish()  # checkpoint_2 is on disk; then the disk fills up.
       if real:
         with open(mount / "filler", "wb") as f:
           with pytest.raises(OSError):
@@ -274,7 +275,7 @@ def test_lock_refuses_a_second_writer_and_takes_over_a_stale_one(run, tmp_path, 
     with pytest.raises(checkpoints.ModelDirLockedError, match="in use by flan-jax train"):
       with checkpoints.locked(str(model_dir), "flan-jax import-hf"):
         pass
-    assert hf_interop.main_export([str(run), str(model_dir)]) == 1
+    assert hf_interop.main_export([str(run), str(model_dir), "--overwrite"]) == 1
     assert "in use by flan-jax train" in capsys.readouterr().err
     assert sorted(checkpoints.steps(str(model_dir))) == [2, 4]  # Nothing was touched.
   finally:
@@ -365,8 +366,23 @@ def test_bad_values_fail_before_anything_is_created(tmp_path, monkeypatch, chang
 def test_model_dir_that_is_a_file(tmp_path, monkeypatch):
   _no_compile(monkeypatch)
   (tmp_path / "file").write_text("")
-  with pytest.raises(NotADirectoryError, match="MODEL_DIR .* is a file, not a directory"):
+  with pytest.raises(checkpoints.ModelDirError, match="MODEL_DIR .* is a file, not a directory"):
     _train(tmp_path / "file", 2)
+
+
+def test_read_only_model_dir(tmp_path, monkeypatch):
+  """A read-only file system (a real one where root may mount it; root ignores permissions)."""
+  _no_compile(monkeypatch)
+  target = tmp_path / "ro"
+  os.makedirs(target)
+  if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(target)],
+                    capture_output=True).returncode:
+    pytest.skip("cannot mount a read-only file system here")
+  try:
+    with pytest.raises(checkpoints.ModelDirError, match="is not writable .*Read-only file syst"):
+      _train(target, 2)
+  finally:
+    subprocess.run(["umount", str(target)], check=False)
 
 
 def test_train_steps_at_or_below_the_restored_step(run, tmp_path, monkeypatch):
@@ -405,3 +421,16 @@ def test_command_line_prints_reported_errors_without_traceback(tmp_path):
   assert proc.returncode == 1 and "nope.gin" in proc.stderr and "Traceback" not in proc.stderr, \
       proc.stderr[-2000:]
 
+
+
+def test_flan_mixture_without_tfds_data_fails_early_with_the_build_command(tmp_path, monkeypatch):
+  import seqio
+
+  from flan_jax.dataset_spec import MissingDataError
+  _no_compile(monkeypatch)
+  seqio.set_tfds_data_dir_override(str(tmp_path / "empty_tfds"))
+  try:
+    with pytest.raises(MissingDataError, match="tfds build super_glue/rte"):
+      _train(tmp_path / "run", 2, mixture_or_task_name="rte_7templates")
+  finally:
+    seqio.set_tfds_data_dir_override(None)
