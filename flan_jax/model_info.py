@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import jax
 import optax
 
-from flan_jax import partitioning
+from flan_jax import partitioning, trainer
 from flan_jax.models import abstract_params
 from flan_jax.models.gin_config import config_from_gin, rewrite_gin_args
 
@@ -80,9 +80,11 @@ def accelerator(name: str) -> Accelerator:
   return ACCELERATORS[name]
 
 
+# The trainer's own optimizers with a schedule as ``train`` builds them (their state is what a
+# run holds), plus plain SGD.
 OPTIMIZERS = {
-    "adafactor": lambda: optax.adafactor(1e-3, decay_rate=0.8),
-    "adamw": lambda: optax.adamw(1e-3),
+    "adafactor": lambda: trainer.make_optimizer("adafactor", trainer.make_schedule()),
+    "adamw": lambda: trainer.make_optimizer("adamw", trainer.make_schedule()),
     "sgd": lambda: optax.sgd(1e-3),
 }
 
@@ -92,14 +94,17 @@ def _gib(n: int) -> str:
 
 
 def model_info(config, mesh: str = "data=1,model=1", optimizer: str = "adafactor",
-               rules: str = "1d") -> dict:
-  """Parameter count and per-device bytes of params and optimizer state on a mesh spec."""
+               rules: str | None = None) -> dict:
+  """Parameter count and per-device bytes of params and optimizer state on a mesh spec.
+
+  ``rules``: a :data:`flan_jax.partitioning.RULE_SETS` name (default: ``fsdp`` on a mesh with an
+  fsdp axis, else ``1d``)."""
   spec = partitioning.MeshSpec.parse(mesh)
   sizes = {k: (1 if v == -1 else v) for k, v in
            {"data": spec.data, **({"fsdp": spec.fsdp} if spec.fsdp != 1 else {}),
             "model": spec.model}.items()}
-  dims = {"1d": (1, 1), "2d": (2, 2), "2d_params": (1, 2), "2d_activations": (2, 1)}[rules]
-  axis_rules = partitioning.standard_logical_axis_rules(*dims, fsdp="fsdp" in sizes)
+  rules = rules or ("fsdp" if "fsdp" in sizes else "1d")
+  axis_rules = partitioning.logical_axis_rules(rules, tuple(sizes))
   shapes = abstract_params(config)
   specs = partitioning.param_mesh_specs(config, axis_rules, sizes)
   tx = OPTIMIZERS[optimizer]()
@@ -109,6 +114,7 @@ def model_info(config, mesh: str = "data=1,model=1", optimizer: str = "adafactor
   return {
       "parameters": count,
       "mesh": sizes,
+      "rules": rules,
       "param_bytes_per_device": partitioning.bytes_per_device(shapes, specs, sizes),
       "optimizer_bytes_per_device": partitioning.bytes_per_device(opt_shapes, opt_specs, sizes),
       "specs": specs,
@@ -123,7 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--gin_bindings", action="append", default=[])
   parser.add_argument("--mesh", default="data=1,model=1",
                       help="mesh axis sizes, e.g. data=8,model=16 or fsdp=64,model=8")
-  parser.add_argument("--rules", default="1d", choices=["1d", "2d", "2d_params", "2d_activations"])
+  parser.add_argument("--rules", default=None, choices=sorted(partitioning.RULE_SETS),
+                      help="partitioning rule set (default: fsdp with an fsdp axis, else 1d)")
   parser.add_argument("--optimizer", default="adafactor", choices=sorted(OPTIMIZERS))
   parser.add_argument("--verbose", action="store_true", help="print every parameter and its spec")
   args = parser.parse_args(rewrite_gin_args(sys.argv[1:] if argv is None else argv))
@@ -136,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                             is_leaf=lambda x: isinstance(x, jax.sharding.PartitionSpec))
     for (path, leaf), spec in zip(flat, specs, strict=True):
       print(f"  {jax.tree_util.keystr(path):60s} {str(leaf.shape):28s} {spec}")
-  print(f"mesh: {info['mesh']} rules: {args.rules}")
+  print(f"mesh: {info['mesh']} rules: {info['rules']}")
   print(f"parameter bytes per device: {_gib(info['param_bytes_per_device'])}")
   print(f"optimizer ({args.optimizer}) state bytes per device: "
         f"{_gib(info['optimizer_bytes_per_device'])}")
