@@ -6,6 +6,7 @@ from setuptools import setup
 
 PACKAGES = [
     "flan_jax", "flan_jax.models", "flan_jax.offline", "flan_jax.tasks", "flan_jax.mixtures",
+    "flan_jax.gin",
 ]
 
 setup(
@@ -15,11 +16,12 @@ setup(
     long_description=open("README.md").read() if os.path.exists("README.md") else "",
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    # tasks/ and mixtures/ live at the top of the repo but import as flan_jax.tasks / .mixtures,
-    # so no generic top-level names land in site-packages.
+    # tasks/, mixtures/ and gin/ live at the top of the repo but install as flan_jax.tasks /
+    # .mixtures / flan_jax/gin/, so no generic top-level names land in site-packages and an
+    # installed flan_jax finds --gin_file=gin/... from any directory (gin_utils.GIN_ROOT).
     packages=PACKAGES,
-    package_dir={"flan_jax.tasks": "tasks", "flan_jax.mixtures": "mixtures"},
-    package_data={"flan_jax": ["assets/*", "gin/**/*.gin"]},
+    package_dir={"flan_jax.tasks": "tasks", "flan_jax.mixtures": "mixtures", "flan_jax.gin": "gin"},
+    package_data={"flan_jax": ["assets/*"], "flan_jax.gin": ["*/*.gin"]},
     include_package_data=True,
     install_requires=[
         "seqio==0.0.20",
@@ -46,7 +48,11 @@ setup(
     ],
     extras_require={
         # lm-eval: the flan_jax lm-eval backend's tests compare it with lm-eval's own HFLM.
-        "test": ["pytest>=8", "pytest-xdist>=3", "ruff>=0.6", "lm-eval[hf]==0.4.13"],
+        # nbclient/nbformat/ipykernel: the test that executes notebooks/flan_jax_tour.ipynb.
+        "test": ["pytest>=8", "pytest-xdist>=3", "ruff>=0.6", "lm-eval[hf]==0.4.13",
+                 "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6"],
+        # seqio's offline caching job (flan-jax cache-tasks).
+        "cache": ["apache-beam>=2.50", "google-crc32c>=1.5"],  # crc32c: Beam's TFRecord writer.
         "hf": ["safetensors>=0.4", "tokenizers>=0.19", "transformers>=4.45", "torch==2.13.0"],
         "lm_eval": ["lm-eval[hf]==0.4.13"],  # flan_jax.lm_eval: `flan-jax lm-eval`.
     },

@@ -217,7 +217,7 @@ def parse_gin(gin_files: Sequence[str], gin_bindings: Sequence[str],
   Unknown configurables/parameters fail in gin; unknown macros fail here (see
   :func:`check_macro_bindings`).
   """
-  logging.getLogger("absl").addFilter(_QUIET_SEARCH)  # Idempotent (a set of filters).
+  logging.getLogger().addFilter(_QUIET_SEARCH)  # gin logs to the root logger; idempotent.
   search = [os.path.abspath(p) for p in [*gin_search_paths, GIN_ROOT]]
   for path in search:
     gin.add_config_file_search_path(path)
