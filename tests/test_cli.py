@@ -177,3 +177,17 @@ def test_cache_tasks_without_apache_beam_says_what_to_install(monkeypatch):
   monkeypatch.setattr(builtins, "__import__", no_beam)
   with pytest.raises(SystemExit, match=r"flan_jax\[cache\]"):
     data.cache_tasks_main(["--tasks=world_qa_4templates", "--output_cache_dir=/tmp/x"])
+
+
+def test_infer_bad_inputs_name_the_fix(tmp_path):
+  from flan_jax import infer
+  with pytest.raises(ValueError, match=r"TASK_FEATURE_LENGTHS must be \{'inputs'"):
+    infer.infer("world_qa_type_0", str(tmp_path), str(tmp_path), {"targets": 8})
+  with pytest.raises(ValueError, match="SHARD_ID < NUM_SHARDS"):
+    infer.infer("world_qa_type_0", str(tmp_path), str(tmp_path), {"inputs": 8, "targets": 8},
+                shard_id=2, num_shards=2)
+  with pytest.raises(ValueError, match="no task with a 'dev' split; set SPLIT"):
+    infer.infer("world_qa_type_0", str(tmp_path), str(tmp_path), {"inputs": 8, "targets": 8},
+                split="dev")
+  with pytest.raises(ValueError, match="plain-LM task"):
+    infer.infer("offline_world_lm", str(tmp_path), str(tmp_path), {"inputs": 8, "targets": 8})
