@@ -15,8 +15,12 @@ source, the fields its preprocessor produces, its options, metric kind and ten t
 ``t_type_{i}_scoring_eval_{shot}``    rank classification, few-shot
 ====================================  ==========================================================
 
-``{shot}`` is one of :data:`SHOTS`. Turned-around templates get no scoring variants (their target
-is not the label).
+``{shot}`` is one of :data:`SHOTS` (the reference's counts: ``1_shot`` ... ``16_shot``; the names
+``one_shot``, ``five_shot`` and ``multi_shot`` are aliases of ``1_shot``, ``5_shot``, ``16_shot``).
+Few-shot *training* exemplars are each rendered with their own template (the reference's batch
+formatter templates every example independently; ``fewshot_mixed_templates=False`` makes them use
+the query's); few-shot *eval* exemplars use the query's template, as the reference's per-template
+tasks. Turned-around templates get no scoring variants (their target is not the label).
 
 Datasets with ``continuations`` (GPT-3-style prompts for the untuned baseline, the paper's
 "LaMDA-PT" zero-shot column) also get ``continuations_t_type_{i}`` (generative) or
@@ -41,7 +45,9 @@ from flan_jax import templates as tmpl
 from flan_jax import vocab as vocab_lib
 
 NUM_TEMPLATES_LIST = (1, 2, 4, 7, 10)
-SHOTS: dict[str, int] = {"one_shot": 1, "five_shot": 5, "multi_shot": 16}
+SHOTS: dict[str, int] = {f"{k}_shot": k for k in (1, 2, 3, 5, 10, 16)}  # few_shot.ShotConfig
+SHOT_ALIASES: dict[str, str] = {"one_shot": "1_shot", "five_shot": "5_shot",
+                                "multi_shot": "16_shot"}
 FEWSHOT_MAX_INPUT_TOKENS = 960
 FEWSHOT_SEED = 0
 
@@ -91,6 +97,8 @@ class DatasetSpec:
       untuned baseline.
     continuation_options: the fixed options as the continuation prompts' answer words, in the
       order of ``options`` (None: the options themselves).
+    fewshot_mixed_templates: few-shot training exemplars each get their own template (as the
+      reference); False: the query's template.
   """
 
   name: str
@@ -112,6 +120,7 @@ class DatasetSpec:
   expected_num_templates: int | None = 10
   continuations: tuple[tmpl.Template, ...] = ()
   continuation_options: tuple[str, ...] | None = None
+  fewshot_mixed_templates: bool = True
 
   @property
   def is_classification(self) -> bool:
@@ -280,10 +289,11 @@ class _Builder:
     source = self.spec.source
     return lambda: render(source.get_dataset(split="train", shuffle=False))
 
-  def fewshot(self, shot: str) -> Callable:
-    # The pool renders every template; the query's template_idx picks the exemplars' rendering.
+  def fewshot(self, shot: str, mixed_templates: bool = False) -> Callable:
+    # The pool renders every template; the query's template_idx (or, mixed, each exemplar's own
+    # hash) picks the exemplars' rendering.
     return prep.fewshot(self.pool(self.spec.templates), SHOTS[shot], vocab_lib.DEFAULT_VOCABULARY,
-                        FEWSHOT_MAX_INPUT_TOKENS, FEWSHOT_SEED)
+                        FEWSHOT_MAX_INPUT_TOKENS, FEWSHOT_SEED, mixed_templates=mixed_templates)
 
   def register(self, name: str, steps: list, *, scoring: bool, metric: str | None = None) -> None:
     spec = self.spec
@@ -305,6 +315,21 @@ class _Builder:
         metric_fns=metric_fns,
     )
     TASK_TO_DATASET[name] = spec.name
+    for alias, canonical in SHOT_ALIASES.items():
+      if name.endswith("_" + canonical):
+        alias_name = name[: -len(canonical)] + alias
+        seqio.TaskRegistry.add_provider(alias_name, seqio.TaskRegistry.get(name))
+        TASK_TO_DATASET[alias_name] = spec.name
+
+
+def shot_name(shot: str) -> str:
+  """The canonical ``{k}_shot`` name of a shot name or alias (``five_shot`` -> ``5_shot``)."""
+  if shot in SHOTS:
+    return shot
+  if shot in SHOT_ALIASES:
+    return SHOT_ALIASES[shot]
+  raise ValueError(f"Unknown shot setting {shot!r}; use one of "
+                   f"{', '.join([*SHOTS, *SHOT_ALIASES])}.")
 
 
 TASK_TO_DATASET: dict[str, str] = {}
@@ -345,7 +370,8 @@ def register_dataset(spec: DatasetSpec) -> DatasetSpec:
                scoring=False)
   for shot in SHOTS:
     b.register(train_task(spec.name, len(templates), shot),
-               [prep.assign_template(templates, fields), b.fewshot(shot)], scoring=False)
+               [prep.assign_template(templates, fields),
+                b.fewshot(shot, mixed_templates=spec.fewshot_mixed_templates)], scoring=False)
   for kind, template in (("no_template", no_template(spec)),
                          ("dataset_name", dataset_name_template(spec))):
     b.register(ablation_task(spec.name, kind), [prep.apply_template(template)], scoring=False)

@@ -159,12 +159,16 @@ def fewshot(
     vocabulary: seqio.Vocabulary,
     max_input_tokens: int = 960,
     seed: int = 0,
+    *,
+    mixed_templates: bool = False,
 ) -> Callable:
   """Prepends up to ``num_shots`` exemplars from ``pool_fn()`` to each (templated) example.
 
   ``pool_fn`` yields exemplars already rendered with *all* the task's templates as vectors
   ``inputs_all`` / ``targets_all``; the query's ``template_idx`` picks which rendering to use, so
-  exemplars share the query's template. An exemplar identical to the query is never used. The
+  exemplars share the query's template; with ``mixed_templates`` each exemplar instead uses a
+  template picked by a hash of its own content (the reference's few-shot training, where every
+  example is templated independently). An exemplar identical to the query is never used. The
   prompt keeps the longest prefix of exemplars whose tokenized prompt fits ``max_input_tokens``
   (greedy: exemplars are added in order until the next one would not fit).
   """
@@ -173,9 +177,15 @@ def fewshot(
     pool = pool_fn().shuffle(1000, seed=seed).repeat().batch(num_shots + 1, drop_remainder=True)
 
     def _join(ex: Example, shots: Example) -> Example:
-      idx = ex[TEMPLATE_IDX_KEY]
-      shot_inputs = tf.gather(shots["inputs_all"], idx, axis=1)
-      shot_targets = tf.gather(shots["targets_all"], idx, axis=1)
+      if mixed_templates:
+        n = tf.shape(shots["inputs_all"], out_type=tf.int64)[1]
+        own = tf.strings.to_hash_bucket_fast(shots["inputs_all"][:, 0], 1 << 30) % n
+        shot_inputs = tf.gather(shots["inputs_all"], own, axis=1, batch_dims=1)
+        shot_targets = tf.gather(shots["targets_all"], own, axis=1, batch_dims=1)
+      else:
+        idx = ex[TEMPLATE_IDX_KEY]
+        shot_inputs = tf.gather(shots["inputs_all"], idx, axis=1)
+        shot_targets = tf.gather(shots["targets_all"], idx, axis=1)
       not_query = tf.logical_not(tf.logical_and(tf.equal(shot_inputs, ex["inputs"]),
                                                 tf.equal(shot_targets, ex["targets"])))
       shot_inputs = tf.boolean_mask(shot_inputs, not_query)[:num_shots]

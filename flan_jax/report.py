@@ -10,7 +10,8 @@ setting                     tasks
 ==========================  ===================================================================
 ``zero_shot``               ``t_type_i_scoring_eval`` (classification), ``t_type_i`` (otherwise)
 ``no_options``              ``t_type_i_scoring_eval_no_options``
-``one_shot`` ...            ``t_type_i_scoring_eval_{shot}`` / ``t_type_i_{shot}``
+``1_shot`` ... ``16_shot``   ``t_type_i_scoring_eval_{shot}`` / ``t_type_i_{shot}`` (aliases too)
+``continuations``           ``continuations_t_type_i[_scoring_eval]`` (a baseline's prompts)
 ``generative[_{shot}]``     ``t_type_i[_{shot}]`` of a classification dataset (decoded text)
 ``no_template`` ...         the ablations ``t_no_template[_scoring_eval]``, ``t_dataset_name...``
                             (one task, derived from template 0: reported as template 0)
@@ -68,8 +69,8 @@ PRIMARY_METRIC: dict[str, str] = {
 LOWER_IS_BETTER = frozenset({"mean_edit"})
 SUITE_ORDER = ("flan", "offline")
 CONTINUATIONS = "continuations"  # the setting of continuations_* tasks (untuned-baseline prompts)
-SETTING_ORDER = ("zero_shot", "no_options", CONTINUATIONS, "one_shot", "five_shot", "multi_shot",
-                 "generative", "no_template", "dataset_name")
+SETTING_ORDER = ("zero_shot", "no_options", CONTINUATIONS, "1_shot", "2_shot", "3_shot", "5_shot",
+                 "10_shot", "16_shot", "generative", "no_template", "dataset_name")
 RECALLED_MARK = "†"
 METRIC_FILE_SUFFIX = "-metrics.jsonl"  # seqio.JSONLogger: <task>-metrics.jsonl
 
@@ -112,13 +113,13 @@ def _dataset_tasks(dataset: str) -> dict[str, ParsedTask]:
 
   for i, template in enumerate(spec.templates):
     add(ds.eval_task(dataset, i), i, template.turned, False, None)
-    for shot in ds.SHOTS:
-      add(ds.eval_task(dataset, i, shot), i, template.turned, False, shot)
+    for shot in [*ds.SHOTS, *ds.SHOT_ALIASES]:  # an alias reports under the canonical setting
+      add(ds.eval_task(dataset, i, shot), i, template.turned, False, ds.shot_name(shot))
     if spec.is_classification and not template.turned:
       add(ds.scoring_task(dataset, i), i, False, True, None)
       add(ds.scoring_task(dataset, i, no_options=True), i, False, True, "no_options")
-      for shot in ds.SHOTS:
-        add(ds.scoring_task(dataset, i, shot=shot), i, False, True, shot)
+      for shot in [*ds.SHOTS, *ds.SHOT_ALIASES]:
+        add(ds.scoring_task(dataset, i, shot=shot), i, False, True, ds.shot_name(shot))
   for i in range(len(spec.continuations)):
     out[ds.continuation_task(spec, i)] = ParsedTask(ds.continuation_task(spec, i), dataset, i,
                                                     False, spec.is_classification, CONTINUATIONS)

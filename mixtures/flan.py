@@ -13,6 +13,9 @@ TEMPLATE_ABLATION = (1, 2, 4, 7)  # 10 templates is the default mixture
 def _add(name: str, tasks: list) -> None:
   if tasks:
     seqio.MixtureRegistry.add(name, tasks)
+    for alias, canonical in ds.SHOT_ALIASES.items():  # ..._five_shot = ..._5_shot
+      if name.endswith("_" + canonical):
+        seqio.MixtureRegistry.add(name[: -len(canonical)] + alias, tasks)
 
 
 def _eval_tasks(specs, shot=None, *, no_options=False) -> list[tuple[str, float]]:

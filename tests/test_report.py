@@ -57,12 +57,14 @@ def report():
 
 @pytest.mark.parametrize("task,dataset,template,turned,scoring,setting", [
     ("anli_r1_type_3_scoring_eval", "anli_r1", 3, False, True, "zero_shot"),
-    ("anli_r1_type_3_scoring_eval_five_shot", "anli_r1", 3, False, True, "five_shot"),
+    ("anli_r1_type_3_scoring_eval_five_shot", "anli_r1", 3, False, True, "5_shot"),
+    ("anli_r1_type_3_scoring_eval_10_shot", "anli_r1", 3, False, True, "10_shot"),
+    ("anli_r1_type_0_2_shot", "anli_r1", 0, False, False, "generative_2_shot"),
     ("anli_r1_type_3_scoring_eval_no_options", "anli_r1", 3, False, True, "no_options"),
     ("anli_r1_type_3", "anli_r1", 3, False, False, "generative"),
     ("anli_r1_type_9", "anli_r1", 9, True, False, "zero_shot"),
-    ("anli_r1_type_2_multi_shot", "anli_r1", 2, False, False, "generative_multi_shot"),
-    ("world_qa_type_1_one_shot", "world_qa", 1, False, False, "one_shot"),
+    ("anli_r1_type_2_multi_shot", "anli_r1", 2, False, False, "generative_16_shot"),
+    ("world_qa_type_1_one_shot", "world_qa", 1, False, False, "1_shot"),
     ("wmt14_enfr_type_7", "wmt14_enfr", 7, True, False, "zero_shot"),
     ("rte_no_template_scoring_eval", "rte", 0, False, True, "no_template"),
     ("rte_dataset_name", "rte", 0, False, False, "generative_dataset_name"),
@@ -156,8 +158,8 @@ def test_generative_rows_and_settings(report):
   assert report.dataset("anli_r1", "no_options").mean == pytest.approx(37.0)
   assert report.dataset("anli_r1", "generative").mean == 20.0
   assert report.dataset("anli_r1", "dataset_name").templates == {0: 41.0}
-  assert report.dataset("world_qa", "one_shot").mean == 44.0
-  assert report.settings == ["zero_shot", "no_options", "one_shot", "generative", "dataset_name"]
+  assert report.dataset("world_qa", "1_shot").mean == 44.0  # world_qa_type_0_one_shot (alias)
+  assert report.settings == ["zero_shot", "no_options", "1_shot", "generative", "dataset_name"]
   assert report.cluster("nli", setting="no_options").all.mean == pytest.approx(37.0)
 
 
