@@ -23,10 +23,8 @@ from __future__ import annotations
 
 import itertools
 import json
-import logging
 import os
 import shutil
-import sys
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -96,7 +94,7 @@ def infer_task(task: Any, inference: eval_lib.Inference, output_dir: str, split:
   if os.path.exists(path):
     with open(path) as f:
       count = sum(1 for _ in f)
-    _announce(f"{task.name}: {path} exists ({count} lines); skipped")
+    eval_lib._announce(f"{task.name}: {path} exists ({count} lines); skipped")
     return path, count
   chunk_dir = f"{path}.chunks"
   if writer:
@@ -150,14 +148,8 @@ def infer_task(task: Any, inference: eval_lib.Inference, output_dir: str, split:
         lines.extend(f.readlines())
     _write_atomic(path, lines)
     shutil.rmtree(chunk_dir)
-  _announce(f"{task.name}: {start} predictions -> {path}")
+  eval_lib._announce(f"{task.name}: {start} predictions -> {path}")
   return path, start
-
-
-def _announce(message: str) -> None:
-  logging.info(message)
-  if jax.process_index() == 0:
-    print(message, file=sys.stderr, flush=True)
 
 
 def infer(mixture_or_task_name: str = gin.REQUIRED, checkpoint_path: str = gin.REQUIRED,
@@ -194,7 +186,7 @@ def infer(mixture_or_task_name: str = gin.REQUIRED, checkpoint_path: str = gin.R
   config, params, step, prefix_lm = eval_lib.load_model(checkpoint_path, device_mesh, rules,
                                                         dtype)
   registry.check_vocab_size(mixture_or_task_name, config.vocab_size, "MIXTURE_OR_TASK_NAME")
-  _announce(f"inference with {checkpoint_path} (step {step}) on {len(tasks)} task(s)")
+  eval_lib._announce(f"inference with {checkpoint_path} (step {step}) on {len(tasks)} task(s)")
   eos_id = tasks[0].output_features["targets"].vocabulary.eos_id
   inference = eval_lib.Inference(config, params, device_mesh, rules, batch_size, prefix_lm,
                                  task_feature_lengths["targets"], eos_id=eos_id,

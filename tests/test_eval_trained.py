@@ -194,3 +194,32 @@ def test_pad_prediction_round_trips_through_seqio_decode():
   padded = eval_lib.pad_prediction([*ids, 1, 7, 7], 40)
   assert vocab.decode(padded.tolist()) == "Bram likes bread."
   assert decoding.until_eos(padded) == list(ids)
+
+
+def test_eval_mode_all_waits_for_new_checkpoints(trained, tmp_path):
+  """t5x-style continuous eval: checkpoints that appear while evaluating are evaluated too."""
+  import shutil
+  import threading
+
+  from flan_jax import eval as eval_lib
+  model_dir = tmp_path / "model_dir"
+  model_dir.mkdir()
+  for name in os.listdir(trained):
+    src = os.path.join(trained, name)
+    if name == "checkpoint_50" or (os.path.isfile(src) and not name.startswith("checkpoint")):
+      (shutil.copytree if os.path.isdir(src) else shutil.copy)(src, model_dir / name)
+  first = tmp_path / "eval" / "model" / "test" / f"{TASK}-000050.jsonl"
+
+  def training_job():  # Writes checkpoint_100 once step 50 has been evaluated (atomic rename).
+    while not first.exists():
+      time.sleep(0.2)
+    shutil.copytree(os.path.join(trained, "checkpoint_100"), model_dir / "incoming")
+    os.rename(model_dir / "incoming", model_dir / "checkpoint_100")
+
+  job = threading.Thread(target=training_job, daemon=True)
+  job.start()
+  out = eval_lib.evaluate(TASK, str(model_dir), str(tmp_path / "eval"), dev_split=None,
+                          num_examples=4, max_decode_length=48, mode="all", report=False,
+                          progress=False, wait_for_checkpoints_s=15, poll_s=0.5)
+  job.join(timeout=5)
+  assert sorted(out["steps"]) == [50, 100]
