@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.flan_jax-installed
 PYTEST_ARGS ?=
 
-.PHONY: install test test-all demo lint clean
+.PHONY: install test test-all demo notebook lint clean
 
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ test-all: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m flan_jax.demo
+
+# Executes notebooks/flan_jax_tour.ipynb top to bottom (also part of `make test`).
+notebook: $(STAMP)
+	$(PY) -m pytest -q tests/test_notebook.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
