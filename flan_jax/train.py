@@ -98,10 +98,13 @@ def _validate(mixture_or_task_name: str, task_feature_lengths: Mapping[str, int]
   registry.get(mixture_or_task_name)  # Unknown names raise with close matches.
   check_tfds_data(mixture_or_task_name)
   if set(task_feature_lengths) not in ({"inputs", "targets"}, {"targets"}):
-    raise ValueError("TASK_FEATURE_LENGTHS must be {'inputs': L1, 'targets': L2} (prefix LM) or "
-                     f"{{'targets': L}} (plain LM), got {dict(task_feature_lengths)}")
+    raise checkpoints.BadValueError(
+        "TASK_FEATURE_LENGTHS must be {'inputs': L1, 'targets': L2} (prefix LM) or "
+        f"{{'targets': L}} (plain LM), got {dict(task_feature_lengths)}")
   if batch_size % max(num_microbatches, 1):
-    raise ValueError(f"BATCH_SIZE {batch_size} not divisible by {num_microbatches} microbatches")
+    raise checkpoints.BadValueError(
+        f"BATCH_SIZE {batch_size} not divisible by NUM_MICROBATCHES {num_microbatches}; use a "
+        f"multiple of {num_microbatches}")
 
 
 def check_tfds_data(name: str) -> None:
@@ -325,7 +328,7 @@ def check_batch_divisibility(batch_size: int, num_microbatches: int,
   rows = batch_size // micro
   fit = math.gcd(rows, replicas) if batch_size % micro == 0 else 1
   model = axis_sizes.get("model", 1) * replicas // fit
-  raise ValueError(
+  raise checkpoints.BadValueError(
       f"BATCH_SIZE {batch_size} ({micro} microbatch(es) of {batch_size / micro:g} rows) does not "
       f"split over the data-parallel mesh axes {axes} ({replicas} replicas) of mesh "
       f"{mesh or dict(axis_sizes)!r}; use BATCH_SIZE = {replicas * micro} (or another multiple "
@@ -410,7 +413,7 @@ def train(model_dir: str = gin.REQUIRED, model_config: DecoderConfig = gin.REQUI
     registry.check_vocab_size(eval_mixture_or_task_name, model_config.vocab_size,
                               "EVAL_MIXTURE_OR_TASK_NAME")
   if train_steps is None and relative_steps is None:
-    raise ValueError("set TRAIN_STEPS (absolute) or TRAIN_STEPS_RELATIVE")
+    raise checkpoints.BadValueError("set TRAIN_STEPS (absolute) or TRAIN_STEPS_RELATIVE")
   config = model_config.replace(dropout_rate=dropout_rate)
   device_mesh = partitioning.create_mesh(mesh)
   rules = partitioning.logical_axis_rules(partitioning_rules, device_mesh.axis_names)

@@ -404,18 +404,21 @@ def test_nonfinite_message_names_what_was_nonfinite():
 
 def test_command_line_prints_reported_errors_without_traceback(tmp_path):
   (tmp_path / "file").write_text("")
-  env = dict(os.environ, XLA_FLAGS="")
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
   repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   for flags, message in (
       ([f"--gin.MODEL_DIR='{tmp_path}/run'", "--gin.BATCH_SIZE='eight'"],
        "BATCH_SIZE must be an integer"),
       ([f"--gin.MODEL_DIR='{tmp_path}/run'", "--gin.CHECKPOINT_PATH_TYPO=1"], "error"),
-      ([f"--gin.MODEL_DIR='{tmp_path}/file'"], "is a file, not a directory")):
+      ([f"--gin.MODEL_DIR='{tmp_path}/file'"], "is a file, not a directory"),
+      ([f"--gin.MODEL_DIR='{tmp_path}/run'", "--gin.BATCH_SIZE=3",
+        "--gin.train_script.train.mesh='data=2,model=1'"], "does not split over")):
     proc = subprocess.run([sys.executable, "-m", "flan_jax.train", "--gin_file=gin/runs/demo.gin",
                            "--gin.train_script.train.progress=False", *flags], cwd=repo, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "cannot schedule new futures" not in proc.stderr  # (orbax, after an early error)
   proc = subprocess.run([sys.executable, "-m", "flan_jax.train", "--gin_file=gin/runs/nope.gin"],
                         cwd=repo, env=env, capture_output=True, text=True, timeout=300)
   assert proc.returncode == 1 and "nope.gin" in proc.stderr and "Traceback" not in proc.stderr, \
