@@ -50,7 +50,8 @@ _STEP_RE = re.compile(r"^checkpoint_(\d+)$")
 _CHUNK = 1 << 22
 
 # Fields that change neither the parameters nor the function the model computes.
-RUNTIME_FIELDS = ("dropout_rate", "remat_policy")
+RUNTIME_FIELDS = ("dropout_rate", "remat_policy", "attention", "attention_block_q",
+                  "attention_block_k", "loss_chunk_size")
 # Also ignored when a Hugging Face model initialises a run (its dtype/layout is a load choice).
 _LOAD_FIELDS = ("dtype", "param_dtype", "scan_layers")
 

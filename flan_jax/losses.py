@@ -125,3 +125,104 @@ def batch_weights(batch: Mapping[str, jax.Array], factor: Factor) -> jax.Array:
   if weights is None:
     weights = batch["decoder_target_tokens"] > 0
   return normalized_weights(weights, factor, batch.get("decoder_segment_ids"))
+
+
+# --- chunked cross-entropy ----------------------------------------------------------------------
+
+
+def _chunk_terms(h: jax.Array, kernel: jax.Array, targets: jax.Array, weights: jax.Array,
+                 vocab_major: bool, label_smoothing: float, z_loss: float,
+                 with_grad: bool) -> tuple[tuple[jax.Array, ...], jax.Array | None]:
+  """Summed (loss, z_loss, correct, count) of one chunk and, if asked, d loss / d logits."""
+  spec = "bcd,vd->bcv" if vocab_major else "bcd,dv->bcv"
+  logits = jnp.einsum(spec, h, kernel).astype(jnp.float32)  # [B, c, V]: one chunk only.
+  token_loss, token_z = cross_entropy_with_logits(logits, targets, label_smoothing, z_loss)
+  mask = (weights > 0).astype(jnp.float32)
+  sums = (jnp.sum(token_loss * weights), jnp.sum(token_z * weights),
+          jnp.sum((jnp.argmax(logits, axis=-1) == targets) * mask), jnp.sum(mask))
+  if not with_grad:
+    return sums, None
+  vocab = logits.shape[-1]
+  log_z = jax.nn.logsumexp(logits, axis=-1, keepdims=True)
+  p = jnp.exp(logits - log_z)
+  onehot = jax.nn.one_hot(targets, vocab, dtype=jnp.float32)
+  if label_smoothing:  # d/dlogits of -(conf - low) log p_y - low Σ log p.
+    low = label_smoothing / (vocab - 1)
+    d = (1.0 - label_smoothing - low) * (p - onehot) - low * (1.0 - vocab * p)
+  else:
+    d = p - onehot
+  d = (d + 2.0 * z_loss * log_z * p) * weights[..., None]
+  return sums, d.astype(h.dtype)
+
+
+def chunked_cross_entropy(hidden: jax.Array, kernel: jax.Array, targets: jax.Array,
+                          weights: jax.Array, chunk_size: int, vocab_major: bool = True,
+                          label_smoothing: float = 0.0,
+                          z_loss: float = 0.0) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """:func:`weighted_cross_entropy` of ``logits = hidden @ kernel`` without full logits.
+
+  The output projection, log-softmax, loss, z-loss and their gradient run over sequence chunks
+  of ``chunk_size`` positions in a ``lax.scan``; a custom VJP computes d hidden and d kernel in
+  that same pass (three matmuls per chunk, as the unchunked step), so no [B, T, vocab] array is
+  ever stored. Logits are computed in the inputs' dtype and upcast to float32, like the model.
+
+  Args:
+    hidden: [B, T, d] final activations (after the final norm and tied-logit scaling).
+    kernel: [vocab, d] (``vocab_major``: the tied embedding) or [d, vocab].
+    targets, weights: [B, T]; weights already normalised (:func:`batch_weights`).
+  Returns:
+    (loss, statistics) as :func:`weighted_cross_entropy`; only ``loss`` is differentiable (the
+    statistics are returned under ``stop_gradient``).
+  """
+  b, t, d = hidden.shape
+  chunk = max(1, min(chunk_size, t))
+  pad = -t % chunk
+  if pad:  # Zero-weight positions; their gradients are cut off again below.
+    hidden = jnp.pad(hidden, ((0, 0), (0, pad), (0, 0)))
+    targets = jnp.pad(targets, ((0, 0), (0, pad)))
+    weights = jnp.pad(weights, ((0, 0), (0, pad)))
+  n = (t + pad) // chunk
+  split = lambda x: jnp.swapaxes(x.reshape((b, n, chunk) + x.shape[2:]), 0, 1)  # noqa: E731
+  xs = (split(hidden), split(targets.astype(jnp.int32)), split(weights.astype(jnp.float32)))
+  terms = lambda h, tg, w, k, g: _chunk_terms(  # noqa: E731
+      h, k, tg, w, vocab_major, label_smoothing, z_loss, g)
+  zero = jnp.zeros((), jnp.float32)
+
+  def forward(kernel, xs, with_grad):
+    def body(carry, x):
+      sums, dk = carry
+      h, tg, w = x
+      chunk_sums, dlogits = terms(h, tg, w, kernel, with_grad)
+      sums = tuple(a + c for a, c in zip(sums, chunk_sums, strict=True))
+      if not with_grad:
+        return (sums, dk), None
+      spec_h, spec_k = (("bcv,vd->bcd", "bcv,bcd->vd") if vocab_major
+                        else ("bcv,dv->bcd", "bcd,bcv->dv"))
+      dh = jnp.einsum(spec_h, dlogits, kernel)
+      dk = dk + (jnp.einsum(spec_k, dlogits, h) if vocab_major
+                 else jnp.einsum(spec_k, h, dlogits)).astype(jnp.float32)
+      return (sums, dk), dh
+
+    dk0 = jnp.zeros(kernel.shape, jnp.float32) if with_grad else zero
+    return jax.lax.scan(body, ((zero,) * 4, dk0), xs)
+
+  @jax.custom_vjp
+  def fused(hidden_xs, kernel, tg_xs, w_xs):
+    (sums, _), _ = forward(kernel, (hidden_xs, tg_xs, w_xs), False)
+    return sums
+
+  def fused_fwd(hidden_xs, kernel, tg_xs, w_xs):
+    (sums, dk), dh = forward(kernel, (hidden_xs, tg_xs, w_xs), True)
+    return sums, (dh, dk.astype(kernel.dtype))
+
+  def fused_bwd(res, cts):
+    dh, dk = res
+    ct = cts[0]  # Only the loss is differentiable.
+    return ((dh * ct).astype(dh.dtype), (dk * ct).astype(dk.dtype), None, None)
+
+  fused.defvjp(fused_fwd, fused_bwd)
+  loss, z, correct, count = fused(*xs[:1], kernel, *xs[1:])
+  stats = jax.lax.stop_gradient({"z_loss": z, "cross_ent_loss": loss - z, "correct": correct,
+                                 "num_target_tokens": count})
+  stats["loss"] = jax.lax.stop_gradient(loss)
+  return loss, stats

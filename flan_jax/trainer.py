@@ -157,9 +157,15 @@ def loss_fn(params: Any, batch: Batch, weights: jax.Array, rng: jax.Array | None
   """Σ token loss · ``weights`` (already normalised) and summed statistics."""
   features = {k: batch[k] for k in _MODEL_FEATURES if k in batch}
   enable_dropout = rng is not None and config.dropout_rate > 0
-  logits = Decoder(config).apply({"params": params}, **features, enable_dropout=enable_dropout,
-                                 rngs={"dropout": rng} if enable_dropout else None)
-  return losses.weighted_cross_entropy(logits, batch["decoder_target_tokens"], weights,
+  chunked = config.loss_chunk_size > 0
+  out = Decoder(config).apply({"params": params}, **features, enable_dropout=enable_dropout,
+                              rngs={"dropout": rng} if enable_dropout else None,
+                              return_hidden=chunked)
+  if chunked:  # Same loss and gradients without [B, T, vocab] float32 logits.
+    return losses.chunked_cross_entropy(
+        *out, batch["decoder_target_tokens"], weights, config.loss_chunk_size,
+        vocab_major=config.tie_embeddings, label_smoothing=label_smoothing, z_loss=z_loss)
+  return losses.weighted_cross_entropy(out, batch["decoder_target_tokens"], weights,
                                        label_smoothing, z_loss)
 
 

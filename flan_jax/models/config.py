@@ -16,6 +16,7 @@ import jax.numpy as jnp
 ACTIVATIONS = ("gated_gelu", "swiglu", "gelu", "relu")
 POSITIONS = ("relative", "rope")
 REMAT_POLICIES = ("none", "minimal", "dots", "full")
+ATTENTION_IMPLEMENTATIONS = ("dense", "blocked", "cudnn", "auto")  # flan_jax.models.attention.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +48,14 @@ class DecoderConfig:
   param_dtype: str = "float32"
   scan_layers: bool = True
   remat_policy: str = "none"  # none | minimal (no-batch-dim dots saved) | dots | full.
+  # Attention core of full forwards (KV-cache steps are always dense): dense | blocked | cudnn |
+  # auto (cudnn on GPU in 16-bit, else blocked); see flan_jax.models.attention.
+  attention: str = "dense"
+  attention_block_q: int = 256
+  attention_block_k: int = 512
+  # > 0: the trainer's cross-entropy runs over chunks of this many positions (fused gradient, no
+  # [B, T, vocab] float32 log-probs); 0: the plain loss on full logits.
+  loss_chunk_size: int = 0
 
   def __post_init__(self):
     if self.activation not in ACTIVATIONS:
@@ -55,6 +64,12 @@ class DecoderConfig:
       raise ValueError(f"position {self.position!r} not in {POSITIONS}")
     if self.remat_policy not in REMAT_POLICIES:
       raise ValueError(f"remat_policy {self.remat_policy!r} not in {REMAT_POLICIES}")
+    if self.attention not in ATTENTION_IMPLEMENTATIONS:
+      raise ValueError(f"attention {self.attention!r} not in {ATTENTION_IMPLEMENTATIONS}")
+    if self.attention_block_q < 1 or self.attention_block_k < 1 or self.loss_chunk_size < 0:
+      raise ValueError("attention_block_q/_k must be >= 1 and loss_chunk_size >= 0, got "
+                       f"{self.attention_block_q}, {self.attention_block_k}, "
+                       f"{self.loss_chunk_size}")
     if self.num_heads % self.kv_heads:
       raise ValueError(f"num_heads {self.num_heads} not a multiple of num_kv_heads {self.kv_heads}")
     if self.position == "rope" and self.head_dim % 2:

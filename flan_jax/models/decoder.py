@@ -17,6 +17,7 @@ import jax.numpy as jnp
 
 from flan_jax.models import layers
 from flan_jax.models import positions as pos_lib
+from flan_jax.models.attention import MaskSpec
 from flan_jax.models.config import DecoderConfig
 from flan_jax.models.masks import attention_mask
 
@@ -60,10 +61,12 @@ class Decoder(nn.Module):
                decoder_positions: jnp.ndarray | None = None,
                decoder_causal_attention: jnp.ndarray | None = None,
                enable_dropout: bool = False, decode: bool = False,
-               last_logits_only: bool = False) -> jnp.ndarray:
+               last_logits_only: bool = False, return_hidden: bool = False) -> jnp.ndarray:
     """float32 logits [B, T, vocab]; [B, 1, vocab] (last position) with ``last_logits_only``
     (a prefill that only needs the next-token distribution skips the output projection of the
-    other T - 1 positions)."""
+    other T - 1 positions). ``return_hidden``: ``(x, kernel)`` instead, the output projection's
+    input [B, T, d_model] and weight ([vocab, d_model] when tied, else [d_model, vocab]), for
+    :func:`flan_jax.losses.chunked_cross_entropy`."""
     cfg = self.config
     b, t = decoder_input_tokens.shape
     segment = (jnp.ones((b, t), jnp.int32) if decoder_segment_ids is None
@@ -92,7 +95,11 @@ class Decoder(nn.Module):
         self.variable("cache", "segment_ids", jnp.zeros, (b, t), jnp.int32)
         self.variable("cache", "bidirectional", jnp.zeros, (b, t), bool)
       q_index = k_index = jnp.arange(t)
-      mask = attention_mask(q_index, k_index, segment, segment, bidir, bidir)  # [B, 1, T, T]
+      if cfg.attention == "dense" or decode:
+        mask = attention_mask(q_index, k_index, segment, segment, bidir, bidir)  # [B, 1, T, T]
+      else:  # The core builds (only) the mask blocks it needs.
+        prefix = None if decoder_causal_attention is None else bidir
+        mask = MaskSpec(q_index, k_index, segment, segment, prefix, prefix)
 
     bias, rope = None, None
     if cfg.position == "relative":
@@ -131,10 +138,14 @@ class Decoder(nn.Module):
     if cfg.tie_embeddings:
       if cfg.scale_tied_logits:
         x = x * (cfg.d_model ** -0.5)
+      if return_hidden:
+        return x, jnp.asarray(embed.embedding, cfg.compute_dtype)
       logits = embed.attend(x)
     else:
       kernel = layers._param(self, "logits_kernel", layers._kernel_init(0, 1),
                              (cfg.d_model, cfg.vocab_size), ("embed", "vocab"), cfg)
+      if return_hidden:
+        return x, kernel
       logits = jnp.einsum("btd,dv->btv", x, kernel)
     logits = layers.constrain(logits, ("batch", "length", "vocab"))
     return logits.astype(jnp.float32)  # [B, T, vocab]

@@ -10,14 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 from jax import lax
 
+from flan_jax.models import attention as attn_lib
 from flan_jax.models import positions as pos_lib
 from flan_jax.models.config import DecoderConfig
-
-_NEG_INF = -1e10  # Finite, so fully masked (padding) rows stay NaN-free.
 
 
 def _param(module: nn.Module, name: str, init: Callable, shape: tuple[int, ...],
@@ -101,7 +99,8 @@ class Attention(nn.Module):
 
   In decode mode every call appends its T new keys/values at ``cache_index`` to a cache of
   S slots (created by the first call, sized by its input) and attends over all S slots; the caller
-  supplies the mask [B, 1, T, S] that hides unwritten slots.
+  supplies the mask [B, 1, T, S] that hides unwritten slots. A full forward may pass an
+  :class:`flan_jax.models.attention.MaskSpec` instead; ``config.attention`` then picks the core.
   """
 
   config: DecoderConfig
@@ -114,7 +113,6 @@ class Attention(nn.Module):
     cfg = self.config
     b, t, d = x.shape
     h, kvh, hd = cfg.num_heads, cfg.kv_heads, cfg.head_dim
-    groups = h // kvh
     init_in, init_out = _kernel_init(0, (1, 2)), _kernel_init((0, 1), 2)
     wq = _param(self, "query", init_in, (d, h, hd), ("embed", "heads", "kv"), cfg)
     wk = _param(self, "key", init_in, (d, kvh, hd), ("embed", "kv_heads", "kv"), cfg)
@@ -140,17 +138,24 @@ class Attention(nn.Module):
         cached_k.value, cached_v.value = k, v
         k, v = k.astype(cfg.compute_dtype), v.astype(cfg.compute_dtype)
 
-    s = k.shape[1]
-    q = q.reshape(b, t, kvh, groups, hd)  # [B, T, kv_heads, groups, head_dim]
-    scores = jnp.einsum("btkgd,bskd->bkgts", q, k) * (hd ** -0.5)  # [B, kv_heads, groups, T, S]
-    scores = scores.astype(jnp.float32)
-    if bias is not None:  # [1 or B, heads, T, S]
-      scores = scores + bias.reshape(bias.shape[0], kvh, groups, t, s).astype(jnp.float32)
-    scores = jnp.where(mask[:, :, None], scores, _NEG_INF)  # mask [B, 1, 1, T, S]
-    probs = jax.nn.softmax(scores, axis=-1).astype(cfg.compute_dtype)
-    ctx = jnp.einsum("bkgts,bskd->btkgd", probs, v).reshape(b, t, h, hd)
+    ctx = _attention_core(cfg, q, k, v, mask, bias)  # [B, T, heads, head_dim]
     ctx = constrain(ctx, ("batch", "length", "heads", "kv"))
     return jnp.einsum("bthk,hkd->btd", ctx, wo)
+
+
+def _attention_core(cfg: DecoderConfig, q: jnp.ndarray, k: jnp.ndarray, v: jnp.ndarray,
+                    mask: jnp.ndarray | attn_lib.MaskSpec, bias: jnp.ndarray | None) -> jnp.ndarray:
+  """The context [B, T, heads, head_dim] from the implementation ``cfg.attention`` selects."""
+  dtype = cfg.compute_dtype
+  if not isinstance(mask, attn_lib.MaskSpec):
+    return attn_lib.dense_attention(q, k, v, mask, bias, dtype)
+  impl = attn_lib.resolve(cfg.attention, dtype)
+  if impl == "blocked":
+    return attn_lib.blocked_attention(q, k, v, mask, bias, dtype, cfg.attention_block_q,
+                                      cfg.attention_block_k)
+  if impl == "cudnn":
+    return attn_lib.cudnn_attention(q, k, v, mask, bias, dtype)
+  return attn_lib.dense_attention(q, k, v, mask.dense(), bias, dtype)
 
 
 class RelativePositionBias(nn.Module):
