@@ -52,7 +52,9 @@ setup(
         "test": ["pytest>=8", "pytest-xdist>=3", "ruff>=0.6", "lm-eval[hf]==0.4.13",
                  "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6"],
         # seqio's offline caching job (flan-jax cache-tasks).
-        "cache": ["apache-beam>=2.50", "google-crc32c>=1.5"],  # crc32c: Beam's TFRecord writer.
+        # apache-beam needs protobuf<7, sentencepiece>=0.2.3 a protobuf>=7 runtime (0.2.0 works with
+        # both); google-crc32c: Beam's TFRecord writer.
+        "cache": ["apache-beam>=2.50", "google-crc32c>=1.5", "sentencepiece>=0.2,<0.2.1"],
         "hf": ["safetensors>=0.4", "tokenizers>=0.19", "transformers>=4.45", "torch==2.13.0"],
         "lm_eval": ["lm-eval[hf]==0.4.13"],  # flan_jax.lm_eval: `flan-jax lm-eval`.
     },
