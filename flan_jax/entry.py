@@ -48,6 +48,8 @@ def initialize_distributed(coordinator_address: str, process_count: int | None,
   jax.config.update("jax_cpu_collectives_implementation", "gloo")
   jax.distributed.initialize(coordinator_address, num_processes=process_count,
                              process_id=process_index, initialization_timeout=timeout_s)
+  from flan_jax import heartbeat
+  heartbeat.start(process_index, process_count)  # A dead peer stops the others within ~20 s.
 
 
 def _is_config_error(error: ValueError) -> bool:

@@ -90,3 +90,42 @@ def test_two_processes_match_one_process(tmp_path):
   for model_dir in (multi, single):
     meta = json.load(open(os.path.join(model_dir, f"checkpoint_{STEPS}", "data", "metadata")))
     assert meta["num_data_shards"] == 2 and meta["data_position"] == STEPS
+
+
+def test_dead_process_stops_the_survivor_with_one_readable_line(tmp_path):
+  """SIGKILL of process 1 mid-run: process 0 stops within ~30 s (heartbeat watchdog), exit 1,
+  naming the dead process and how to restart; its earlier checkpoints stay good."""
+  import signal
+  import time
+
+  from flan_jax import checkpoints
+  port = _free_port()
+  model_dir = str(tmp_path / "run")
+  procs, logs = [], []
+  for i in range(2):
+    logs.append(str(tmp_path / f"p{i}.log"))
+    with open(logs[-1], "w") as log:
+      procs.append(subprocess.Popen(
+          _command(model_dir, f"--coordinator_address=127.0.0.1:{port}", "--process_count=2",
+                   f"--process_index={i}", "--initialization_timeout=120",
+                   "--gin.TRAIN_STEPS=100000", "--gin.CHECKPOINT_PERIOD=2"),
+          cwd=REPO, env=_env(2), stdout=log, stderr=subprocess.STDOUT))
+  try:
+    deadline = time.time() + TIMEOUT_S
+    while checkpoints.latest_good_step(model_dir) is None:
+      assert time.time() < deadline and procs[0].poll() is None, open(logs[0]).read()[-3000:]
+      time.sleep(0.2)
+    procs[1].send_signal(signal.SIGKILL)
+    killed = time.time()
+    rc = procs[0].wait(timeout=90)
+    waited = time.time() - killed
+  finally:
+    for proc in procs:
+      if proc.poll() is None:
+        proc.kill()
+  text = open(logs[0]).read()
+  assert rc == 1, text[-3000:]
+  assert waited < 45, waited
+  assert "flan_jax: process 1 of 2 stopped sending heartbeats" in text, text[-3000:]
+  assert "Restart all 2 processes with the same command" in text
+  assert checkpoints.latest_good_step(model_dir) is not None
