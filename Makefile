@@ -20,6 +20,7 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q -n 2 tests $(PYTEST_ARGS)
+	$(PY) bench/fault_campaign.py
 
 demo: $(STAMP)
 	$(PY) -m flan_jax.demo
