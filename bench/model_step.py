@@ -1,64 +1,84 @@
-"""Train-step throughput of the flan_jax decoder vs. attainable matmul FLOP/s and PyTorch.
+"""Train-step throughput of the flan_jax decoder vs. the measured matmul peak and PyTorch.
 
-    .venv/bin/python bench/model_step.py [--steps 4] [--dtype float32]
+    .venv/bin/python bench/model_step.py [--steps 3] [--dtype float32|bfloat16]
+        [--variants dense,blocked,blocked_ce]
 
-(a) attainable FLOP/s: best of jax f32/bf16 2048^3 matmuls on this machine;
-(b) model FLOP/s of a jit'ed AdamW train step of a ~30M-parameter Llama-shaped config, counted with
-    the PaLM formula 6N + attention, attention halved for causal masks (MaxText's convention;
-    N = matmul parameters incl. the output projection, not the embedding gather);
-(c) the same config and batch as ``transformers.LlamaForCausalLM`` + ``torch.optim.AdamW`` (f32).
-jax and torch steps are interleaved so machine load hits both alike; medians are reported.
-Last line: ``mfu=<b/a> torch_ratio=<flan_jax tokens/s ÷ torch tokens/s>``.
+Config: a ~30M-matmul-parameter Llama-shaped decoder (d 512, 8 layers, 8 heads of 64, SwiGLU
+d_ff 1408, vocab 8192, RoPE, untied), batch 8 x 512, AdamW, causal LM loss through
+``flan_jax.trainer.loss_fn`` (the trainer's loss). Torch: ``transformers.LlamaForCausalLM`` +
+``torch.optim.AdamW`` on the same shapes (``torch.autocast`` bf16 for ``--dtype bfloat16``).
+
+The parent process records the 1-minute load average before and after, and runs two children:
+(1) pinned to one core (``taskset -c <core>``, torch with 1 thread): the headline ratio;
+(2) on all cores with torch's ``OMP_WAIT_POLICY=PASSIVE`` (its busy-waiting OpenMP threads
+collapse when any other process runs). Each child measures its own matmul peak (best of jax
+f32/bf16 2048^3 on the same cores), then interleaves the jax variants and the torch step step
+by step, so machine load hits all alike; medians are reported. Variants: ``dense`` (the
+default attention), ``blocked`` (causal block skipping, ``attention="blocked"``), ``blocked_ce``
+(plus the chunked cross-entropy, ``loss_chunk_size=128``). FLOPs: 6N + 12·L·H·Dh·T halved for
+causal masks (PaLM / MaxText convention, N = matmul params incl. the output projection).
+A run is ``noisy`` when the load average moved by more than 0.5 or exceeded the cores used.
+Last line: ``mfu=<x> torch_ratio=<y> torch_ratio_2core=<z> load=<before>-><after>[ noisy]``
+for the best variant (mfu and torch_ratio from the pinned run).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
+import sys
 import time
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-import optax
-
-from flan_jax.model_info import measured_matmul_flops
-from flan_jax.models import Decoder, DecoderConfig, init_params
-
 BATCH, SEQ = 8, 512
-CONFIG = DecoderConfig(vocab_size=8192, num_layers=8, d_model=512, num_heads=8, head_dim=64,
-                       d_ff=1408, activation="swiglu", position="rope", tie_embeddings=False,
-                       scale_tied_logits=False, dtype="float32", scan_layers=False)
+VARIANTS = {
+    "dense": {},
+    "blocked": {"attention": "blocked", "attention_block_q": 256, "attention_block_k": 512},
+    "blocked_ce": {"attention": "blocked", "attention_block_q": 256, "attention_block_k": 512,
+                   "loss_chunk_size": 128},
+}
 
 
-def jax_step(cfg: DecoderConfig):
-  model = Decoder(cfg)
+def _config(dtype: str, **changes):
+  from flan_jax.models import DecoderConfig
+  cfg = DecoderConfig(vocab_size=8192, num_layers=8, d_model=512, num_heads=8, head_dim=64,
+                      d_ff=1408, activation="swiglu", position="rope", tie_embeddings=False,
+                      scale_tied_logits=False, dtype=dtype, scan_layers=False)
+  return cfg.replace(**changes)
+
+
+def jax_step(cfg, batch: int, seq: int):
+  import jax
+  import optax
+
+  from flan_jax import losses, trainer
+  from flan_jax.models import init_params
   tx = optax.adamw(1e-4)
   params = init_params(cfg, jax.random.key(0))
   opt_state = tx.init(params)
+  tokens = jax.random.randint(jax.random.key(1), (batch, seq + 1), 1, cfg.vocab_size)
+  data = {"decoder_input_tokens": tokens[:, :-1], "decoder_target_tokens": tokens[:, 1:]}
 
-  def loss_fn(p, tokens):
-    logits = model.apply({"params": p}, tokens[:, :-1])
-    logp = jax.nn.log_softmax(logits)
-    return -jnp.mean(jnp.take_along_axis(logp, tokens[:, 1:, None], axis=-1))
-
-  @jax.jit
-  def step(p, o, tokens):
-    loss, grads = jax.value_and_grad(loss_fn)(p, tokens)
+  def step(p, o, data):
+    weights = losses.batch_weights(data, "NUM_REAL_TARGET_TOKENS")
+    (loss, _), grads = jax.value_and_grad(trainer.loss_fn, has_aux=True)(
+        p, data, weights, None, cfg)
     updates, o = tx.update(grads, o, p)
     return optax.apply_updates(p, updates), o, loss
 
-  tokens = jax.random.randint(jax.random.key(1), (BATCH, SEQ + 1), 0, cfg.vocab_size)
+  step = jax.jit(step, donate_argnums=(0, 1))
   state = [params, opt_state]
 
   def run():
-    state[0], state[1], loss = step(state[0], state[1], tokens)
-    loss.block_until_ready()
+    state[0], state[1], loss = step(state[0], state[1], data)
+    return float(loss)
 
   return run
 
 
-def torch_step(cfg: DecoderConfig):
+def torch_step(cfg, batch: int, seq: int, bf16: bool):
   import torch
   import transformers
   torch.manual_seed(0)
@@ -66,75 +86,130 @@ def torch_step(cfg: DecoderConfig):
       vocab_size=cfg.vocab_size, hidden_size=cfg.d_model, intermediate_size=cfg.d_ff,
       num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads,
       num_key_value_heads=cfg.kv_heads, head_dim=cfg.head_dim, tie_word_embeddings=False,
-      max_position_embeddings=SEQ + 1)
+      max_position_embeddings=seq + 1)
   model = transformers.LlamaForCausalLM(hf).train()
   opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-  tokens = torch.randint(0, cfg.vocab_size, (BATCH, SEQ + 1))
+  tokens = torch.randint(1, cfg.vocab_size, (batch, seq + 1))
 
   def run():
-    out = model(tokens[:, :-1], labels=None)
-    logp = torch.log_softmax(out.logits, -1)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+      logits = model(tokens[:, :-1]).logits
+    logp = torch.log_softmax(logits.float(), -1)
     loss = -logp.gather(-1, tokens[:, 1:, None]).mean()
     opt.zero_grad()
     loss.backward()
     opt.step()
+    return float(loss)
 
   return run
 
 
-def timed(fn) -> float:
+def _timed(fn) -> float:
   t = time.perf_counter()
   fn()
   return time.perf_counter() - t
 
 
-def main(argv=None) -> None:
-  parser = argparse.ArgumentParser(description=__doc__)
-  parser.add_argument("--steps", type=int, default=4)
-  parser.add_argument("--dtype", default="float32", help="flan_jax compute dtype")
-  parser.add_argument("--no_torch", action="store_true")
-  args = parser.parse_args(argv)
-  cfg = CONFIG.replace(dtype=args.dtype)
+def child(args) -> None:
+  """One measurement on the cores this process may use; prints one JSON line."""
+  import torch
+  torch.set_num_threads(args.threads)
+  import jax
 
-  peaks = {d: measured_matmul_flops(d, n=2048, reps=5) for d in ("float32", "bfloat16")}
-  peak = max(peaks.values())
-  flops_per_token = cfg.train_flops_per_token(SEQ, causal=True)
-  n = cfg.num_layers * cfg.matmul_params_per_layer() + cfg.vocab_size * cfg.d_model
-  print(f"jax {jax.__version__} devices={jax.devices()}")
-  print(f"matmul 2048^3: f32 {peaks['float32'] / 1e9:.1f} GFLOP/s, "
-        f"bf16 {peaks['bfloat16'] / 1e9:.1f} GFLOP/s -> attainable {peak / 1e9:.1f} GFLOP/s")
-  print(f"config: {cfg}")
-  print(f"matmul params N={n / 1e6:.1f}M, train FLOPs/token={flops_per_token / 1e6:.1f}M "
-        f"(6N + 6*L*H*Dh*T causal-halved), batch {BATCH} x seq {SEQ}")
-
-  run_jax = jax_step(cfg)
-  run_jax()  # Compile.
-  run_jax()
-  run_torch = None if args.no_torch else torch_step(cfg)
-  if run_torch:
-    import torch
-    torch.set_num_threads(max(1, len(jax.devices()) and __import__("os").cpu_count()))
-    run_torch()
-  jax_t, torch_t = [], []
+  from flan_jax.model_info import measured_matmul_flops
+  peak = max(measured_matmul_flops(d, n=2048, reps=3) for d in ("float32", "bfloat16"))
+  runs = {}
+  for name in args.variants.split(","):
+    cfg = _config(args.dtype, **VARIANTS[name])
+    runs[name] = jax_step(cfg, args.batch, args.seq)
+    runs[name]()  # Compile.
+  if not args.no_torch:
+    runs["torch"] = torch_step(_config(args.dtype), args.batch, args.seq,
+                               args.dtype == "bfloat16")
+  for fn in runs.values():
+    fn()  # Warm up.
+  times: dict[str, list[float]] = {k: [] for k in runs}
   for _ in range(args.steps):
-    jax_t.append(timed(run_jax))
-    if run_torch:
-      torch_t.append(timed(run_torch))
-  tokens = BATCH * SEQ
-  jax_tps = tokens / statistics.median(jax_t)
-  model_flops = jax_tps * flops_per_token
-  mfu = model_flops / peak
-  print(f"flan_jax step: median {statistics.median(jax_t):.2f}s ({jax_t}) -> "
-        f"{jax_tps:.0f} tokens/s, {model_flops / 1e9:.1f} model GFLOP/s")
-  ratio = float("nan")
-  if run_torch:
-    torch_tps = tokens / statistics.median(torch_t)
-    ratio = jax_tps / torch_tps
-    print(f"torch step: median {statistics.median(torch_t):.2f}s ({torch_t}) -> "
-          f"{torch_tps:.0f} tokens/s, {torch_tps * flops_per_token / 1e9:.1f} model GFLOP/s")
-  print(f"mfu={mfu:.3f} torch_ratio={ratio:.3f}")
+    for name, fn in runs.items():
+      times[name].append(_timed(fn))
+  cfg = _config(args.dtype)
+  tokens = args.batch * args.seq
+  flops_per_token = cfg.train_flops_per_token(args.seq, causal=True)
+  out = {"peak": peak, "threads": args.threads, "cpus": len(os.sched_getaffinity(0)),
+         "jax": jax.__version__, "flops_per_token": flops_per_token, "times": times,
+         "tokens_per_s": {k: tokens / statistics.median(v) for k, v in times.items()}}
+  print(json.dumps(out))
+
+
+def _child_run(args, cores: str | None, threads: int) -> dict:
+  cmd = [sys.executable, os.path.abspath(__file__), "--child", "--threads", str(threads),
+         "--steps", str(args.steps), "--dtype", args.dtype, "--variants", args.variants,
+         "--batch", str(args.batch), "--seq", str(args.seq)] + (
+             ["--no_torch"] if args.no_torch else [])
+  env = dict(os.environ)
+  if cores is not None:
+    cmd = ["taskset", "-c", cores] + cmd
+  else:
+    env["OMP_WAIT_POLICY"] = "PASSIVE"
+  out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
+  return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _report(label: str, r: dict) -> dict[str, tuple[float, float]]:
+  """Prints a child's figures; {variant: (mfu, torch_ratio)}."""
+  tps = r["tokens_per_s"]
+  print(f"[{label}] cpus={r['cpus']} torch_threads={r['threads']} "
+        f"matmul peak {r['peak'] / 1e9:.1f} GFLOP/s")
+  ratios = {}
+  for name, v in tps.items():
+    gflops = v * r["flops_per_token"] / 1e9
+    extra = ""
+    if name != "torch":
+      mfu = v * r["flops_per_token"] / r["peak"]
+      ratio = v / tps["torch"] if "torch" in tps else float("nan")
+      ratios[name] = (mfu, ratio)
+      extra = f" mfu {mfu:.3f} torch_ratio {ratio:.3f}"
+    print(f"  {name:11s} {v:7.0f} tokens/s {gflops:6.1f} model GFLOP/s{extra}  "
+          f"steps {[round(t, 2) for t in r['times'][name]]}")
+  return ratios
+
+
+def main(argv=None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--steps", type=int, default=3)
+  parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+  parser.add_argument("--variants", default="dense,blocked,blocked_ce")
+  parser.add_argument("--batch", type=int, default=BATCH)
+  parser.add_argument("--seq", type=int, default=SEQ)
+  parser.add_argument("--core", default="1", help="core of the pinned run (taskset -c)")
+  parser.add_argument("--no_torch", action="store_true")
+  parser.add_argument("--no_2core", action="store_true")
+  parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+  parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
+  args = parser.parse_args(argv)
+  unknown = set(args.variants.split(",")) - set(VARIANTS)
+  if unknown:
+    parser.error(f"unknown variants {sorted(unknown)}; choose from {sorted(VARIANTS)}")
+  if args.child:
+    return child(args)
+
+  ncpu = len(os.sched_getaffinity(0))
+  load0 = os.getloadavg()[0]
+  print(f"config: {_config(args.dtype)}\nbatch {args.batch} x seq {args.seq}, dtype {args.dtype}"
+        f", load average before {load0:.2f} ({ncpu} cores)")
+  single = _report("1 core", _child_run(args, args.core, 1))
+  dual = {} if args.no_2core else _report(f"{ncpu} cores, torch OMP_WAIT_POLICY=PASSIVE",
+                                          _child_run(args, None, ncpu))
+  load1 = os.getloadavg()[0]
+  noisy = abs(load1 - load0) > 0.5 or max(load0, load1) > ncpu
+  best = max(single, key=lambda k: single[k][0])
+  ratio2 = dual[best][1] if best in dual else float("nan")
+  print(f"load average after {load1:.2f}{' -> noisy' if noisy else ''}; best variant {best}")
+  print(f"mfu={single[best][0]:.3f} torch_ratio={single[best][1]:.3f} "
+        f"torch_ratio_2core={ratio2:.3f} load={load0:.2f}->{load1:.2f}"
+        + (" noisy" if noisy else ""))
 
 
 if __name__ == "__main__":
-  np.set_printoptions(precision=3)
   main()
