@@ -526,6 +526,7 @@ def train(model_dir: str = gin.REQUIRED, model_config: DecoderConfig = gin.REQUI
     bar = tqdm.tqdm(total=train_steps, initial=step, desc="train", dynamic_ncols=True)
   pending: list[tuple[int, dict]] = []
   window_start, window_steps = time.time(), 0
+  input_wait = 0.0  # Seconds of the window spent waiting in next(batches).
   metrics_path = os.path.join(model_dir, METRICS_FILE)
 
   def log(rows: list[dict]) -> None:
@@ -587,7 +588,10 @@ def train(model_dir: str = gin.REQUIRED, model_config: DecoderConfig = gin.REQUI
   try:
     with _catch_sigterm() as preempted:
       while step < train_steps:
-        state, metrics = step_fn(state, next(batches), dropout_rng)
+        wait_start = time.time()
+        batch = next(batches)
+        input_wait += time.time() - wait_start
+        state, metrics = step_fn(state, batch, dropout_rng)
         step += 1
         check_finite(unchecked)
         unchecked = (step, metrics, batches.last_local_batch)
@@ -608,14 +612,18 @@ def train(model_dir: str = gin.REQUIRED, model_config: DecoderConfig = gin.REQUI
           last["tokens_per_second"] = tokens_per_batch * window_steps / elapsed
           last["steps_per_second"] = window_steps / elapsed
           last["target_tokens_per_second"] = sum(r["num_target_tokens"] for r in rows) / elapsed
-          postfix = {"loss": f"{last['loss']:.4f}", "tok_s": f"{last['tokens_per_second']:.0f}"}
+          # Share of wall time inside next(batches); steps are dispatched asynchronously, so this
+          # bounds the time the device waits for input from above.
+          last["timing/input_wait_fraction"] = input_wait / elapsed
+          postfix = {"loss": f"{last['loss']:.4f}", "tok_s": f"{last['tokens_per_second']:.0f}",
+                     "wait": f"{100 * last['timing/input_wait_fraction']:.1f}%"}
           if peak_flops:
             last["mfu"] = last["tokens_per_second"] * flops_per_token / peak_flops
             postfix["mfu"] = f"{100 * last['mfu']:.1f}%"
           log(rows)
           if bar is not None:
             bar.set_postfix(postfix)
-          pending, window_start, window_steps = [], time.time(), 0
+          pending, window_start, window_steps, input_wait = [], time.time(), 0, 0.0
         if saving:
           ckpts.save(state, {"step": step, "data_position": batches.position, "seed": seed,
                              **meta_extra})

@@ -341,6 +341,8 @@ def test_peak_flops_lookup_and_mfu_row(tmp_path):
   flops = CFG.replace(dropout_rate=0.1).train_flops_per_token(40)
   assert last["mfu"] == pytest.approx(last["tokens_per_second"] * flops / (1e9 * 8))
   assert _scalars(tmp_path / train_lib.SUMMARY_DIR)["mfu"] == [2]
+  assert 0 <= last["timing/input_wait_fraction"] < 1  # Also a TensorBoard scalar:
+  assert _scalars(tmp_path / train_lib.SUMMARY_DIR)["timing/input_wait_fraction"] == [2]
   # On CPU without a peak, MFU is against the host's measured matmul FLOP/s.
   assert train_lib.model_info.measured_matmul_flops(n=256, reps=2) > 1e8
   _train(tmp_path / "cpu", 2, num_microbatches=1)
