@@ -220,10 +220,21 @@ def load_hf(hf_dir: str, dtype: str = "float32", scan_layers: bool = True):
     prefix = "model." if "model.embed_tokens.weight" in state else ""
     if not np.array_equal(lm_head, state[f"{prefix}embed_tokens.weight"]):
       raise ValueError("tie_word_embeddings is set but lm_head.weight differs from embed_tokens")
+  prefix = "model." if "model.embed_tokens.weight" in state else ""
+  if f"{prefix}embed_tokens.weight" in state:  # config.json vs the tensors, before reshaping.
+    have = tuple(state[f"{prefix}embed_tokens.weight"].shape)
+    if have != (cfg.vocab_size, cfg.d_model):
+      raise ValueError(
+          f"{hf_dir}/config.json says vocab_size={cfg.vocab_size}, hidden_size={cfg.d_model} but "
+          f"{prefix}embed_tokens.weight has shape {have}; fix config.json (or use the config "
+          "that came with these weights)")
   try:
     params = hf_state_to_params(state, cfg)
   except KeyError as e:
     raise ValueError(f"HF checkpoint {hf_dir} lacks tensor {e}") from e
+  except ValueError as e:  # A reshape of a tensor whose size does not fit config.json.
+    raise ValueError(f"{hf_dir}: the tensors do not fit config.json (hidden_size, heads, "
+                     f"head_dim, intermediate_size): {e}") from e
   check_shapes(abstract_params(cfg), params, source=f"HF checkpoint {hf_dir}")
   return cfg, params
 

@@ -437,3 +437,22 @@ def test_flan_mixture_without_tfds_data_fails_early_with_the_build_command(tmp_p
       _train(tmp_path / "run", 2, mixture_or_task_name="rte_7templates")
   finally:
     seqio.set_tfds_data_dir_override(None)
+
+
+def test_import_hf_with_a_wrong_hidden_size_names_it(tmp_path, capsys):
+  pytest.importorskip("safetensors")
+  from flan_jax import hf_interop
+  from flan_jax.models import init_params
+  llama = CFG.replace(activation="swiglu", position="rope", tie_embeddings=False,
+                      scale_tied_logits=False)
+  hf_dir = str(tmp_path / "hf")
+  hf_interop.save_hf(hf_dir, llama, init_params(llama, jax.random.key(0)))
+  with open(os.path.join(hf_dir, "config.json")) as f:
+    config = json.load(f)
+  config["hidden_size"] = 48
+  with open(os.path.join(hf_dir, "config.json"), "w") as f:
+    json.dump(config, f)
+  assert hf_interop.main_import([hf_dir, str(tmp_path / "out")]) == 1
+  err = capsys.readouterr().err
+  assert "config.json says vocab_size=512, hidden_size=48 but" in err
+  assert "embed_tokens.weight has shape (512, 32)" in err and "Traceback" not in err
