@@ -531,7 +531,14 @@ def train(model_dir: str = gin.REQUIRED, model_config: DecoderConfig = gin.REQUI
 
   def log(rows: list[dict]) -> None:
     if jax.process_index() == 0:
-      _write_metrics(metrics_path, rows)
+      try:
+        _write_metrics(metrics_path, rows)
+      except OSError as e:  # A full disk stops the run with one line, as a failed save does.
+        good = checkpoints.latest_good_step(model_dir)
+        raise checkpoints.CheckpointWriteError(
+            f"{metrics_path} could not be written: {e.strerror or e}; "
+            f"{'no checkpoint' if good is None else f'checkpoint_{good}'} is the latest good "
+            "one") from e
     for row in rows:
       writer.write_scalars(row["step"], {k: v for k, v in row.items() if k != "step"})
     writer.flush()
