@@ -1,6 +1,6 @@
 r"""Fault campaign against the trainer (issue 12), small enough for 2 CPU cores (~5-10 min).
 
-    python bench/fault_campaign.py [--seed 0] [--kills 2] [--steps 24]
+    python bench/fault_campaign.py [--seed 0] [--kills 2] [--steps 40]
 
 Runs ``python -m flan_jax.train`` on ``gin/runs/demo.gin`` (tiny model, checkpoint every 4
 steps, KEEP_CHECKPOINTS=3, metrics every 10 steps) as a user does, once uninterrupted (the
@@ -128,9 +128,9 @@ class Campaign:
   def kill(self, i: int) -> None:
     model_dir = os.path.join(self.work, f"kill{i}")
     proc = self.start(model_dir, os.path.join(self.work, f"kill{i}.log"))
-    at = self.rng.choice(range(4, self.steps, 4))
+    at = self.rng.choice(range(4, self.steps // 2 + 1, 4))  # Mid-run (a late kill is fine too).
     if self.wait_for_checkpoint(proc, model_dir, at):
-      time.sleep(self.rng.uniform(0.0, 1.5))
+      time.sleep(self.rng.uniform(0.0, 0.3))
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     rc, log = self.run(model_dir, f"kill{i}_resume")
@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--kills", type=int, default=2)
-  parser.add_argument("--steps", type=int, default=24)
+  parser.add_argument("--steps", type=int, default=40)
   parser.add_argument("--work_dir", default=None, help="kept when given (default: a temp dir)")
   args = parser.parse_args(argv)
   work = args.work_dir or tempfile.mkdtemp(prefix="flan_jax_faults-")

@@ -464,10 +464,14 @@ def train(model_dir: str = gin.REQUIRED, model_config: DecoderConfig = gin.REQUI
   latest = None if found is None else found[0]
   meta, first_step, train_steps, num_shards, parts, state = setup(None) if found is None \
       else found[1]
-  if latest is not None and latest >= train_steps:
+  if latest is not None and latest > train_steps:
     raise checkpoints.BadValueError(
         f"nothing to do: {model_dir}/checkpoint_{latest} is at step {latest} and TRAIN_STEPS is "
         f"{train_steps}; raise TRAIN_STEPS to train further (or use a new MODEL_DIR)")
+  if latest is not None and latest == train_steps:  # A rerun of a finished job: exit 0, loudly.
+    _announce(f"nothing to do: {model_dir}/checkpoint_{latest} is already at TRAIN_STEPS="
+              f"{train_steps}; raise TRAIN_STEPS to train further")
+    return state
   tx, shardings = parts.tx, parts.shardings
   if jax.process_index() == 0:
     checkpoints.save_config(model_dir, config, allow_change=allow_config_change)
