@@ -448,7 +448,7 @@ def restore_params(model_dir: str, config: DecoderConfig | None = None, step: in
     stored = stored_config(path)
     want = config or stored or load_config(model_dir)
     if stored is not None:
-      diff = config_differences(stored, want, RUNTIME_FIELDS + ("dtype",))
+      diff = config_differences(stored, want, RUNTIME_FIELDS + ("dtype", "param_dtype"))
       if diff:
         raise ConfigMismatchError(f"{path} was written with a different model config: "
                                   f"{describe_differences(diff, 'checkpoint', 'asked')}")
