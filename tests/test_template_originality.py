@@ -1,0 +1,141 @@
+"""Our templates are our own words: none repeats a FLAN or P3 template's instruction words.
+
+The reference texts are not kept in the repository. ``REFERENCE_HASHES`` holds only the first 12
+hex digits of the SHA-256 of each reference template's instruction words (lower-cased, placeholders
+and punctuation removed, single spaces): google-research/FLAN ``templates.py`` and
+``baseline_templates.py``, and the P3 prompts of IMDB, Yelp, RTE, CB, WiC, MRPC, QQP, QNLI, TREC and
+AG News. The stricter check (no word-sequence similarity of 0.8 or more) was run outside the repo.
+"""
+
+import hashlib
+import re
+import string
+
+from flan_jax import mixing, registry
+
+registry.ensure_registered()
+
+
+def instruction_words(pattern: str) -> str:
+  pattern = re.sub(r"\{[^{}]*\}", " ", pattern).lower()
+  return " ".join("".join(ch for ch in pattern if ch not in string.punctuation).split())
+
+
+def _hash(words: str) -> str:
+  return hashlib.sha256(words.encode()).hexdigest()[:12]
+
+
+REFERENCE_HASHES = frozenset({
+    "00374e961bbc", "0052594ba313", "00d5ec0dc505", "01560bf9f71e", "0183892bb441", "01988fd24d01",
+    "01aef0679135", "01f669bb8abf", "03a3700feb43", "041f4a9be66f", "047014eded88", "04ea3dac7249",
+    "050a15fc770f", "0589eaaf5bf8", "06ee40552ce7", "0726c568ea5b", "07337f778e52", "07ba45203ae7",
+    "0826c56af9e7", "08dcdde6d91a", "09280640b6e0", "0a7a3982d7d4", "0b58c305813c", "0b8cb753f6b1",
+    "0bd7c3ca2614", "0c1c086541e0", "0c3a375d2ba6", "0c908859ff82", "0d266fe1be33", "0d7bdbeb3db2",
+    "0d7c6bc2a9da", "0ece2f4f6f24", "0effe9d13a97", "0f0929b2e2aa", "0f12aad48db4", "0f2eec5649d7",
+    "0f8e5937705d", "115a358f5f08", "122d99c4a14d", "12dfaf9c9411", "1353600d3dfa", "1388d7c91580",
+    "1467af05b555", "14a9c28cf898", "1533acac8d14", "160887601a31", "1635b9c46eb3", "16956901dc7d",
+    "16b29bdda610", "1718b55e336f", "176b4dd120c1", "17febeb35554", "192de9d37c6a", "1b90b7048796",
+    "1ba4c883b760", "1bc6aca6d232", "1d3d9c3d430c", "1e124aa4f26a", "1e7d73f96aca", "1f5087db919c",
+    "1fdaacbaf0d6", "1fff435f17e2", "203b322bfe0c", "205a3c20d6b9", "20b16983fa88", "2159d9fc5506",
+    "23045ecdcb57", "23181a0091f4", "231bbcd31d7b", "2322de3954af", "232f525de728", "2438836c5c3a",
+    "2474fcc5639e", "253d61478e17", "2570fda23b4b", "25ce2cb6f3a4", "2630e74b232f", "264887f9e54c",
+    "26701284e659", "2694e449add6", "26c713bde53c", "270a5097bc2c", "274ff39ebf91", "279109d1d1b3",
+    "27dbbc1e54e5", "2804380a8b21", "28913dd60ac2", "289405f60703", "28a293c4ca2d", "2988d67d1111",
+    "29951cbe66fd", "29cf71ca4a28", "2b4407cd5f81", "2b523e0330e6", "2d402bab14c3", "2d4fd9f79826",
+    "2e0d3abb0b15", "2e7fd01df409", "2e97783a7cb4", "2f061a5f354d", "2fe2e2d7e0e8", "3033fb74370b",
+    "304aa7ec6abd", "30a3217dfb4e", "30b32681cf9a", "30b395c016ed", "3157c9d6d6af", "31782f419997",
+    "319c6a13ce4a", "32303ca9a522", "32aed1379c5e", "330dffbe5c0a", "33d6f0e525a8", "34eec4d91531",
+    "35301abea170", "354229d51089", "35a9bbcf9a6f", "36229ab79fec", "36e10878da95", "36f62a9f109c",
+    "370be2c2f683", "371c3bae9de0", "37435bca2611", "3760ec34ccb1", "384e4856c513", "38b016e6666d",
+    "39a4f761fc1f", "39f6990d55f4", "3a80afa06405", "3b3abeb43937", "3bebf76d30d0", "3c6620131e58",
+    "3c6bdf099cbe", "3cfec4fd0852", "3d4fd08e33e7", "3db4403f5406", "3e039acb6d26", "3e4a6034067c",
+    "3f1fcef0320e", "4035861cdb6b", "40a76fb9ce2b", "40acdaba62f4", "40b062faffba", "414213d3c987",
+    "4153c56732b0", "415e270169e2", "41672691b39d", "41c3922115e2", "421c4082f1c4", "42c53f6933ee",
+    "42d12120fe6f", "434470372b18", "454815483c59", "4595549c1057", "46562889da1a", "46c108d2b743",
+    "4770cf6ccd3b", "477bdb52d180", "47898526796a", "47a1758e1891", "47bc5c58bf7b", "47c5e5333584",
+    "486e5c4d3004", "48db4eba273b", "4946f454acfb", "49fb5b9762b6", "4aa95953d083", "4ab9222c6f1c",
+    "4b015cc2978b", "4ba021e3b8c7", "4c012db97c80", "4c83a8c00339", "4d239ad106cb", "4d7da83570af",
+    "4d8d96599361", "4e046660f791", "4e1c79a57cf1", "4e8321ed7402", "4eb0b324c7e0", "4eb82f7adb5d",
+    "4f151f973518", "4f52f015e75e", "4fbc274bec9b", "4fcad9778e3e", "507e1c30708e", "5103059f4cd6",
+    "516aa50ff1aa", "517290f1fee9", "5179794bbdc6", "5181f060322c", "526e451a8ef1", "52f4f916c416",
+    "530b12ff2791", "53275cdc11f4", "53b64629692d", "5420fece9447", "54fec4868be3", "551b6634cc12",
+    "552a67497ca9", "559f0dd8ca13", "563ac226e4ac", "568a25bdc669", "56eb453155cb", "56fbc7aa9da5",
+    "57016338cc58", "5706d49e65ab", "57ac7fcfc00e", "580b5394a843", "59de362b8fa1", "5a40645de376",
+    "5a71d16a9e0c", "5a9ffafab269", "5b6a183bc480", "5cbda4ec8c56", "5cd21a8c1548", "5d2bb366ba98",
+    "5dabfa6d59b1", "5dec9ef4ea76", "5e6d0fd88b95", "5e9b0032689c", "5f439eec5e40", "5f9c87952d00",
+    "5fa619d190c7", "600406682007", "60192ed3b1c4", "6034766568eb", "603a5e2ca2cd", "608c8872c3e0",
+    "617b42956ea7", "61ead8458c91", "628be90048bf", "62d1a49d4c95", "62f90db35b6f", "631726f09015",
+    "637f9f8c959e", "6387e0634f37", "643382d3e093", "64365b444e9e", "646a7ab177d8", "65565cc7bad8",
+    "65846341cfb0", "6588326026ad", "660c7efa3b23", "68e048a4c3e5", "69200e7697a0", "696d71736896",
+    "6a0525d070b8", "6ba54fb36818", "6c9fbd8030ca", "6d2d12f49ea3", "6dab1caae340", "6e598c94b11b",
+    "6ed3d19915b9", "6f1b5f416479", "6f99260201be", "70118ad9dfec", "70140b33be25", "7031502a3256",
+    "70ca213f79cd", "716ae23f169e", "72f36f1d4b31", "7336852057a9", "742052cff933", "742083003efe",
+    "748a9122999b", "74991b3d7bac", "74d028c572d7", "74d5dbf8ec24", "74eff6faaf85", "7529eed249e7",
+    "75341bd5af69", "75bf94dff98c", "76439ccb4386", "769274b5d343", "76a1f6891f83", "76ba23fe8585",
+    "7748885f3f8b", "77d213bbb6f9", "78012f43b630", "780e5bb93087", "78444f7c19e6", "78847ed45f8b",
+    "78d9572e2f39", "78fbfebf89ab", "790e000c7c08", "79cd30dc73d8", "79df5bd5502b", "7a07c5f78d4a",
+    "7a7512739e54", "7a92477ea67c", "7aa0f878e33e", "7ab95e4ae713", "7adfa3f1371f", "7b00aac5b07f",
+    "7c793d50eb3a", "7c908429e6fc", "7d259aa30ec9", "7d7b16a80a0a", "7dc43621c55b", "7e713eff2d43",
+    "7e8a7a41f215", "7f2ed1baba54", "7f9dab84fac5", "7ffa748c2be7", "80332088a0e0", "806a4f25ef3a",
+    "80e998c986d0", "81685ffe132c", "8222dbbf7627", "8244fa2f6ad0", "82a858094a58", "82be53a86e9e",
+    "83260cdaed1a", "8348cdc6cb83", "838c1657a68b", "840b6391ecd3", "84dca79148b2", "861a5bdc14e6",
+    "86a8e91de00b", "87026886362f", "87309d150452", "873ac0126485", "8757c119bd23", "878258b7fda4",
+    "87a7c13a48ba", "87c73b2d98c8", "8806c47253a0", "88220f834b28", "88478ce66bce", "88a9cf516a94",
+    "890069394111", "8aaa38d78705", "8c9944fed3e3", "8ca4285d76e5", "8ccfb01ccf78", "8d1a8d9b7798",
+    "8d5f353b1aad", "8e35c2cd3bf6", "8f7e9512bd77", "8f8c27694279", "9023f54fa49b", "904d474dc128",
+    "9070706f193d", "908ec2654440", "90e35c10639e", "92079bc83fa8", "921965c52d31", "9288ee6ce5d3",
+    "92f5e862708d", "939274845066", "93aca0cdbd21", "941fe9b21081", "944a7545dd41", "94bd658dc152",
+    "94ea5a85540d", "953e0061cf3f", "9541cc61facd", "95d9a0757f30", "95e889983ecf", "96661263ec0c",
+    "96727168cd6a", "972aa5eaae38", "975facc83d9c", "979112151e55", "9883a01d7e5a", "98e56aee5afd",
+    "9943e41d8795", "9a0a9740e192", "9a338e0bc80f", "9a59131c5384", "9a82377350c3", "9aefb01732b3",
+    "9b3620847e34", "9bf23d88fc1a", "9d59eb46c4e3", "9de1df2bab11", "9f08203588cb", "9f953d0a6ab4",
+    "9fdb9cc0d148", "a0f458a96048", "a1c33c588e35", "a20e81f6769e", "a29c72e515ff", "a3e9644fbe76",
+    "a47ca5c04efd", "a498674abf7c", "a4b4c2f3f4e4", "a52636d80ac4", "a58dd1200088", "a5a03b325389",
+    "a5b759ad2631", "a5db69e7f805", "a649a5e01a49", "a90002e11039", "aa0923482f42", "aa1741106024",
+    "aa8e6f1aad75", "ab224737324c", "abad5df2e28a", "abc6fa081fa5", "abe6f220fbac", "acf01b94f029",
+    "ad27b1a55e1e", "ad9a6e983a5e", "ae018673c30d", "aeadd3f093f7", "aee545f3a862", "af0481fded2e",
+    "af70ab28b6a7", "afbc30c8a56a", "aff424a9abd3", "b05ed8465f2f", "b09a85d79d1d", "b0d35c99a847",
+    "b0e0fd21c073", "b11b8d942224", "b19b8f254df7", "b1ca7379a6a5", "b2310304aedc", "b23a2d640376",
+    "b2b4fe239a75", "b2c004ee957e", "b3003337d0e9", "b316239b9634", "b50ad021131d", "b61efa29923f",
+    "b64e2861ed0a", "b7cac8f2b8c1", "b844098c42f7", "b849f4956cb4", "b85bd08edba1", "b8a1f57cd8ed",
+    "b9010d661e77", "b9ffffd3aad9", "ba67fa064d7d", "bae9264d6d97", "bba64ed03901", "bc790ec6941e",
+    "bcd690934ecc", "bd7a1cb54c43", "be32115b155a", "be358c111568", "bea1834155ca", "beb7a643582e",
+    "c088c3091656", "c0f1d5a034c0", "c0f52060d61e", "c1218a14c0d1", "c14372415480", "c14dabb20cd4",
+    "c26bc2d1daf8", "c46711ffa5ec", "c48621ba730e", "c5973423cfdd", "c5b6227d924a", "c5e55785ae28",
+    "c7d1c83ae0b2", "c8f76dd64698", "c90ea1f77e21", "c9570067bca3", "c9979f1e87dd", "cba0ca5c1fb9",
+    "cbfa57cd5fac", "cc76ac815e9a", "ccd1257ba85f", "ccfe8f047f85", "cd7ec8a59304", "cda60943fff4",
+    "ce9f1deef7ec", "d0fa97135ba5", "d10c73187664", "d13238742a76", "d137b7923ce3", "d14539f059e9",
+    "d1f670817a86", "d2c186be93d8", "d307a31d5234", "d39146635c92", "d3ebd05c595a", "d46649f2d53d",
+    "d481d53f43c0", "d4bb62a928d7", "d4ce30766029", "d57527a67258", "d5b3cbb9d555", "d62594d5aac9",
+    "d6bcb1405453", "d6f2dbc9dc60", "d778b1578973", "d821f856e968", "d953944ce472", "d95576bb34ef",
+    "dbe1a8dee8f5", "dc1bdb89ba79", "dc4f5f89dfb4", "dc58a8712e30", "dcb2ca67dd65", "ddad9d6ce938",
+    "de157a65448c", "de3a673dd144", "de5d11ba7ef2", "de5fc9889f80", "dfbcf60b3eaf", "dfd13f166e80",
+    "e125e6a61d5e", "e16c5c1862b9", "e1f15035e27b", "e22e168e1735", "e2a59539e810", "e2e472409aec",
+    "e40b23bd6556", "e4dc55ee8b97", "e547d29ff055", "e5f9f4c30523", "e6235c8edff6", "e62b212d4014",
+    "e6f6831d7218", "e734220bad10", "e77a7a7df043", "e78a531661e0", "e7d7ba5df70a", "e85f45c5e85b",
+    "e8d1b9775819", "ea03afdc082b", "ea943a610e1c", "eac55f926105", "eb4de8306fd4", "ebd0c29cbf2f",
+    "ec601fc2bcf4", "eda4685e0a1c", "ee160f9457d6", "ef6ab934621d", "ef7649dd3975", "efd5e0856d37",
+    "f00d5f6bbf10", "f088cf63bdbf", "f196976f4d97", "f26ad86a79f0", "f3154d6a37e4", "f332bdbb7359",
+    "f3772caaaefa", "f3d5b279b40b", "f42dc7d2fffa", "f457b6f91e77", "f4b6f59b4429", "f5933dcac555",
+    "f6239995e448", "f6d87f5b5097", "f70873707435", "f78ca86beceb", "f7dab181015a", "f82a08cecfc4",
+    "f8309ff3fde2", "f84631932d67", "f8887393df80", "f8bd4ddcf743", "f8c28cf298b1", "f8c35db7c744",
+    "f91e740771d1", "f966d5f6d44b", "f9682ecd6216", "f98038da0d95", "f9c15fd32da1", "f9c27b83b362",
+    "fa1e18e37726", "fb08011ae582", "fb4fb6ecd581", "fba3fe82345d", "fc5af0bf4e5c", "fc839671cbc0",
+    "fc929542e4b8", "fca890ebfe65", "fe0e4c3bf3bd", "fe2427c9e687", "fe5ee6ad12f4", "fe8b1a98a5d9",
+    "fedc61443b16", "ff1ceefb9193", "ff3642acff5f", "ff8ec4b39f33", "ffbe645beb50",
+})
+
+
+def test_instruction_words_normalisation():
+  assert instruction_words('Premise: {premise}\n\nIs it "true"?\n\n{options_}') == (
+      "premise is it true")
+
+
+def test_no_template_repeats_a_reference_template():
+  copies = []
+  for spec in mixing.suite_specs("flan"):
+    for i, template in enumerate(spec.templates + spec.continuations):
+      words = instruction_words(template.inputs)
+      if words and _hash(words) in REFERENCE_HASHES:
+        copies.append((spec.name, i, words))
+  assert not copies, f"templates whose instruction words are a reference template's: {copies}"
