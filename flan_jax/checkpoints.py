@@ -659,6 +659,7 @@ class TrainCheckpoints:
 
   def __init__(self, model_dir: str, keep: int | None, async_checkpointing: bool = True):
     self.model_dir = os.path.abspath(model_dir)
+    _mute_followups()
     self._async = async_checkpointing
     self._saving: int | None = None
     async_options = (ocp.AsyncOptions(post_finalization_callback=self._finalized)
@@ -681,6 +682,7 @@ class TrainCheckpoints:
     write_checksums(max(tmp, key=os.path.getmtime) if tmp else final)
 
   def _failed(self, step: int | None, error: BaseException) -> CheckpointWriteError:
+    _mute_followups()
     good = latest_good_step(self.model_dir)
     name = "a checkpoint" if step is None else f"checkpoint_{step}"
     latest = ("no checkpoint was written before it" if good is None
@@ -750,6 +752,28 @@ def check_resume_config(model_dir: str, path: str | None, config: DecoderConfig,
         f"{CONFIG_CHANGES_FILE})")
   _log(f"ALLOW_CONFIG_CHANGE: resuming {source} with a changed config: {fields}")
   return True
+
+
+class _OneLine(logging.Filter):
+  """While training: orbax's background threads log a failed save with tracebacks (and asyncio
+  "Event loop is closed" ones as they shut down); keep one line each -- the cause and what to do
+  are in the :class:`CheckpointWriteError` that stops the run."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    text = record.getMessage()
+    if record.name == "asyncio" and "Event loop is closed" in f"{text}{record.exc_info}":
+      return False
+    if "orbax" in record.pathname and (record.exc_info or "\n" in text):
+      record.msg, record.args = " ".join(text.split())[:300], None
+      record.exc_info = record.exc_text = None
+    return True
+
+
+def _mute_followups() -> None:
+  for name in ("absl", "asyncio"):
+    logger = logging.getLogger(name)
+    if not any(isinstance(f, _OneLine) for f in logger.filters):
+      logger.addFilter(_OneLine())
 
 
 def initial_step(path: str | None) -> int:
