@@ -11,13 +11,16 @@ Flags: ``--gin_file`` (repeatable, later files override earlier ones), ``--gin.N
 state; ``data`` = JSON with the data position and seed), ``config.gin`` (operative config),
 ``model_config.json``, ``train_metrics.jsonl`` and TensorBoard summaries in ``train/`` (clu
 metric writers: loss, learning rate, tokens/s, MFU, ...). Restore precedence: the latest
-*complete* checkpoint in ``MODEL_DIR`` (resume; the data iterator skips the batches already
-consumed), else ``INITIAL_CHECKPOINT_PATH`` (a flan_jax model dir or ``checkpoint_<step>`` dir:
-params and its step, fresh optimizer state; or a Hugging Face directory with ``config.json`` and
-safetensors: params, step 0), else random init. ``TRAIN_STEPS`` is the absolute final step;
-``TRAIN_STEPS_RELATIVE`` (when set) makes it the initial checkpoint's step + that many, also
-after a crash and resume. On SIGTERM (preemption) the loop finishes the current step, logs it,
-saves a checkpoint at that step, waits for the save and returns (exit code 0). A non-finite loss
+*good* checkpoint in ``MODEL_DIR`` (complete, checksums verified, arrays readable; bad ones are
+set aside with the reason -- see :mod:`flan_jax.checkpoints`; resume: the data iterator skips
+the batches already consumed, the model config must equal the checkpoint's unless
+``ALLOW_CONFIG_CHANGE``), else ``INITIAL_CHECKPOINT_PATH`` (a flan_jax model dir or
+``checkpoint_<step>`` dir: params and its step, fresh optimizer state; or a Hugging Face
+directory with ``config.json`` and safetensors: params, step 0), else random init.
+``TRAIN_STEPS`` is the absolute final step; ``TRAIN_STEPS_RELATIVE`` (when set) makes it the
+initial checkpoint's step + that many, also after a crash and resume. On SIGTERM (preemption)
+the loop finishes the current step, logs it, saves a checkpoint at that step, waits for the save
+and returns (exit code 0). A non-finite loss
 or gradient norm stops the run with :class:`NonFiniteLossError` naming the step, after saving the
 step's host-local batch to ``MODEL_DIR/nonfinite_batch_step_<N>.npz``; no checkpoint is written
 from then on (unless ``skip_nonfinite_updates``, which drops such updates and goes on).
