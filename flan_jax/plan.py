@@ -372,8 +372,18 @@ def candidates(devices: int, num_heads: int, batch_size: int,
 
 
 def _child_command(argv: Sequence[str], candidate: Candidate, output: str) -> list[str]:
-  keep = [a for a in argv if not a.startswith(("--search", "--mesh", "--rules", "--remat",
-                                               "--microbatches", "--output", "--max_"))]
+  dropped = ("--mesh", "--rules", "--remat", "--microbatches", "--output", "--max_candidates",
+             "--max_seconds_per_candidate", "--max_search_seconds")
+  keep, skip = [], False
+  for a in argv:
+    if skip:
+      skip = False
+    elif a == "--search":
+      continue
+    elif a.startswith(dropped):
+      skip = "=" not in a  # "--output plan.json": the value is the next token.
+    else:
+      keep.append(a)
   return [sys.executable, "-m", "flan_jax.plan", *keep, f"--mesh={candidate.mesh}",
           f"--rules={candidate.rules}", f"--remat={candidate.remat}",
           f"--microbatches={candidate.microbatches}", f"--output={output}", "--quiet"]
