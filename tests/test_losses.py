@@ -11,7 +11,8 @@ from flan_jax.models import DecoderConfig, init_params
 
 @pytest.mark.parametrize("vocab_major", [True, False])
 @pytest.mark.parametrize("label_smoothing,z_loss", [(0.0, 0.0), (0.0, 1e-2), (0.1, 1e-4)])
-@pytest.mark.parametrize("chunk", [4, 5, 64])
+@pytest.mark.parametrize("chunk", [5, pytest.param(4, marks=pytest.mark.slow),
+                                   pytest.param(64, marks=pytest.mark.slow)])
 def test_chunked_equals_full(vocab_major, label_smoothing, z_loss, chunk):
   b, t, d, v = 3, 12, 16, 50
   keys = jax.random.split(jax.random.key(chunk), 4)
