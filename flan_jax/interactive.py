@@ -173,8 +173,9 @@ class Model:
       items[key].options.append(np.asarray(cont, np.int32))
       items[key].rows.append(index)
     grouped = list(items.values())
-    results = scoring.score_items(self.config, self.params, grouped,
-                                  min(self.batch_size, len(grouped)), self.prefix_lm, greedy=True)
+    calls = -(-len(grouped) // self.batch_size)  # Even batches: no padding copies in the last.
+    results = scoring.score_items(self.config, self.params, grouped, -(-len(grouped) // calls),
+                                  self.prefix_lm, greedy=True)
     out: list[tuple[float, bool] | None] = [None] * len(requests)
     for item, (scores, greedy) in zip(grouped, results, strict=True):
       for row, score, is_greedy in zip(item.rows, scores, greedy, strict=True):
