@@ -134,8 +134,9 @@ def check_tfds_data(name: str) -> None:
 
 
 # gin macro (or train_script.train parameter) -> (argument, minimum, may be None).
-_INT_VALUES = (("BATCH_SIZE", "batch_size", 1, False), ("TRAIN_STEPS", "train_steps", 1, True),
-               ("TRAIN_STEPS_RELATIVE", "relative_steps", 1, True),
+# TRAIN_STEPS(_RELATIVE) = 0: only initialise (from INITIAL_CHECKPOINT_PATH) and return, loudly.
+_INT_VALUES = (("BATCH_SIZE", "batch_size", 1, False), ("TRAIN_STEPS", "train_steps", 0, True),
+               ("TRAIN_STEPS_RELATIVE", "relative_steps", 0, True),
                ("CHECKPOINT_PERIOD", "checkpoint_period", 1, False),
                ("KEEP_CHECKPOINTS", "keep_checkpoints", 1, True),
                ("NUM_MICROBATCHES", "num_microbatches", 1, False),
@@ -527,6 +528,9 @@ def train(model_dir: str = gin.REQUIRED, model_config: DecoderConfig = gin.REQUI
   writer = metric_writers.create_default_writer(os.path.join(model_dir, SUMMARY_DIR),
                                                 just_logging=jax.process_index() != 0)
   step = int(state.step)
+  if step >= train_steps:  # TRAIN_STEPS(_RELATIVE) = 0 (below a restored step is an error).
+    _announce(f"nothing to train: the run starts at step {step} and TRAIN_STEPS is {train_steps};"
+              " returning the initial state (no checkpoint written)")
   bar = None
   if progress and jax.process_index() == 0:
     import tqdm

@@ -346,9 +346,9 @@ def test_t5x_and_tf_checkpoints_are_named_with_a_conversion_hint(tmp_path, monke
 
 @pytest.mark.parametrize("change, message", [
     ({"batch_size": "eight"}, "BATCH_SIZE must be an integer >= 1, got 'eight' (str)"),
-    ({"train_steps": "ten"}, "TRAIN_STEPS must be an integer >= 1, got 'ten' (str)"),
-    ({"train_steps": 0}, "TRAIN_STEPS must be >= 1, got 0"),
-    ({"train_steps": -5}, "TRAIN_STEPS must be >= 1, got -5"),
+    ({"train_steps": "ten"}, "TRAIN_STEPS must be an integer >= 0, got 'ten' (str)"),
+    ({"train_steps": -5}, "TRAIN_STEPS must be >= 0, got -5"),
+    ({"relative_steps": -1}, "TRAIN_STEPS_RELATIVE must be >= 0, got -1"),
     ({"batch_size": 0}, "BATCH_SIZE must be >= 1, got 0"),
     ({"checkpoint_period": 0}, "CHECKPOINT_PERIOD must be >= 1, got 0"),
     ({"task_feature_lengths": {"inputs": 0, "targets": 8}},

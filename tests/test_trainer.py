@@ -322,7 +322,7 @@ def test_initial_checkpoint_step_relative_steps_and_summaries(tmp_path, compile_
   again = _train(run, None, initial_checkpoint_path=str(init), relative_steps=2,
                  num_microbatches=1)
   assert int(again.step) == 5 and train_lib.model_checkpoint.steps(str(run)) == [4, 5]
-  with pytest.raises(ValueError, match="num_data_shards=2 but .* trained with 1"):
+  with pytest.raises(ValueError, match="NUM_DATA_SHARDS=2 but .* trained with 1"):
     _train(run, None, initial_checkpoint_path=str(init), relative_steps=2, num_data_shards=2)
   rows = [json.loads(line) for line in open(run / "train_metrics.jsonl")]
   assert [r["step"] for r in rows] == [4, 5] and 0 < rows[-1]["mfu"] < 1  # Host-measured peak.
