@@ -392,7 +392,8 @@ def train(model_dir: str = gin.REQUIRED, model_config: DecoderConfig = gin.REQUI
           peak_flops_per_device: float | None = None, eval_period: int | None = None,
           eval_mixture_or_task_name: str | None = None, eval_split: str = "validation",
           eval_batch_size: int = 32, eval_num_examples: int | None = None,
-          allow_config_change: bool = False) -> partitioning.TrainState:
+          allow_config_change: bool = False,
+          allow_nothing_to_do: bool = False) -> partitioning.TrainState:
   """Trains to step ``train_steps`` (absolute), resuming from ``model_dir`` when possible.
 
   ``random_seed=None`` draws a seed; it is stored in each checkpoint, so resume stays exact.
@@ -472,9 +473,14 @@ def train(model_dir: str = gin.REQUIRED, model_config: DecoderConfig = gin.REQUI
     raise checkpoints.BadValueError(
         f"nothing to do: {model_dir}/checkpoint_{latest} is at step {latest} and TRAIN_STEPS is "
         f"{train_steps}; raise TRAIN_STEPS to train further (or use a new MODEL_DIR)")
-  if latest is not None and latest == train_steps:  # A rerun of a finished job: exit 0, loudly.
-    _announce(f"nothing to do: {model_dir}/checkpoint_{latest} is already at TRAIN_STEPS="
-              f"{train_steps}; raise TRAIN_STEPS to train further")
+  if latest is not None and latest == train_steps:  # A rerun of a finished job.
+    message = (f"nothing to do: {model_dir}/checkpoint_{latest} is already at TRAIN_STEPS="
+               f"{train_steps}; raise TRAIN_STEPS to train further")
+    if not allow_nothing_to_do:  # Non-zero exit, so a mistyped TRAIN_STEPS is never silent.
+      raise checkpoints.BadValueError(
+          f"{message} (a scheduler that reruns finished jobs can pass "
+          "--gin.ALLOW_NOTHING_TO_DO=True to exit 0)")
+    _announce(message)
     return state
   tx, shardings = parts.tx, parts.shardings
   if jax.process_index() == 0:

@@ -391,8 +391,11 @@ def test_train_steps_at_or_below_the_restored_step(run, tmp_path, monkeypatch, c
   with pytest.raises(checkpoints.BadValueError, match="nothing to do: .*checkpoint_4 is at "
                      "step 4 and TRAIN_STEPS is 3; raise TRAIN_STEPS"):
     _train(model_dir, 3)
-  # A rerun of the finished job (as a scheduler does) is not an error, but says so.
-  assert int(_train(model_dir, 4).step) == 4
+  # A rerun of the finished job is an error unless asked for (a scheduler's rerun).
+  with pytest.raises(checkpoints.BadValueError, match="checkpoint_4 is already at TRAIN_STEPS=4"
+                     ".*ALLOW_NOTHING_TO_DO=True"):
+    _train(model_dir, 4)
+  assert int(_train(model_dir, 4, allow_nothing_to_do=True).step) == 4
   assert "checkpoint_4 is already at TRAIN_STEPS=4" in capsys.readouterr().err
 
 
