@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from typing import Any
 
 
 def _prepare(args: argparse.Namespace) -> None:
@@ -157,21 +159,17 @@ def main(argv: list[str] | None = None) -> None:
     import importlib
     module, function = DELEGATED[argv[0]]
     run = getattr(importlib.import_module(module), function)
-    from flan_jax import registry
-    try:
-      run(argv[1:])
-    except registry.UnknownNameError as e:
-      print(f"error: {e}", file=sys.stderr)
-      sys.exit(2)
-    except Exception as e:
-      _exit_if_reported(e)
-      raise
+    _reporting_errors(lambda: run(argv[1:]))
     return
   args = build_parser().parse_args(argv)
+  _reporting_errors(lambda: (_prepare(args), args.fn(args)))
+
+
+def _reporting_errors(fn: Callable[[], Any]) -> None:
+  """Runs ``fn``; an unknown name exits 2 and a self-explaining error exits 1, no traceback."""
   from flan_jax import registry
   try:
-    _prepare(args)
-    args.fn(args)
+    fn()
   except registry.UnknownNameError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
