@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from flan_jax import scoring
+from flan_jax import partitioning, scoring
 from flan_jax.models import Decoder, DecoderConfig
 
 Text = str | Sequence[int]
@@ -252,12 +252,13 @@ class Model:
                          f"max_length {self.max_length}")
       prompts = [p[-keep:] for p in prompts]
     tokens, lengths = decoding.left_pad(prompts)
-    out = decoding.decode(self.config, self.params, jnp.asarray(tokens), jnp.asarray(lengths),
+    batch, _ = partitioning.place_batch_like(self.params, {"tokens": tokens, "lengths": lengths})
+    out = decoding.decode(self.config, self.params, batch["tokens"], batch["lengths"],
                           max_new_tokens=max_new_tokens, eos_id=self.eos_id,
                           bidirectional_prompt=self.prefix_lm, method=method,
                           rng=jax.random.key(seed), **kwargs)
     results = []
-    for row, source in zip(np.asarray(out["tokens"]), ins, strict=True):
+    for row, source in zip(np.asarray(out["tokens"])[:len(ins)], ins, strict=True):
       ids = decoding.until_eos(row, self.eos_id, drop_padding=self.prefix_lm)
       results.append(self.decode(ids) if isinstance(source, str) else ids)
     return results[0] if single else results

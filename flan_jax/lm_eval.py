@@ -33,6 +33,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+import jax
 from lm_eval import utils as lm_utils
 from lm_eval.api.model import TemplateLM
 from lm_eval.api.registry import register_model
@@ -41,6 +42,8 @@ from lm_eval.models.utils import (
   normalize_gen_kwargs,
   postprocess_generated_text,
 )
+
+from flan_jax import partitioning
 
 DEFAULT_MAX_LENGTH = 2048  # lm-eval's HFLM default when a model declares no length.
 
@@ -57,11 +60,17 @@ class FlanJaxLM(TemplateLM):
     max_length: lm-eval's maximum length (default: the model's ``max_position_embeddings``, else
       2048 as ``HFLM``); longer requests are truncated from the left.
     max_gen_toks: default generation budget (``HFLM``: 256).
+    mesh: the device mesh (``flan-jax eval``'s ``data=-1,model=1`` syntax) the parameters are
+      placed on (:func:`flan_jax.partitioning.param_shardings`, rules ``partitioning_rules``);
+      every scoring / generation batch is then padded and sharded over its data axes
+      (:func:`flan_jax.partitioning.place_batch_like`). Default: all local devices data-parallel;
+      ``mesh=none`` keeps one device.
   """
 
   def __init__(self, pretrained: str | None = None, model: Any = None, model_dir: str | None = None,
                batch_size: int | str = 8, dtype: str | None = None, max_length: int | None = None,
-               max_gen_toks: int = 256, **kwargs: Any):
+               max_gen_toks: int = 256, mesh: str | None = "data=-1,model=1",
+               partitioning_rules: str = "1d", **kwargs: Any):
     super().__init__()
     from flan_jax import interactive
     path = pretrained or model_dir
@@ -77,6 +86,12 @@ class FlanJaxLM(TemplateLM):
       model.max_length = int(max_length)
     elif model.max_length is None:
       model.max_length = DEFAULT_MAX_LENGTH
+    self.mesh = None
+    if mesh and str(mesh).lower() != "none" and jax.device_count() > 1:
+      self.mesh = partitioning.create_mesh(str(mesh))
+      rules = partitioning.logical_axis_rules(partitioning_rules, self.mesh.axis_names)
+      model.params = jax.device_put(
+          model.params, partitioning.param_shardings(model.config, self.mesh, rules))
     self.model = model
     self._max_gen_toks = int(max_gen_toks)
     self.ignored_args = sorted(kwargs)  # lm-eval passes device etc.; a single host here.
@@ -182,6 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--limit", type=float, default=None)
   parser.add_argument("--dtype", default=None)
   parser.add_argument("--max_length", type=int, default=None)
+  parser.add_argument("--mesh", default="data=-1,model=1",
+                      help="device mesh the batches are sharded over ('none': one device)")
   parser.add_argument("--output_path", default=None, help="write the results JSON here")
   parser.add_argument("--log_samples", action="store_true")
   args = parser.parse_args(argv)
@@ -189,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   if not os.path.isdir(args.model_dir):
     parser.error(f"--model_dir {args.model_dir} is not a directory")
   lm = FlanJaxLM(pretrained=args.model_dir, batch_size=args.batch_size, dtype=args.dtype,
-                 max_length=args.max_length)
+                 max_length=args.max_length, mesh=args.mesh)
   task_manager = TaskManager(include_path=args.include_path)
   tasks = [t for t in args.tasks.split(",") if t]
   unknown = [t for t in tasks if t not in task_manager.all_tasks]

@@ -243,6 +243,42 @@ def host_local_to_global(batch: Mapping[str, np.ndarray], mesh: Mesh) -> dict[st
           for k, v in batch.items()}
 
 
+def data_parallel_size(mesh: Mesh) -> int:
+  """Devices the batch dimension is split over (the data and fsdp axes)."""
+  return int(np.prod([n for a, n in mesh.shape.items() if a in ("data", "fsdp")]))
+
+
+def params_mesh(params: Any) -> Mesh | None:
+  """The multi-device mesh ``params`` are placed on (``jax.device_put`` with
+  :func:`param_shardings`), else None (single-device or host arrays)."""
+  for leaf in jax.tree.leaves(params):
+    sharding = getattr(leaf, "sharding", None)
+    if isinstance(sharding, NamedSharding) and sharding.mesh.size > 1:
+      return sharding.mesh
+  return None
+
+
+def place_batch_like(params: Any, batch: Mapping[str, np.ndarray]
+                     ) -> tuple[dict[str, jax.Array], int]:
+  """(batch on the devices of ``params``, its real row count), single process.
+
+  Params on a multi-device mesh: rows are padded with copies of row 0 to a multiple of the
+  data-parallel size and sharded over the batch axes (the jitted step then runs data-parallel);
+  otherwise the arrays go to the default device unchanged.
+  """
+  rows = len(next(iter(batch.values())))
+  mesh = params_mesh(params)
+  if mesh is None:
+    return {k: jnp.asarray(v) for k, v in batch.items()}, rows
+  if jax.process_count() > 1:
+    raise ValueError("place_batch_like is single-process; multi-host inference runs through "
+                     "flan_jax.eval.Inference (per-host batch slices)")
+  short = -rows % data_parallel_size(mesh)
+  padded = {k: np.concatenate([np.asarray(v), np.repeat(np.asarray(v)[:1], short, 0)])
+            for k, v in batch.items()}
+  return host_local_to_global(padded, mesh), rows
+
+
 # --- partitioned functions and train state ----------------------------------------------------
 
 

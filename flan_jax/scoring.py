@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from flan_jax import partitioning
 from flan_jax.models import Decoder, DecoderConfig, init_cache
 from flan_jax.models import cache as cache_lib
 
@@ -211,7 +212,9 @@ def score_items(config: DecoderConfig, params: Any, items: Sequence[Item], batch
 
   Items are processed longest context first (as lm-eval does: similar lengths share a batch and
   the first batch is the largest); each batch is padded to ``batch_size`` with copies of its first
-  item so every call has the same batch shape.
+  item so every call has the same batch shape. ``params`` on a multi-device mesh (``device_put``
+  with :func:`flan_jax.partitioning.param_shardings`): batches run data-parallel over it
+  (:func:`flan_jax.partitioning.place_batch_like`).
   """
   order = sorted(range(len(items)), key=lambda i: -len(items[i].context))
   out: list[np.ndarray | None] = [None] * len(items)
@@ -223,7 +226,7 @@ def score_items(config: DecoderConfig, params: Any, items: Sequence[Item], batch
     chunk = order[start:start + batch_size]
     batch_items = [items[i] for i in chunk]
     batch_items += [batch_items[0]] * (batch_size - len(batch_items))
-    arrays = pack_items(batch_items)
+    arrays, _ = partitioning.place_batch_like(params, pack_items(batch_items))
     result = _shared_scores_jit(config, params, bidirectional_context=bidirectional_context,
                                 greedy=greedy, **arrays)
     scores, is_greedy = (np.asarray(result[0]), np.asarray(result[1])) if greedy else (

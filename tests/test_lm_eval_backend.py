@@ -105,3 +105,52 @@ def test_backend_needs_one_model_source():
   from flan_jax.lm_eval import FlanJaxLM
   with pytest.raises(ValueError, match="exactly one of pretrained"):
     FlanJaxLM()
+
+
+MESH_SCRIPT = """
+import json, sys
+import jax
+import numpy as np
+from lm_eval.api.instance import Instance
+from flan_jax import partitioning
+from flan_jax.lm_eval import FlanJaxLM
+from tests import lm_eval_fixtures as fx
+assert jax.device_count() == 4, jax.devices()
+lms = {m: FlanJaxLM(pretrained=sys.argv[1], batch_size=3, mesh=m) for m in ("data=-1,model=1",
+                                                                           "none")}
+sharded = lms["data=-1,model=1"]
+assert sharded.mesh.size == 4 and partitioning.params_mesh(sharded.model.params) is not None
+assert lms["none"].mesh is None
+batch, rows = partitioning.place_batch_like(sharded.model.params, {"x": np.zeros((3, 2))})
+assert rows == 3 and batch["x"].shape == (4, 2) and len(batch["x"].sharding.device_set) == 4
+reqs = [Instance("loglikelihood", {}, (c, x), i) for i, (c, x) in enumerate(fx.requests())]
+texts = [fx.QUESTIONS[5][0] * 2, "Le cafe est tres bon."]
+rolling = [Instance("loglikelihood_rolling", {}, (t,), i) for i, t in enumerate(texts)]
+gen = {"until": ["\\n"], "max_gen_toks": 6, "do_sample": False}
+prompts = ["Question: is the sky blue?", "The quick brown fox", "OPTIONS:", "a", "b"]
+gens = [Instance("generate_until", {}, (p, dict(gen)), i) for i, p in enumerate(prompts)]
+out = {m: {"ll": [list(r) for r in lm.loglikelihood(reqs)],
+           "rolling": lm.loglikelihood_rolling(rolling), "gen": lm.generate_until(gens)}
+       for m, lm in lms.items()}
+print(json.dumps(out))
+"""
+
+
+def test_mesh_sharded_backend_matches_one_device(hf_dir):
+  """4 simulated CPU devices: data-parallel batches give the 1-device results."""
+  import subprocess
+  import sys
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
+             PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
+  result = subprocess.run([sys.executable, "-c", MESH_SCRIPT, hf_dir], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  out = json.loads(result.stdout.strip().splitlines()[-1])
+  sharded, single = out["data=-1,model=1"], out["none"]
+  assert len(sharded["ll"]) == len(fx.requests()) > 4
+  np.testing.assert_allclose([s for s, _ in sharded["ll"]], [s for s, _ in single["ll"]],
+                             atol=1e-5, rtol=0)
+  assert [g for _, g in sharded["ll"]] == [g for _, g in single["ll"]]
+  np.testing.assert_allclose(sharded["rolling"], single["rolling"], atol=1e-5, rtol=0)
+  assert sharded["gen"] == single["gen"]
