@@ -100,3 +100,40 @@ def test_failed_export_leaves_nothing(tmp_path, monkeypatch):
   assert hf_interop.main_export([path, str(out)]) == 1  # Exists: refused without --overwrite.
   assert hf_interop.main_export([path, str(out), "--overwrite"]) == 0
   assert sorted(os.listdir(tmp_path)) == ["hf", "model"]
+
+
+def test_trained_tiny_model_exports_with_logits_parity(tmp_path):
+  """A gin/models/tiny.gin model trained a few steps by the real trainer, then `flan-jax
+  export-hf` on its MODEL_DIR: trust_remote_code logits match flan_jax's, tokenizer round-trips."""
+  from flan_jax import cli, interactive
+  from flan_jax import train as train_lib
+  model_dir = str(tmp_path / "trained")
+  train_lib.train(model_dir=model_dir, model_config=TINY,
+                  mixture_or_task_name="demo_heldout_nli_train",
+                  task_feature_lengths={"inputs": 32, "targets": 8}, train_steps=4, batch_size=8,
+                  checkpoint_period=4, learning_rate=1e-2, mesh="data=-1,model=1", log_period=10,
+                  progress=False)
+  assert model_checkpoint.steps(model_dir) == [4]
+  trained = model_checkpoint.restore_params(model_dir, TINY, step=4)
+  initial = init_params(TINY, jax.random.key(0))
+  assert max(float(np.abs(np.asarray(a) - np.asarray(b)).max()) for a, b in zip(
+      jax.tree.leaves(trained), jax.tree.leaves(initial), strict=True)) > 1e-3  # Really trained.
+  out = str(tmp_path / "hf")
+  cli.main(["export-hf", model_dir, out])  # The user's command line.
+  with open(os.path.join(out, "config.json")) as f:
+    assert json.load(f)["architectures"] == ["FlanJaxForCausalLM"]
+  ours = interactive.load(model_dir)
+  tokenizer = transformers.AutoTokenizer.from_pretrained(out)
+  texts = ["Premise: the cat sat.\nHypothesis: a cat sat.\nOPTIONS:\n- yes\n- no",
+           "naïve café 日本語 🙂", "Is the sky blue?"]
+  encoded = [ours.encode(t) for t in texts]
+  assert [tokenizer.encode(t) for t in texts] == encoded
+  assert [tokenizer.decode(ids) for ids in encoded] == [ours.decode(ids) for ids in encoded]
+  tokens = np.zeros((len(texts), max(map(len, encoded))), np.int32)
+  for row, ids in enumerate(encoded):
+    tokens[row, :len(ids)] = ids
+  np.testing.assert_array_less(np.abs(_hf_logits(out, tokens) - ours.logits(tokens)), 1e-4)
+  prefix = np.zeros(tokens.shape, bool)
+  prefix[:, :5] = True
+  want = Decoder(TINY).apply({"params": trained}, tokens, decoder_causal_attention=prefix)
+  np.testing.assert_array_less(np.abs(_hf_logits(out, tokens, prefix) - np.asarray(want)), 1e-4)
