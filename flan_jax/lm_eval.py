@@ -64,7 +64,8 @@ class FlanJaxLM(TemplateLM):
       placed on (:func:`flan_jax.partitioning.param_shardings`, rules ``partitioning_rules``);
       every scoring / generation batch is then padded and sharded over its data axes
       (:func:`flan_jax.partitioning.place_batch_like`). Default: all local devices data-parallel;
-      ``mesh=none`` keeps one device.
+      ``mesh=none`` keeps one device. In lm-eval's comma-separated ``model_args`` separate the
+      axes with ``;`` (``mesh=data=2;model=1``).
   """
 
   def __init__(self, pretrained: str | None = None, model: Any = None, model_dir: str | None = None,
@@ -88,7 +89,7 @@ class FlanJaxLM(TemplateLM):
       model.max_length = DEFAULT_MAX_LENGTH
     self.mesh = None
     if mesh and str(mesh).lower() != "none" and jax.device_count() > 1:
-      self.mesh = partitioning.create_mesh(str(mesh))
+      self.mesh = partitioning.create_mesh(str(mesh).replace(";", ","))  # model_args split ','.
       rules = partitioning.logical_axis_rules(partitioning_rules, self.mesh.axis_names)
       model.params = jax.device_put(
           model.params, partitioning.param_shardings(model.config, self.mesh, rules))

@@ -116,9 +116,9 @@ from flan_jax import partitioning
 from flan_jax.lm_eval import FlanJaxLM
 from tests import lm_eval_fixtures as fx
 assert jax.device_count() == 4, jax.devices()
-lms = {m: FlanJaxLM(pretrained=sys.argv[1], batch_size=3, mesh=m) for m in ("data=-1,model=1",
+lms = {m: FlanJaxLM(pretrained=sys.argv[1], batch_size=3, mesh=m) for m in ("data=-1;model=1",
                                                                            "none")}
-sharded = lms["data=-1,model=1"]
+sharded = lms["data=-1;model=1"]
 assert sharded.mesh.size == 4 and partitioning.params_mesh(sharded.model.params) is not None
 assert lms["none"].mesh is None
 batch, rows = partitioning.place_batch_like(sharded.model.params, {"x": np.zeros((3, 2))})
@@ -147,7 +147,7 @@ def test_mesh_sharded_backend_matches_one_device(hf_dir):
                           capture_output=True, text=True, timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
   out = json.loads(result.stdout.strip().splitlines()[-1])
-  sharded, single = out["data=-1,model=1"], out["none"]
+  sharded, single = out["data=-1;model=1"], out["none"]
   assert len(sharded["ll"]) == len(fx.requests()) > 4
   np.testing.assert_allclose([s for s, _ in sharded["ll"]], [s for s, _ in single["ll"]],
                              atol=1e-5, rtol=0)
