@@ -162,6 +162,10 @@ register_dataset(DatasetSpec(
     preprocess=_multirc_fields,
     options=NO_YES,
     metric="multirc",
+    # The untuned baseline's prompt: like the reference's answer-key pattern, the candidate answer
+    # is stated and the model's next word (no/yes) judges it.
+    continuations=(T("{paragraph}\n\nQuestion: {question}\nSuggested answer: {response}\n"
+                     "Is the suggested answer right (yes or no)?"),),
     templates=MULTIRC_TEMPLATES,
 ))
 

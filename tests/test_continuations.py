@@ -14,13 +14,12 @@ from tests.test_flan_forms import _as_dataset, rendered
 
 registry.ensure_registered()
 
-# google-research/FLAN baseline_templates.PATTERNS keys, as flan_jax dataset names (multirc, whose
-# continuation needs the reference's bracketed answer-key form, is not covered).
+# google-research/FLAN baseline_templates.PATTERNS keys, as flan_jax dataset names.
 REFERENCE_BASELINE = (
     ["anli_r1", "anli_r2", "anli_r3", "cb", "rte", "arc_easy", "arc_challenge", "bool_q",
      "openbookqa", "copa", "hellaswag", "piqa", "story_cloze", "record", "winogrande",
      "common_gen", "dart", "e2e_nlg", "web_nlg_en", "para_crawl_enes", "wmt14_enfr",
-     "natural_questions", "trivia_qa", "wsc273"]
+     "natural_questions", "trivia_qa", "wsc273", "multirc"]
     + [f"wmt16_translate_{x}en" for x in ("cs", "de", "fi", "ro", "ru", "tr")])
 
 
@@ -48,6 +47,21 @@ def test_rte_continuation_rows_use_true_false():
   with tfds.testing.mock_data(as_dataset_fn=_as_dataset(RTE)):
     exs = examples("continuations_rte_type_0_scoring_eval", "test", n=4)
   assert [bool(e["is_correct"]) for e in exs] == [True, False]
+
+
+MULTIRC = {"paragraph": ["<b>Sent 1: </b>Ann fed the cat.<br><b>Sent 2: </b>Then she slept.<br>"],
+           "question": ["Who fed the cat?"], "answer": ["Ann"], "label": [1],
+           "idx": {"paragraph": [3], "question": [7], "answer": [0]}}
+
+
+def test_multirc_continuation_states_the_candidate_and_scores_no_yes():
+  rows = rendered("continuations_multirc_type_0_scoring_eval", MULTIRC)
+  assert [t for _, t in rows] == ["no", "yes"]
+  assert rows[0][0] == ("Ann fed the cat. Then she slept.\n\nQuestion: Who fed the cat?\n"
+                        "Suggested answer: Ann\nIs the suggested answer right (yes or no)?")
+  with tfds.testing.mock_data(as_dataset_fn=_as_dataset(MULTIRC)):
+    exs = examples("continuations_multirc_type_0_scoring_eval", "test", n=4)
+  assert [bool(e["is_correct"]) for e in exs] == [False, True]  # label 1: the candidate is right
 
 
 def test_translation_continuations_both_directions():
