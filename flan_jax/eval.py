@@ -100,7 +100,7 @@ class Inference:
                eos_id: int = 1, decode_kwargs: Mapping[str, Any] | None = None,
                progress: bool = False, on_task_done: Callable[[], None] | None = None):
     self.config, self.params, self.mesh, self.rules = config, params, mesh, rules
-    replicas = int(np.prod([n for a, n in mesh.shape.items() if a in ("data", "fsdp")]))
+    replicas = partitioning.data_parallel_size(mesh)
     replicas = max(replicas, jax.process_count())
     self.batch_size = -(-batch_size // replicas) * replicas
     self.prefix_lm = prefix_lm
