@@ -75,17 +75,85 @@ def resolve_use_cached(mixture_or_task_name: str, use_cached: bool | None) -> bo
   return True
 
 
-def get_dataset(cfg: DataConfig, shard_id: int = 0, num_shards: int = 1) -> tf.data.Dataset:
-  """Shard ``shard_id``'s infinite stream of numpy-able model-feature batches (global / shards)."""
+class TruncationCounter:
+  """Counts, per task feature, the examples streamed so far and those longer than their
+  ``TASK_FEATURE_LENGTHS`` entry (which seqio then truncates), with the longest lengths.
+
+  Counted by :func:`count_truncation` in each task's pipeline right before seqio's
+  ``append_eos_after_trim`` trims (a map that only reads lengths, so batches are unchanged), as
+  examples are read: before shuffling and mixing, so including the shuffle buffer's, prefetched
+  ones and those skipped on resume; per process.
+  """
+
+  def __init__(self, task_feature_lengths: Mapping[str, int]):
+    self.lengths = dict(task_feature_lengths)
+    with tf.init_scope():  # [seen, truncated per feature] in one variable: read consistently.
+      self._counts = tf.Variable(tf.zeros(1 + len(self.lengths), tf.int64), trainable=False)
+      self._longest = {k: tf.Variable(0, dtype=tf.int64, trainable=False) for k in self.lengths}
+
+  def wrap(self, ds: tf.data.Dataset,
+           output_features: Mapping[str, seqio.Feature]) -> tf.data.Dataset:
+    """``ds`` (tokenized, untrimmed task examples, before EOS) with every example counted
+    (its length with the EOS to come); elements pass unchanged."""
+    features = [k for k in self.lengths if k in ds.element_spec]
+
+    def count(ex: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+      over, ops = [tf.constant(1, tf.int64)], []
+      for k, limit in self.lengths.items():
+        if k not in features:
+          over.append(tf.constant(0, tf.int64))
+          continue
+        eos = int(k in output_features and output_features[k].add_eos)
+        n = tf.cast(tf.shape(ex[k])[0], tf.int64) + eos
+        over.append(tf.cast(n > limit, tf.int64))
+        ops.append(self._longest[k].assign(tf.maximum(self._longest[k], n)))
+      ops.append(self._counts.assign_add(tf.stack(over)))
+      with tf.control_dependencies(ops):
+        return {k: tf.identity(v) for k, v in ex.items()}
+
+    return ds.map(count)
+
+  def counts(self) -> dict[str, tuple[int, int, int]]:
+    """``{feature: (truncated, seen, longest)}`` so far."""
+    counts = [int(x) for x in self._counts.numpy()]
+    return {k: (counts[1 + i], counts[0], int(self._longest[k].numpy()))
+            for i, k in enumerate(self.lengths)}
+
+  def messages(self) -> list[str]:
+    """One line per feature with truncated examples so far (none: empty)."""
+    return [f"{k}: {over} of {seen} examples so far were longer than TASK_FEATURE_LENGTHS"
+            f"[{k!r}]={self.lengths[k]} and were truncated (longest {longest}); raise it to keep "
+            "them" for k, (over, seen, longest) in self.counts().items() if over]
+
+
+_COUNTERS: list[TruncationCounter | None] = []  # The counter of the get_dataset being built.
+
+
+def count_truncation(ds: tf.data.Dataset,
+                     output_features: Mapping[str, seqio.Feature]) -> tf.data.Dataset:
+  """``ds`` counted by the :class:`TruncationCounter` of the training pipeline being built (see
+  :func:`get_dataset`); unchanged elsewhere (evaluation, ``show``)."""
+  counter = _COUNTERS[-1] if _COUNTERS else None
+  return ds if counter is None else counter.wrap(ds, output_features)
+
+
+def get_dataset(cfg: DataConfig, shard_id: int = 0, num_shards: int = 1,
+                counter: TruncationCounter | None = None) -> tf.data.Dataset:
+  """Shard ``shard_id``'s infinite stream of numpy-able model-feature batches (global / shards);
+  ``counter`` counts the examples the feature lengths truncate (batches unchanged)."""
   if cfg.batch_size % num_shards:
     raise ValueError(f"global batch {cfg.batch_size} not divisible by {num_shards} data shards")
   converter = seqio.DecoderFeatureConverter(pack=cfg.pack)
-  ds = seqio.get_dataset(
-      cfg.mixture_or_task_name, task_feature_lengths=dict(cfg.task_feature_lengths),
-      dataset_split=cfg.split, shuffle=cfg.shuffle, num_epochs=None,
-      use_cached=resolve_use_cached(cfg.mixture_or_task_name, cfg.use_cached),
-      seed=cfg.seed, batch_size=cfg.batch_size // num_shards, feature_converter=converter,
-      shard_info=seqio.ShardInfo(shard_id, num_shards))
+  _COUNTERS.append(counter)
+  try:
+    ds = seqio.get_dataset(
+        cfg.mixture_or_task_name, task_feature_lengths=dict(cfg.task_feature_lengths),
+        dataset_split=cfg.split, shuffle=cfg.shuffle, num_epochs=None,
+        use_cached=resolve_use_cached(cfg.mixture_or_task_name, cfg.use_cached),
+        seed=cfg.seed, batch_size=cfg.batch_size // num_shards, feature_converter=converter,
+        shard_info=seqio.ShardInfo(shard_id, num_shards))
+  finally:
+    _COUNTERS.pop()
   options = tf.data.Options()
   options.deterministic = True
   return ds.with_options(options)
@@ -130,7 +198,8 @@ def _concat(*shards: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
 class TrainIterator(Iterator[dict[str, jax.Array]]):
   """Global, sharded batches starting at batch ``position``; ``position`` counts batches taken.
 
-  ``last_local_batch`` is the host-local numpy batch behind the latest global batch.
+  ``last_local_batch`` is the host-local numpy batch behind the latest global batch;
+  ``truncation`` counts the examples read so far that the feature lengths truncate.
   """
 
   def __init__(self, cfg: DataConfig, mesh: Mesh, position: int = 0):
@@ -139,7 +208,8 @@ class TrainIterator(Iterator[dict[str, jax.Array]]):
     self.position = position
     self.shards = shards_for_process(cfg, mesh)
     num_shards = cfg.resolved_num_shards
-    parts = [get_dataset(cfg, s, num_shards) for s in self.shards]
+    self.truncation = TruncationCounter(cfg.task_feature_lengths)
+    parts = [get_dataset(cfg, s, num_shards, self.truncation) for s in self.shards]
     ds = parts[0] if len(parts) == 1 else tf.data.Dataset.zip(tuple(parts)).map(_concat)
     if position:
       ds = ds.skip(position)

@@ -239,8 +239,17 @@ def tokenize_chain() -> list:
   return [
       seqio.preprocessors.tokenize,
       seqio.CacheDatasetPlaceholder(),
-      seqio.preprocessors.append_eos_after_trim,
+      append_eos_after_trim,
   ]
+
+
+def append_eos_after_trim(dataset: tf.data.Dataset, output_features: Mapping[str, seqio.Feature],
+                          sequence_length: Mapping[str, int] | None = None) -> tf.data.Dataset:
+  """seqio's ``append_eos_after_trim``; the training pipeline first counts the examples it
+  truncates (:func:`flan_jax.data.count_truncation`)."""
+  from flan_jax import data
+  dataset = data.count_truncation(dataset, output_features)
+  return seqio.preprocessors.append_eos_after_trim(dataset, output_features, sequence_length)
 
 
 def filter_examples(predicate: Callable[[Example], tf.Tensor]) -> Callable:

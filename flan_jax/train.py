@@ -607,6 +607,20 @@ def train(model_dir: str = gin.REQUIRED, model_config: DecoderConfig = gin.REQUI
         f"{_nonfinite_text(*values)} at step {bad_step}; its batch is in {path}; no checkpoint "
         f"written after it (last: {'none' if last is None else f'{model_dir}/checkpoint_{last}'})")
 
+  truncation_said: list[str] = []
+
+  def report_truncation(final: bool) -> dict[str, float]:
+    """``data/truncated_fraction_<feature>`` of the examples read so far (features with any);
+    a changed count is logged at a log period, the count so far always at the end."""
+    counts = batches.truncation.counts()
+    messages = batches.truncation.messages()
+    if messages and (final or messages != truncation_said):
+      for message in messages:
+        _announce(message)
+      truncation_said[:] = messages
+    return {f"data/truncated_fraction_{k}": over / seen
+            for k, (over, seen, _) in counts.items() if over}
+
   ckpts = checkpoints.TrainCheckpoints(model_dir, keep_checkpoints, async_checkpointing)
 
   try:
@@ -644,6 +658,8 @@ def train(model_dir: str = gin.REQUIRED, model_config: DecoderConfig = gin.REQUI
           if peak_flops:
             last["mfu"] = last["tokens_per_second"] * flops_per_token / peak_flops
             postfix["mfu"] = f"{100 * last['mfu']:.1f}%"
+          truncated = report_truncation(step == train_steps or stop)
+          last.update(truncated)
           log(rows)
           if bar is not None:
             bar.set_postfix(postfix)
