@@ -159,17 +159,19 @@ def main(argv: list[str] | None = None) -> None:
     import importlib
     module, function = DELEGATED[argv[0]]
     run = getattr(importlib.import_module(module), function)
-    _reporting_errors(lambda: run(argv[1:]))
+    code = _reporting_errors(lambda: run(argv[1:]))
+    if type(code) is int and code:  # main_export / lm-eval return their exit status.
+      sys.exit(code)
     return
   args = build_parser().parse_args(argv)
   _reporting_errors(lambda: (_prepare(args), args.fn(args)))
 
 
-def _reporting_errors(fn: Callable[[], Any]) -> None:
+def _reporting_errors(fn: Callable[[], Any]) -> Any:
   """Runs ``fn``; an unknown name exits 2 and a self-explaining error exits 1, no traceback."""
   from flan_jax import registry
   try:
-    fn()
+    return fn()
   except registry.UnknownNameError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)

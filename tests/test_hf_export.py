@@ -122,6 +122,9 @@ def test_trained_tiny_model_exports_with_logits_parity(tmp_path):
   cli.main(["export-hf", model_dir, out])  # The user's command line.
   with open(os.path.join(out, "config.json")) as f:
     assert json.load(f)["architectures"] == ["FlanJaxForCausalLM"]
+  with pytest.raises(SystemExit) as refused:  # OUT_DIR exists: a failing exit status.
+    cli.main(["export-hf", model_dir, out])
+  assert refused.value.code == 1
   ours = interactive.load(model_dir)
   tokenizer = transformers.AutoTokenizer.from_pretrained(out)
   texts = ["Premise: the cat sat.\nHypothesis: a cat sat.\nOPTIONS:\n- yes\n- no",
