@@ -123,7 +123,7 @@ WSC_TEMPLATES = (
     T("Q: In \"{text}\", is {noun} the referent of \"{pronoun}\"?\nA:\n\n{options_}"),
     T("Decide whether the two expressions below mean the same entity in the text.\n\n{text}\n\n"
       "1. {noun}\n2. {pronoun}\n\n{options_}"),
-    T("{text}\n\nWho is \"{pronoun}\"? Is it {noun}?\n\n{options_}"),
+    T("{text}\n\nWhom does \"{pronoun}\" mean here: {noun}?\n\n{options_}"),
 )
 
 

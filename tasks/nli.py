@@ -299,7 +299,7 @@ register_dataset(DatasetSpec(
 # --------------------------------------------------------------------------------------- WNLI
 
 WNLI_TEMPLATES = (
-    T("{premise}\n\nDoes this imply that \"{hypothesis}\"?\n\n{options_}"),
+    T("{premise}\n\nTaking that as given, would \"{hypothesis}\" also hold?\n\n{options_}"),
     T("First: {premise}\nSecond: {hypothesis}\n\n"
       "Assuming the first holds, does the second hold as well?\n\n{options_}"),
     T("Read the sentence and work out who the pronoun refers to.\n{premise}\n\nGiven that, is it "

@@ -57,7 +57,8 @@ register_dataset(DatasetSpec(
 
 DROP_TEMPLATES = (
     T("{passage}\n\nWorking from the passage, {question}"),
-    T("Read the text and answer the question.\n\n{passage}\n\nQuestion: {question}\nAnswer:"),
+    T("Go through the passage and respond to the question.\n\n{passage}\n\nQuestion: {question}\n"
+      "Answer:"),
     T("Passage: {passage}\n\nAsked: {question}\nWorked answer:"),
     T("{passage}\n\n{question}"),
     T("Here is a passage with some numbers and facts in it:\n{passage}\n\n"
