@@ -319,8 +319,10 @@ def test_initial_checkpoint_step_relative_steps_and_summaries(tmp_path, compile_
   meta = json.load(open(run / "checkpoint_5" / "data" / "metadata"))
   assert meta["initial_step"] == 3 and meta["data_position"] == 2
   # A restart (e.g. after a crash) keeps the final step at 3 + 2, not resumed step + 2.
+  with pytest.raises(ValueError, match="nothing to do: .*checkpoint_5 is already at TRAIN_STEPS=5"):
+    _train(run, None, initial_checkpoint_path=str(init), relative_steps=2, num_microbatches=1)
   again = _train(run, None, initial_checkpoint_path=str(init), relative_steps=2,
-                 num_microbatches=1)
+                 num_microbatches=1, allow_nothing_to_do=True)
   assert int(again.step) == 5 and train_lib.model_checkpoint.steps(str(run)) == [4, 5]
   with pytest.raises(ValueError, match="NUM_DATA_SHARDS=2 but .* trained with 1"):
     _train(run, None, initial_checkpoint_path=str(init), relative_steps=2, num_data_shards=2)
