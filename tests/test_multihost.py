@@ -92,6 +92,7 @@ def test_two_processes_match_one_process(tmp_path):
     assert meta["num_data_shards"] == 2 and meta["data_position"] == STEPS
 
 
+@pytest.mark.slow  # ~2 min of two processes; run by `make test-all`.
 def test_dead_process_stops_the_survivor_with_one_readable_line(tmp_path):
   """SIGKILL of process 1 mid-run: process 0 stops within ~30 s (heartbeat watchdog), exit 1,
   naming the dead process and how to restart; its earlier checkpoints stay good."""
