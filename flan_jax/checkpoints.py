@@ -395,7 +395,8 @@ def check_shapes(expected: Any, actual: Any, source: str = "checkpoint") -> None
 
 
 def _state_metadata(path: str) -> dict[str, Any]:
-  metadata = ocp.StandardCheckpointer().metadata(os.path.join(path, STATE))
+  # orbax finds a relative directory's item metadata only by its absolute path.
+  metadata = ocp.StandardCheckpointer().metadata(os.path.abspath(os.path.join(path, STATE)))
   tree = getattr(getattr(metadata, "item_metadata", metadata), "tree", metadata)
   if not isinstance(tree, Mapping):
     raise ValueError(f"{STATE}/ holds no orbax PyTree ({type(tree).__name__})")

@@ -162,6 +162,16 @@ def _enospc(path):
 # --- 3. bit flips -----------------------------------------------------------------------------
 
 
+def test_relative_checkpoint_paths_restore(run, tmp_path, monkeypatch):
+  """make demo passes relative dirs (demo_out/pretrained/checkpoint_N) as initial checkpoints."""
+  model_dir = _copy(run, tmp_path)
+  want = checkpoints.restore_params(str(model_dir), step=4)
+  monkeypatch.chdir(model_dir.parent)
+  got = checkpoints.restore_params(os.path.join(model_dir.name, "checkpoint_4"))
+  for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(got), strict=True):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
 def test_single_bit_flips_are_detected(run, tmp_path):
   model_dir = _copy(run, tmp_path)
   step_dir = str(model_dir / "checkpoint_4")
