@@ -611,10 +611,11 @@ def train(model_dir: str = gin.REQUIRED, model_config: DecoderConfig = gin.REQUI
 
   def report_truncation(final: bool) -> dict[str, float]:
     """``data/truncated_fraction_<feature>`` of the examples read so far (features with any);
-    a changed count is logged at a log period, the count so far always at the end."""
+    logged once when truncation is first seen and again at the end (the metrics row has it at
+    every log period), so the console stays quiet."""
     counts = batches.truncation.counts()
     messages = batches.truncation.messages()
-    if messages and (final or messages != truncation_said):
+    if messages and (final or not truncation_said):
       for message in messages:
         _announce(message)
       truncation_said[:] = messages
