@@ -4,8 +4,15 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.flan_jax-installed
 PYTEST_ARGS ?=
+# seqio's caching job (flan-jax cache-tasks) needs apache-beam, and beam needs protobuf<7 while the
+# main venv has protobuf 7 (and sentencepiece 0.2.3, which needs it). .venv-cache is a layered venv:
+# the `cache` extra (beam, protobuf 6, sentencepiece 0.2.0) in front of .venv's packages.
+# tests/test_cache.py caches a task with it and reads the cache back with .venv.
+CACHE_VENV := .venv-cache
+CACHE_PY := $(CACHE_VENV)/bin/python
+CACHE_STAMP := $(CACHE_VENV)/.flan_jax-cache-installed
 
-.PHONY: install test test-all demo notebook lint clean
+.PHONY: install cache-venv test test-all demo notebook lint clean
 
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,11 +22,21 @@ $(STAMP): setup.py
 
 install: $(STAMP)
 
-test: $(STAMP)
-	$(PY) -m pytest -q -n 2 -m "not slow" tests $(PYTEST_ARGS)
+$(CACHE_STAMP): $(STAMP)
+	test -x $(CACHE_PY) || $(PY) -m venv $(CACHE_VENV)
+	base=$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') && \
+	  own=$$($(CACHE_PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') && \
+	  echo "import site; site.addsitedir('$$base')" > "$$own/zz_flan_jax_venv.pth"
+	$(CACHE_PY) -m pip install -q -e '.[cache]'
+	touch $(CACHE_STAMP)
 
-test-all: $(STAMP)
-	$(PY) -m pytest -q -n 2 tests $(PYTEST_ARGS)
+cache-venv: $(CACHE_STAMP)
+
+test: $(STAMP) $(CACHE_STAMP)
+	FLAN_JAX_CACHE_PYTHON=$(abspath $(CACHE_PY)) $(PY) -m pytest -q -n 2 -m "not slow" tests $(PYTEST_ARGS)
+
+test-all: $(STAMP) $(CACHE_STAMP)
+	FLAN_JAX_CACHE_PYTHON=$(abspath $(CACHE_PY)) $(PY) -m pytest -q -n 2 tests $(PYTEST_ARGS)
 	$(PY) bench/fault_campaign.py
 
 demo: $(STAMP)
@@ -33,4 +50,4 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache demo_out
+	rm -rf $(VENV) $(CACHE_VENV) build *.egg-info .pytest_cache demo_out
