@@ -48,16 +48,13 @@ def _run(python: str, *argv: str) -> subprocess.CompletedProcess:
   return result
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
+def _cache_tasks(cache) -> None:
   python = _cache_python()
   probe = subprocess.run([python, "-c", "import apache_beam, sys; print(apache_beam.__version__)"],
                          capture_output=True, text=True)
   assert probe.returncode == 0, f"{python} cannot import apache_beam: {probe.stderr[-2000:]}"
-  cache = tmp_path_factory.mktemp("seqio_cache")
   _run(python, "-m", "flan_jax.cli", "cache-tasks", f"--tasks={TASK}",
        f"--output_cache_dir={cache}")
-  return cache
 
 
 def _examples(ds) -> list[tuple]:
@@ -66,7 +63,10 @@ def _examples(ds) -> list[tuple]:
   return sorted(rows, key=repr)
 
 
-def test_cache_tasks_writes_what_seqio_reads_back(cache):
+# One test (the caching job runs once, also under xdist): cache, read back, train from the cache.
+def test_cache_tasks_then_seqio_reads_the_cache_and_training_uses_it(tmp_path):
+  cache = tmp_path / "cache"
+  _cache_tasks(cache)
   task_dir = cache / TASK
   assert (task_dir / "COMPLETED").exists()
   registry.ensure_registered()
@@ -86,8 +86,6 @@ def test_cache_tasks_writes_what_seqio_reads_back(cache):
     seqio.utils.set_global_cache_dirs(old_dirs)
     task._cache_dir = None  # pylint: disable=protected-access
 
-
-def test_train_from_the_cache(cache, tmp_path):
   model_dir = tmp_path / "model"
   _run(sys.executable, "-m", "flan_jax.train", "--gin_file=gin/runs/demo.gin",
        f"--gin.MODEL_DIR='{model_dir}'", f"--gin.MIXTURE_OR_TASK_NAME='{TASK}'",
