@@ -5,7 +5,9 @@ import os
 from setuptools import setup
 
 PACKAGES = [
-    "flan_jax", "flan_jax.models", "flan_jax.offline", "flan_jax.tasks", "flan_jax.mixtures",
+    "flan_jax", "flan_jax.config", "flan_jax.metrics", "flan_jax.data", "flan_jax.data.offline",
+    "flan_jax.models", "flan_jax.parallel", "flan_jax.interop", "flan_jax.training",
+    "flan_jax.inference", "flan_jax.evaluation", "flan_jax.tasks", "flan_jax.mixtures",
     "flan_jax.gin",
 ]
 
@@ -18,7 +20,7 @@ setup(
     python_requires=">=3.10",
     # tasks/, mixtures/ and gin/ live at the top of the repo but install as flan_jax.tasks /
     # .mixtures / flan_jax/gin/, so no generic top-level names land in site-packages and an
-    # installed flan_jax finds --gin_file=gin/... from any directory (gin_utils.GIN_ROOT).
+    # installed flan_jax finds --gin_file=gin/... from any directory (config.gin_utils.GIN_ROOT).
     packages=PACKAGES,
     package_dir={"flan_jax.tasks": "tasks", "flan_jax.mixtures": "mixtures", "flan_jax.gin": "gin"},
     package_data={"flan_jax": ["assets/*"], "flan_jax.gin": ["*/*.gin"]},
@@ -56,7 +58,7 @@ setup(
         # both); google-crc32c: Beam's TFRecord writer.
         "cache": ["apache-beam>=2.50", "google-crc32c>=1.5", "sentencepiece>=0.2,<0.2.1"],
         "hf": ["safetensors>=0.4", "tokenizers>=0.19", "transformers>=4.45", "torch==2.13.0"],
-        "lm_eval": ["lm-eval[hf]==0.4.13"],  # flan_jax.lm_eval: `flan-jax lm-eval`.
+        "lm_eval": ["lm-eval[hf]==0.4.13"],  # flan_jax.interop.lm_eval: `flan-jax lm-eval`.
     },
     entry_points={"console_scripts": ["flan-jax=flan_jax.cli:main"]},
 )

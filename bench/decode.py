@@ -1,4 +1,5 @@
-"""Greedy decoding with the KV cache (flan_jax.decoding) vs. recomputing the prefix every token.
+"""Greedy decoding with the KV cache (flan_jax.inference.decoding) vs. recomputing the prefix every
+token.
 
     .venv/bin/python bench/decode.py [--new_tokens 64] [--prompt 128] [--batch 4] [--repeats 3]
 
@@ -22,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from flan_jax import decoding
+from flan_jax.inference import decoding
 from flan_jax.models import Decoder, DecoderConfig, init_params
 
 CONFIG = DecoderConfig(vocab_size=32000, num_layers=4, d_model=512, num_heads=8, head_dim=64,

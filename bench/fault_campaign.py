@@ -80,7 +80,7 @@ class Campaign:
     import jax
     import numpy as np
 
-    from flan_jax import checkpoints
+    from flan_jax.training import checkpoints
     return [np.asarray(x) for x in jax.tree.leaves(
         checkpoints.restore_params(model_dir, step=self.steps))]
 
@@ -107,7 +107,7 @@ class Campaign:
       print(log[-2000:], flush=True)
 
   def wait_for_checkpoint(self, proc: subprocess.Popen, model_dir: str, step: int) -> bool:
-    from flan_jax import checkpoints
+    from flan_jax.training import checkpoints
     deadline = time.time() + START_TIMEOUT_S
     path = os.path.join(model_dir, f"checkpoint_{step}")
     while not checkpoints.is_complete_checkpoint(path):
@@ -137,7 +137,7 @@ class Campaign:
     self.judge(f"kill {i} (after checkpoint_{at})", model_dir, rc, log)
 
   def damaged(self, kind: str) -> None:
-    from flan_jax import checkpoints
+    from flan_jax.training import checkpoints
     model_dir = os.path.join(self.work, kind)
     shutil.copytree(os.path.join(self.work, "reference"), model_dir)
     latest = os.path.join(model_dir, f"checkpoint_{self.steps}")
@@ -187,7 +187,7 @@ class Campaign:
       log = open(os.path.join(self.work, "disk_full.log")).read()
       stopped = rc == 1 and "could not be written: No space left on device" in log and \
           "is the latest good one" in log
-      from flan_jax import checkpoints
+      from flan_jax.training import checkpoints
       intact = all(checkpoints.problem(os.path.join(model_dir, f"checkpoint_{s}")) is None
                    for s in checkpoints.steps(model_dir))
       os.remove(filler)

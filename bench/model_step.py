@@ -5,7 +5,7 @@
 
 Config: a ~30M-matmul-parameter Llama-shaped decoder (d 512, 8 layers, 8 heads of 64, SwiGLU
 d_ff 1408, vocab 8192, RoPE, untied), batch 8 x 512, AdamW, causal LM loss through
-``flan_jax.trainer.loss_fn`` (the trainer's loss). Torch: ``transformers.LlamaForCausalLM`` +
+``flan_jax.training.step.loss_fn`` (the trainer's loss). Torch: ``transformers.LlamaForCausalLM`` +
 ``torch.optim.AdamW`` on the same shapes (``torch.autocast`` bf16 for ``--dtype bfloat16``).
 
 The parent process records the 1-minute load average before and after, and runs two children:
@@ -53,8 +53,9 @@ def jax_step(cfg, batch: int, seq: int):
   import jax
   import optax
 
-  from flan_jax import losses, trainer
   from flan_jax.models import init_params
+  from flan_jax.training import losses
+  from flan_jax.training import step as trainer
   tx = optax.adamw(1e-4)
   params = init_params(cfg, jax.random.key(0))
   opt_state = tx.init(params)

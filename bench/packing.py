@@ -4,9 +4,11 @@
         [--lengths 128:32,1024:256]
 
 For each ``inputs:targets`` feature-length pair, builds the trainer's pipeline
-(:func:`flan_jax.data.get_dataset`, batch 8) and reports the share of the packed positions that
+(:func:`flan_jax.training.batches.get_dataset`, batch 8) and reports the share of the packed
+positions that
 hold a token (``decoder_segment_ids > 0``), the mean number of examples per row and the mean
-example length, then the same for :func:`flan_jax.packing.best_fit_pack` on the unpacked rows of the
+example length, then the same for :func:`flan_jax.data.packing.best_fit_pack` on the unpacked rows
+of the
 same stream. Last line: ``non_padding=<seqio> best_fit=<ours>`` at the last length pair.
 """
 
@@ -19,8 +21,10 @@ import numpy as np
 
 def measure_best_fit(mixture: str, inputs: int, targets: int, rows: int,
                      window: int) -> float:
-  """Non-padding fraction of ``rows`` best-fit packed rows (flan_jax.packing) of the same data."""
-  from flan_jax import data, packing
+  """Non-padding fraction of ``rows`` best-fit packed rows (flan_jax.data.packing) of the same
+  data."""
+  from flan_jax.data import packing
+  from flan_jax.training import batches as data
   cfg = data.DataConfig(mixture, {"inputs": inputs, "targets": targets}, 8, pack=False)
 
   def unpacked():
@@ -33,7 +37,7 @@ def measure_best_fit(mixture: str, inputs: int, targets: int, rows: int,
 
 
 def measure(mixture: str, inputs: int, targets: int, batches: int, batch_size: int = 8) -> dict:
-  from flan_jax import data
+  from flan_jax.training import batches as data
   cfg = data.DataConfig(mixture, {"inputs": inputs, "targets": targets}, batch_size)
   filled = total = segments = 0
   for batch in data.get_dataset(cfg).take(batches).as_numpy_iterator():
@@ -62,7 +66,7 @@ def main(argv=None) -> None:
           f"non-padding {result['non_padding']:.3f}, {result['examples_per_row']:.1f} examples "
           f"per row, mean example {result['mean_example_length']:.0f} tokens")
     best = measure_best_fit(args.mixture, inputs, targets, args.batches * 8, args.window)
-    print(f"  best-fit (flan_jax.packing, window {args.window}): non-padding {best:.3f}")
+    print(f"  best-fit (flan_jax.data.packing, window {args.window}): non-padding {best:.3f}")
   print(f"non_padding={result['non_padding']:.4f} best_fit={best:.4f}")
 
 

@@ -4,7 +4,8 @@
 
 Items: a ~200-token templated context and 4 options of ~3 tokens (+ EOS), as FLAN's
 classification tasks. (a) per option: every (context, option) pair in its own row through t5x's
-``score_batch`` (what t5x/lm-eval do); (b) prefix-shared: :func:`flan_jax.scoring.score_items`
+``score_batch`` (what t5x/lm-eval do); (b) prefix-shared:
+:func:`flan_jax.inference.scoring.score_items`
 (context prefilled once, the KV cache broadcast to the options). Same model (LaMDA-style relative
 positions, float32), same items, both compiled before timing and interleaved so machine load hits
 both alike; medians reported. Last line: ``speedup=<a/b> max_abs_diff=<max |a - b| over scores>``.
@@ -19,7 +20,7 @@ import time
 import jax
 import numpy as np
 
-from flan_jax import scoring
+from flan_jax.inference import scoring
 from flan_jax.models import DecoderConfig, init_params
 
 CONFIG = DecoderConfig(vocab_size=32_000, num_layers=8, d_model=512, num_heads=8, head_dim=64,

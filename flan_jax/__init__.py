@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 def load(path: str, **kwargs):
   """A flan_jax checkpoint directory or a Hugging Face model directory as a notebook model.
 
-  See :func:`flan_jax.interactive.load`.
+  See :func:`flan_jax.inference.interactive.load`.
   """
-  from flan_jax import interactive  # Lazy: keeps `import flan_jax` light.
+  from flan_jax.inference import interactive  # Lazy: keeps `import flan_jax` light.
   return interactive.load(path, **kwargs)

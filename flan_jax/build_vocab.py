@@ -15,8 +15,8 @@ import io
 
 import sentencepiece as spm
 
-from flan_jax import templates as tmpl
-from flan_jax import vocab as vocab_lib
+from flan_jax.data import templates as tmpl
+from flan_jax.data import vocab as vocab_lib
 
 DEFAULT_VOCAB_SIZE = 512
 
@@ -24,8 +24,8 @@ DEFAULT_VOCAB_SIZE = 512
 def training_text() -> list[str]:
   """The sentences the model is trained on, in a fixed order."""
   import flan_jax.tasks.offline  # noqa: F401 - registers the offline suite.
-  from flan_jax.dataset_spec import DATASETS
-  from flan_jax.offline import world
+  from flan_jax.data.offline import world
+  from flan_jax.data.spec import DATASETS
 
   lines = list(world.corpus())
   for name, spec in sorted(DATASETS.items()):

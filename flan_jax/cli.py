@@ -32,7 +32,7 @@ def _prepare(args: argparse.Namespace) -> None:
   """Quiet logs, TFDS dir, the project's and the user's task modules."""
   from absl import logging as absl_logging
 
-  from flan_jax import registry
+  from flan_jax.data import registry
   if args.verbosity is None:
     absl_logging.set_verbosity(absl_logging.ERROR)
   else:
@@ -45,7 +45,7 @@ def _prepare(args: argparse.Namespace) -> None:
 
 
 def _list(args: argparse.Namespace) -> None:
-  from flan_jax import registry
+  from flan_jax.data import registry
   names = (registry.list_tasks if args.command == "list-tasks" else registry.list_mixtures)(
       args.filter)
   for name in names:
@@ -69,7 +69,8 @@ def _show(args: argparse.Namespace) -> None:
 
 
 def _datasets(args: argparse.Namespace) -> None:
-  from flan_jax import dataset_spec, mixing
+  from flan_jax.data import mixing
+  from flan_jax.data import spec as dataset_spec
   rows = []
   for spec in dataset_spec.DATASETS.values():
     if args.cluster and spec.cluster != args.cluster:
@@ -88,7 +89,8 @@ def _datasets(args: argparse.Namespace) -> None:
 
 
 def _check_sizes(args: argparse.Namespace) -> None:
-  from flan_jax import dataset_spec, sizes
+  from flan_jax.data import sizes
+  from flan_jax.data import spec as dataset_spec
   bad = 0
   for spec in dataset_spec.DATASETS.values():
     source = spec.source
@@ -108,14 +110,14 @@ DELEGATED = {
     "train": ("flan_jax.train", "main"),
     "eval": ("flan_jax.eval", "main"),
     "infer": ("flan_jax.infer", "main"),
-    "cache-tasks": ("flan_jax.data", "cache_tasks_main"),
+    "cache-tasks": ("flan_jax.training.batches", "cache_tasks_main"),
     "export-data": ("flan_jax.export_data", "main"),
-    "plot": ("flan_jax.plot", "main"),
+    "plot": ("flan_jax.evaluation.plot", "main"),
     "model-info": ("flan_jax.model_info", "main"),
     "plan": ("flan_jax.plan", "cli_main"),
-    "import-hf": ("flan_jax.hf_interop", "main_import"),
-    "export-hf": ("flan_jax.hf_interop", "main_export"),
-    "lm-eval": ("flan_jax.lm_eval", "main"),
+    "import-hf": ("flan_jax.interop.hf", "main_import"),
+    "export-hf": ("flan_jax.interop.hf", "main_export"),
+    "lm-eval": ("flan_jax.interop.lm_eval", "main"),
 }
 
 
@@ -169,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def _reporting_errors(fn: Callable[[], Any]) -> Any:
   """Runs ``fn``; an unknown name exits 2 and a self-explaining error exits 1, no traceback."""
-  from flan_jax import registry
+  from flan_jax.data import registry
   try:
     return fn()
   except registry.UnknownNameError as e:
@@ -184,8 +186,8 @@ def _exit_if_reported(error: Exception) -> None:
   """Errors whose message says it all (missing TFDS data, checkpoint and MODEL_DIR problems)
   are printed alone, without a traceback (exit code 1)."""
   kinds = []
-  for module, name in (("flan_jax.dataset_spec", "MissingDataError"),
-                       ("flan_jax.checkpoints", "ReportedError")):
+  for module, name in (("flan_jax.data.spec", "MissingDataError"),
+                       ("flan_jax.training.checkpoints", "ReportedError")):
     if module in sys.modules:  # Such an error can only exist once its module is imported.
       kinds.append(getattr(sys.modules[module], name))
   if kinds and isinstance(error, tuple(kinds)):

@@ -24,7 +24,8 @@ import os
 
 import seqio
 
-from flan_jax import export_data, registry
+from flan_jax import export_data
+from flan_jax.data import registry
 
 
 def _print_examples(name: str, split: str, n: int) -> None:
@@ -96,7 +97,7 @@ def _save_initial(out_dir: str) -> None:
   """Without pretraining the untuned baseline is the random init of the finetuning run."""
   import jax
 
-  from flan_jax import model_checkpoint
+  from flan_jax.models import checkpoint as model_checkpoint
   from flan_jax.models import init_params
   from flan_jax.models.gin_config import config_from_gin
   config = config_from_gin(["gin/runs/demo.gin"])

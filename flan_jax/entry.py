@@ -17,7 +17,7 @@ from typing import Any
 import gin
 import jax
 
-from flan_jax import gin_utils
+from flan_jax.config import gin_utils
 
 
 def _define_flags() -> None:
@@ -48,7 +48,7 @@ def initialize_distributed(coordinator_address: str, process_count: int | None,
   jax.config.update("jax_cpu_collectives_implementation", "gloo")
   jax.distributed.initialize(coordinator_address, num_processes=process_count,
                              process_id=process_index, initialization_timeout=timeout_s)
-  from flan_jax import heartbeat
+  from flan_jax.parallel import heartbeat
   heartbeat.start(process_index, process_count)  # A dead peer stops the others within ~20 s.
 
 
@@ -72,7 +72,7 @@ def _execute(values: Any, required_macros: Sequence[str], configurable: Callable
   ``required_macros`` and returns the result of gin's ``configurable``."""
   from absl import logging as absl_logging
 
-  from flan_jax import registry
+  from flan_jax.data import registry
   if values.coordinator_address and not jax.distributed.is_initialized():
     initialize_distributed(values.coordinator_address, values.process_count,
                            values.process_index, values.initialization_timeout)
@@ -126,9 +126,9 @@ def run(program: str, argv: Sequence[str] | None, required_macros: Sequence[str]
     flags.FLAGS.unparse_flags()  # A second call in one process starts from the defaults.
 
   def main(_):
-    from flan_jax.checkpoints import ReportedError
-    from flan_jax.dataset_spec import MissingDataError
-    from flan_jax.registry import UnknownNameError
+    from flan_jax.data.registry import UnknownNameError
+    from flan_jax.data.spec import MissingDataError
+    from flan_jax.training.checkpoints import ReportedError
     try:
       result = _execute(flags.FLAGS, required_macros, configurable)
     except (UnknownNameError, MissingDataError, ReportedError) as e:  # The message says it all.

@@ -5,15 +5,18 @@ r"""Evaluation entry point with t5x's eval.py conventions, on ``seqio.Evaluator`
       --gin.CHECKPOINT_PATH="'demo_out/model'" --gin.EVAL_OUTPUT_DIR="'demo_out/eval'"
 
 Each task is run through a ``seqio.Evaluator`` (``DecoderFeatureConverter(pack=False)``) with the
-model functions t5x gives it: ``score_fn`` (rank classification; :mod:`flan_jax.scoring`, with
+model functions t5x gives it: ``score_fn`` (rank classification; :mod:`flan_jax.inference.scoring`,
+with
 the context encoded once per question) and ``predict_fn`` (greedy or sampled decoding with the
-KV cache; :mod:`flan_jax.decoding`). Both follow t5x's ``get_infer_fn`` contract: they take the
+KV cache; :mod:`flan_jax.inference.decoding`). Both follow t5x's ``get_infer_fn`` contract: they
+take the
 enumerated dataset, cut it into global batches padded with copies of the first unit under index
 −1 (dropped again), give every process its slice of each global batch (per-host sharding), run
 the partitioned step on the mesh, gather the outputs to every host and return ``[(index,
 output)]``. Metrics are computed on process 0. With ``dev_split`` the same tasks are also scored
 on the dev split to pick each dataset's best template, and ``baselines`` (label -> checkpoint)
-are evaluated alongside; the report (:mod:`flan_jax.report`) lands in ``EVAL_OUTPUT_DIR``.
+are evaluated alongside; the report (:mod:`flan_jax.evaluation.report`) lands in
+``EVAL_OUTPUT_DIR``.
 """
 
 from __future__ import annotations
@@ -32,8 +35,11 @@ import gin
 import jax
 import numpy as np
 
-from flan_jax import model_checkpoint, partitioning, registry, scoring
+from flan_jax.data import registry
+from flan_jax.inference import scoring
 from flan_jax.models import DecoderConfig
+from flan_jax.models import checkpoint as model_checkpoint
+from flan_jax.parallel import partitioning
 
 REQUIRED_MACROS = ("MIXTURE_OR_TASK_NAME", "CHECKPOINT_PATH", "EVAL_OUTPUT_DIR")
 
@@ -45,13 +51,13 @@ def load_model(checkpoint_path: str, mesh: jax.sharding.Mesh, rules: Any,
                dtype: str | None = None) -> tuple[DecoderConfig, Any, int, bool]:
   """(config, params sharded on ``mesh``, step, prefix_lm) of a flan_jax model dir,
   ``checkpoint_<step>`` dir or Hugging Face directory (HF models are causal LMs)."""
-  from flan_jax import hf_interop
+  from flan_jax.interop import hf as hf_interop
   model_dir, step = model_checkpoint.split_step_dir(checkpoint_path)
   if hf_interop.is_hf_model_dir(model_dir):
     config, params = hf_interop.load_hf(model_dir, dtype=dtype or "float32")
     shardings = partitioning.param_shardings(config, mesh, rules)
     return config, jax.device_put(params, shardings), 0, False
-  from flan_jax import checkpoints
+  from flan_jax.training import checkpoints
   foreign = checkpoints.foreign_checkpoint(model_dir)
   if foreign:
     raise checkpoints.CheckpointError(f"CHECKPOINT_PATH: {foreign}")
@@ -152,7 +158,7 @@ class Inference:
     """seqio predict_fn: enumerated rows -> [(index, generated ids)] as t5x returns them: every
     row ``max_decode_length`` long, the ids up to and including EOS followed by 0 padding
     (seqio's Evaluator stacks them with ``np.array``, and ``vocab.decode`` cuts at EOS)."""
-    from flan_jax import decoding
+    from flan_jax.inference import decoding
     rows = list(ds.as_numpy_iterator())
     if not rows:
       return []
@@ -181,7 +187,7 @@ class Inference:
 
 def pad_prediction(tokens: Sequence[int], length: int, eos_id: int = 1) -> np.ndarray:
   """Generated ids cut at the first EOS (kept) and 0-padded to ``length`` (t5x's decodes)."""
-  from flan_jax import decoding
+  from flan_jax.inference import decoding
   ids = decoding.until_eos(tokens, eos_id)[:length]
   if len(ids) < length:
     ids.append(eos_id)
@@ -205,7 +211,7 @@ def make_evaluator(mixture_or_task_name: str, split: str, log_dir: str | None,
   """
   import seqio
 
-  from flan_jax import data
+  from flan_jax.training import batches as data
   registry.ensure_registered()
   registry.get(mixture_or_task_name)  # Unknown names raise with close matches.
   use_cached = data.resolve_use_cached(mixture_or_task_name, use_cached)
@@ -421,8 +427,8 @@ def write_report(results: Mapping[str, Mapping[str, Mapping]], chance: Mapping[s
                  split: str, dev_split: str | None, output_dir: str) -> dict[str, str]:
   """The paper-style report of ``results["model"]`` with the other labels as baselines, over
   the tasks of flan_jax datasets (other seqio tasks have metrics.json only)."""
-  from flan_jax import report as report_lib
-  from flan_jax.dataset_spec import TASK_TO_DATASET
+  from flan_jax.data.spec import TASK_TO_DATASET
+  from flan_jax.evaluation import report as report_lib
 
   def known(by_task: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return None if by_task is None else {t: v for t, v in by_task.items() if t in TASK_TO_DATASET}

@@ -21,7 +21,7 @@ import seqio
 import tensorflow as tf
 from tqdm import tqdm
 
-from flan_jax import registry
+from flan_jax.data import registry
 
 _OPTION_SEP = "\x1e"
 _EXTRA_INT_KEYS = ("template_idx", "num_shots", "is_correct")

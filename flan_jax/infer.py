@@ -33,7 +33,8 @@ import jax
 import numpy as np
 
 from flan_jax import eval as eval_lib
-from flan_jax import partitioning, registry
+from flan_jax.data import registry
+from flan_jax.parallel import partitioning
 
 REQUIRED_MACROS = ("MIXTURE_OR_TASK_NAME", "CHECKPOINT_PATH", "INFER_OUTPUT_DIR",
                    "TASK_FEATURE_LENGTHS")
@@ -164,7 +165,7 @@ def infer(mixture_or_task_name: str = gin.REQUIRED, checkpoint_path: str = gin.R
   ``num_examples`` per task when set); returns {task: path}."""
   import seqio
 
-  from flan_jax import data
+  from flan_jax.training import batches as data
   registry.ensure_registered()
   item = registry.get(mixture_or_task_name)
   if set(task_feature_lengths) != {"inputs", "targets"}:

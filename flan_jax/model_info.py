@@ -16,9 +16,10 @@ from collections.abc import Sequence
 import jax
 import optax
 
-from flan_jax import partitioning, trainer
 from flan_jax.models import abstract_params
 from flan_jax.models.gin_config import config_from_gin, rewrite_gin_args
+from flan_jax.parallel import partitioning
+from flan_jax.training import step as trainer
 
 
 def measured_matmul_flops(dtype: str = "float32", n: int = 1024, reps: int = 3) -> float:
@@ -97,7 +98,8 @@ def model_info(config, mesh: str = "data=1,model=1", optimizer: str = "adafactor
                rules: str | None = None) -> dict:
   """Parameter count and per-device bytes of params and optimizer state on a mesh spec.
 
-  ``rules``: a :data:`flan_jax.partitioning.RULE_SETS` name (default: ``fsdp`` on a mesh with an
+  ``rules``: a :data:`flan_jax.parallel.partitioning.RULE_SETS` name (default: ``fsdp`` on a mesh
+  with an
   fsdp axis, else ``1d``)."""
   spec = partitioning.MeshSpec.parse(mesh)
   sizes = {k: (1 if v == -1 else v) for k, v in

@@ -166,8 +166,8 @@ def train_arguments(gin_files: Sequence[str], gin_bindings: Sequence[str],
 
   import gin
 
-  from flan_jax import gin_utils
   from flan_jax import train as train_lib
+  from flan_jax.config import gin_utils
   gin.clear_config()
   gin_utils.parse_gin(gin_files, gin_bindings, search_paths)
   defaults = {k: p.default for k, p in inspect.signature(train_lib.train).parameters.items()}
@@ -185,7 +185,7 @@ def _abstract_batch(batch_size: int, lengths: Mapping[str, int], mesh: Any) -> d
   import jax
   import jax.numpy as jnp
 
-  from flan_jax import partitioning
+  from flan_jax.parallel import partitioning
   length = sum(lengths.values())
   names = ["decoder_input_tokens", "decoder_target_tokens", "decoder_loss_weights",
            "decoder_segment_ids", "decoder_positions"]
@@ -215,8 +215,10 @@ def plan(train_args: Mapping[str, Any], candidate: Candidate, devices: int, targ
   ``target``: a name of :data:`flan_jax.model_info.ACCELERATORS` or an ``Accelerator``."""
   import jax
 
-  from flan_jax import checkpoints, model_info, partitioning
+  from flan_jax import model_info
   from flan_jax import train as train_lib
+  from flan_jax.parallel import partitioning
+  from flan_jax.training import checkpoints
   accel = model_info.accelerator(target) if isinstance(target, str) else target
   if jax.device_count() < devices:
     raise ValueError(f"this process has {jax.device_count()} devices, the plan needs {devices}")
@@ -450,8 +452,9 @@ def _use_devices(n: int) -> bool:
 
 
 def build_parser() -> argparse.ArgumentParser:
-  from flan_jax import model_info, partitioning
+  from flan_jax import model_info
   from flan_jax.models.config import REMAT_POLICIES
+  from flan_jax.parallel import partitioning
   parser = argparse.ArgumentParser(prog="flan-jax plan", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--gin_file", action="append", default=[], required=True)

@@ -12,7 +12,8 @@ state; ``data`` = JSON with the data position and seed), ``config.gin`` (operati
 ``model_config.json``, ``train_metrics.jsonl`` and TensorBoard summaries in ``train/`` (clu
 metric writers: loss, learning rate, tokens/s, MFU, ...). Restore precedence: the latest
 *good* checkpoint in ``MODEL_DIR`` (complete, checksums verified, arrays readable; bad ones are
-set aside with the reason -- see :mod:`flan_jax.checkpoints`; resume: the data iterator skips
+set aside with the reason -- see :mod:`flan_jax.training.checkpoints`; resume: the data iterator
+skips
 the batches already consumed, the model config must equal the checkpoint's unless
 ``ALLOW_CONFIG_CHANGE``), else ``INITIAL_CHECKPOINT_PATH`` (a flan_jax model dir or
 ``checkpoint_<step>`` dir: params and its step, fresh optimizer state; or a Hugging Face
@@ -28,7 +29,7 @@ from then on (unless ``skip_nonfinite_updates``, which drops such updates and go
 Multi-host (t5x flags): ``--coordinator_address=HOST:PORT --process_count=N --process_index=I``
 call ``jax.distributed.initialize`` first (CPU collectives via gloo). The global batch depends on
 ``num_data_shards`` (gin ``NUM_DATA_SHARDS``; None = process count), not on the process count,
-see :mod:`flan_jax.data`; the shard count is kept in the checkpoints.
+see :mod:`flan_jax.training.batches`; the shard count is kept in the checkpoints.
 """
 
 from __future__ import annotations
@@ -51,19 +52,16 @@ import gin
 import jax
 import numpy as np
 
-from flan_jax import (
-  checkpoints,
-  gin_utils,
-  losses,
-  model_checkpoint,  # noqa: F401  (re-exported: tests and scripts use train.model_checkpoint)
-  model_info,
-  partitioning,
-  registry,
-  trainer,
-)
-from flan_jax import data as data_lib
-from flan_jax.gin_utils import REPO_ROOT, parse_gin  # noqa: F401  (re-exported)
+from flan_jax import model_info
+from flan_jax.config import gin_utils
+from flan_jax.config.gin_utils import REPO_ROOT, parse_gin  # noqa: F401  (re-exported)
+from flan_jax.data import registry
 from flan_jax.models import DecoderConfig
+from flan_jax.models import checkpoint as model_checkpoint  # noqa: F401  (re-exported)
+from flan_jax.parallel import partitioning
+from flan_jax.training import batches as data_lib
+from flan_jax.training import checkpoints, losses
+from flan_jax.training import step as trainer
 
 REQUIRED_MACROS = ("MODEL_DIR", "MIXTURE_OR_TASK_NAME", "TASK_FEATURE_LENGTHS", "TRAIN_STEPS",
                    "MODEL_CONFIG")
@@ -72,7 +70,8 @@ SUMMARY_DIR = "train"  # TensorBoard event files, under MODEL_DIR.
 NONFINITE_BATCH = "nonfinite_batch_step_{step}"
 
 
-# --- checkpoints (the machinery lives in flan_jax.checkpoints) ---------------------------------
+# --- checkpoints (the machinery lives in flan_jax.training.checkpoints)
+# ---------------------------------
 
 is_complete_checkpoint = checkpoints.is_complete_checkpoint
 set_aside_incomplete = checkpoints.set_aside_incomplete
@@ -111,12 +110,12 @@ def _validate(mixture_or_task_name: str, task_feature_lengths: Mapping[str, int]
 
 
 def check_tfds_data(name: str) -> None:
-  """Raises the project's :class:`~flan_jax.dataset_spec.MissingDataError` (naming the ``tfds
+  """Raises the project's :class:`~flan_jax.data.spec.MissingDataError` (naming the ``tfds
   build`` command) for the first TFDS dataset of ``name`` that is not prepared, before anything
   compiles (seqio would fail much later with a bare ``KeyError: splits is empty``)."""
   import seqio
 
-  from flan_jax import dataset_spec
+  from flan_jax.data import spec as dataset_spec
   root = seqio.get_mixture_or_task(name)
   tasks = root.tasks if isinstance(root, seqio.Mixture) else [root]
   seen = set()
@@ -150,7 +149,8 @@ def _is_int(value: Any) -> bool:
 
 def validate_values(arguments: Mapping[str, Any]) -> None:
   """Checks the types and ranges of ``train``'s arguments before anything is created or
-  compiled; :class:`flan_jax.checkpoints.BadValueError` names the value, what was expected and
+  compiled; :class:`flan_jax.training.checkpoints.BadValueError` names the value, what was expected
+  and
   the fix."""
   bad = checkpoints.BadValueError
   for macro, name, minimum, optional in _INT_VALUES:
@@ -185,7 +185,7 @@ def validate_values(arguments: Mapping[str, Any]) -> None:
 
 def _holding_model_dir_lock(fn: Any) -> Any:
   """Runs ``train`` with its values validated and ``MODEL_DIR``'s lock held (see
-  :func:`flan_jax.checkpoints.locked`); the signature stays ``train``'s (gin reads it)."""
+  :func:`flan_jax.training.checkpoints.locked`); the signature stays ``train``'s (gin reads it)."""
 
   @functools.wraps(fn)
   def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -405,7 +405,7 @@ def train(model_dir: str = gin.REQUIRED, model_config: DecoderConfig = gin.REQUI
   ``eval_mixture_or_task_name`` / ``eval_split`` (:mod:`flan_jax.eval`: rank classification and
   decoding); metrics go to TensorBoard (``eval/<task>/<metric>``) and seqio's logs in
   ``MODEL_DIR/inference_eval``. ``partitioning_rules``: a name of
-  :data:`flan_jax.partitioning.RULE_SETS` (``1d``, ``2d_params``, ``2d``, ``fsdp``).
+  :data:`flan_jax.parallel.partitioning.RULE_SETS` (``1d``, ``2d_params``, ``2d``, ``fsdp``).
   """
   _validate(mixture_or_task_name, task_feature_lengths, batch_size, num_microbatches)
   if eval_period and not eval_mixture_or_task_name:

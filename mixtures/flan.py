@@ -3,8 +3,8 @@
 import seqio
 
 import flan_jax.tasks  # noqa: F401 - the tasks must exist before mixtures name them.
-from flan_jax import dataset_spec as ds
-from flan_jax import mixing
+from flan_jax.data import mixing
+from flan_jax.data import spec as ds
 
 SUITES = {"flan": "flan", "offline": "demo"}  # suite -> mixture-name prefix
 TEMPLATE_ABLATION = (1, 2, 4, 7)  # 10 templates is the default mixture

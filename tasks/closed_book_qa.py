@@ -2,9 +2,9 @@
 
 import tensorflow as tf
 
-from flan_jax.dataset_spec import DatasetSpec, register_dataset, tfds_source
-from flan_jax.preprocessors import first_or_empty, join, nonempty
-from flan_jax.templates import T, turned
+from flan_jax.data.preprocessors import first_or_empty, join, nonempty
+from flan_jax.data.spec import DatasetSpec, register_dataset, tfds_source
+from flan_jax.data.templates import T, turned
 
 CLUSTER = "closed_book_qa"
 SUBCLUSTER = "open_domain_qa"

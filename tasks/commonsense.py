@@ -5,8 +5,8 @@ All four are multiple choice with the example's own choices as options (``per_ex
 
 import tensorflow as tf
 
-from flan_jax.dataset_spec import DatasetSpec, register_dataset, tfds_source
-from flan_jax.templates import T, turned
+from flan_jax.data.spec import DatasetSpec, register_dataset, tfds_source
+from flan_jax.data.templates import T, turned
 
 CLUSTER = "commonsense"
 SUBCLUSTER = "common_sense"

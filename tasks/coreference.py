@@ -8,9 +8,9 @@ WSC273 is eval-only.
 
 import tensorflow as tf
 
-from flan_jax.dataset_spec import DatasetSpec, register_dataset, tfds_source
-from flan_jax.preprocessors import first_or_empty, pick
-from flan_jax.templates import T, completion
+from flan_jax.data.preprocessors import first_or_empty, pick
+from flan_jax.data.spec import DatasetSpec, register_dataset, tfds_source
+from flan_jax.data.templates import T, completion
 
 CLUSTER = "coreference"
 SUBCLUSTER = "coreference"

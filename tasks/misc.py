@@ -7,9 +7,9 @@ question_classification and linguistic_acceptability.
 
 import tensorflow as tf
 
-from flan_jax.dataset_spec import DatasetSpec, register_dataset, tfds_source
-from flan_jax.preprocessors import nonempty, pick
-from flan_jax.templates import T, turned
+from flan_jax.data.preprocessors import nonempty, pick
+from flan_jax.data.spec import DatasetSpec, register_dataset, tfds_source
+from flan_jax.data.templates import T, turned
 
 CLUSTER = "misc"
 

@@ -13,9 +13,9 @@ Turned-around templates ask for a sentence with a given relation to the text; th
 field states that relation in words for the example's label, so the target is always correct.
 """
 
-from flan_jax.dataset_spec import DatasetSpec, register_dataset, tfds_source
-from flan_jax.preprocessors import pick
-from flan_jax.templates import T, turned
+from flan_jax.data.preprocessors import pick
+from flan_jax.data.spec import DatasetSpec, register_dataset, tfds_source
+from flan_jax.data.templates import T, turned
 
 CLUSTER = "nli"
 SUBCLUSTER = "entailment"

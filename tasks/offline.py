@@ -1,6 +1,6 @@
 """The embedded offline suite: 5 clusters x 2 datasets about one synthetic world, no downloads.
 
-Data comes from :mod:`flan_jax.offline.world`; here each dataset gets its templates, written in
+Data comes from :mod:`flan_jax.data.offline.world`; here each dataset gets its templates, written in
 the same instruction style (and often the same words) as the FLAN templates so that instructions
 transfer across clusters. ``offline_world_lm`` is the world's plain-text corpus for LM pretraining.
 """
@@ -10,10 +10,10 @@ import functools
 import seqio
 import tensorflow as tf
 
-from flan_jax import vocab as vocab_lib
-from flan_jax.dataset_spec import DatasetSpec, register_dataset
-from flan_jax.offline import world
-from flan_jax.templates import T, turned
+from flan_jax.data import vocab as vocab_lib
+from flan_jax.data.offline import world
+from flan_jax.data.spec import DatasetSpec, register_dataset
+from flan_jax.data.templates import T, turned
 
 SPLITS = ("train", "validation", "test")
 

@@ -7,9 +7,9 @@ completions may be correct).
 
 import tensorflow as tf
 
-from flan_jax.dataset_spec import DatasetSpec, register_dataset, tfds_source
-from flan_jax.preprocessors import nonempty
-from flan_jax.templates import T, turned
+from flan_jax.data.preprocessors import nonempty
+from flan_jax.data.spec import DatasetSpec, register_dataset, tfds_source
+from flan_jax.data.templates import T, turned
 
 CLUSTER = "read_comp_commonsense"
 SUBCLUSTER = "read_comp_and_common_sense"

@@ -14,9 +14,9 @@ numbers. To drop them instead, register :func:`sentiment140_spec` with ``drop_ne
 
 import tensorflow as tf
 
-from flan_jax.dataset_spec import DatasetSpec, register_dataset, tfds_source
-from flan_jax.preprocessors import pick
-from flan_jax.templates import T, turned
+from flan_jax.data.preprocessors import pick
+from flan_jax.data.spec import DatasetSpec, register_dataset, tfds_source
+from flan_jax.data.templates import T, turned
 
 CLUSTER = "sentiment"
 SUBCLUSTER = "sentiment"

@@ -5,9 +5,9 @@ as text; ``answer`` is the example's ``target`` (one reference; for the evaluati
 the first reference there). Turned-around templates recover the structure from the text.
 """
 
-from flan_jax.dataset_spec import DatasetSpec, register_dataset, tfds_source
-from flan_jax.preprocessors import join, nonempty
-from flan_jax.templates import T, turned
+from flan_jax.data.preprocessors import join, nonempty
+from flan_jax.data.spec import DatasetSpec, register_dataset, tfds_source
+from flan_jax.data.templates import T, turned
 
 CLUSTER = "struct_to_text"
 SUBCLUSTER = "structure_to_text"

@@ -8,9 +8,9 @@ text from the summary (an email from its subject, an article from its headline, 
 
 import tensorflow as tf
 
-from flan_jax.dataset_spec import DatasetSpec, register_dataset, tfds_source
-from flan_jax.preprocessors import join, nonempty, pick
-from flan_jax.templates import T, turned
+from flan_jax.data.preprocessors import join, nonempty, pick
+from flan_jax.data.spec import DatasetSpec, register_dataset, tfds_source
+from flan_jax.data.templates import T, turned
 
 CLUSTER = "summarization"
 SUBCLUSTER = "summarization"

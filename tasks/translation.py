@@ -15,9 +15,9 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
-from flan_jax.dataset_spec import DatasetSpec, register_dataset, tfds_source
-from flan_jax.preprocessors import nonempty
-from flan_jax.templates import T, turned
+from flan_jax.data.preprocessors import nonempty
+from flan_jax.data.spec import DatasetSpec, register_dataset, tfds_source
+from flan_jax.data.templates import T, turned
 
 CLUSTER = "translation"
 SUBCLUSTER = "translation"

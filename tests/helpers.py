@@ -8,8 +8,8 @@ from contextlib import contextmanager
 import numpy as np
 import seqio
 
-from flan_jax import dataset_spec as ds
-from flan_jax.vocab import DEFAULT_VOCABULARY
+from flan_jax.data import spec as ds
+from flan_jax.data.vocab import DEFAULT_VOCABULARY
 
 LENGTHS = {"inputs": 1024, "targets": 256}
 

@@ -13,8 +13,8 @@ import numpy as np
 import seqio
 import tensorflow as tf
 
-from flan_jax import vocab
-from flan_jax.offline import world
+from flan_jax.data import vocab
+from flan_jax.data.offline import world
 
 SPLITS = ("train", "validation", "test")
 

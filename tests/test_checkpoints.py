@@ -16,10 +16,11 @@ import jax
 import numpy as np
 import pytest
 
-from flan_jax import checkpoints, partitioning
 from flan_jax import eval as eval_lib
 from flan_jax import train as train_lib
 from flan_jax.models import DecoderConfig
+from flan_jax.parallel import partitioning
+from flan_jax.training import checkpoints
 
 MESH = "data=2,model=4"  # conftest's 8 simulated devices
 CFG = DecoderConfig(vocab_size=512, num_layers=1, d_model=32, num_heads=2, head_dim=16, d_ff=64,
@@ -281,7 +282,7 @@ def test_lock_refuses_a_second_writer_and_takes_over_a_stale_one(run, tmp_path, 
                                 "purpose": "flan-jax train", "since": "now"}))
     with pytest.raises(checkpoints.ModelDirLockedError, match=f"pid {holder.pid}"):
       _train(model_dir, 6)
-    from flan_jax import hf_interop
+    from flan_jax.interop import hf as hf_interop
     with pytest.raises(checkpoints.ModelDirLockedError, match="in use by flan-jax train"):
       with checkpoints.locked(str(model_dir), "flan-jax import-hf"):
         pass
@@ -320,7 +321,7 @@ def test_eval_and_export_of_missing_or_incomplete_steps_explain(run, tmp_path, c
   model_dir = _copy(run, tmp_path)
   mesh = partitioning.create_mesh(MESH)
   rules = partitioning.standard_logical_axis_rules()
-  from flan_jax import hf_interop
+  from flan_jax.interop import hf as hf_interop
   with pytest.raises(checkpoints.CheckpointError, match="checkpoint_9 cannot be used: it does "
                      r"not exist \(checkpoints in .*: \[2, 4\]\)"):
     hf_interop.export_hf(str(model_dir), str(tmp_path / "hf"), step=9)
@@ -444,7 +445,7 @@ def test_command_line_prints_reported_errors_without_traceback(tmp_path):
 def test_flan_mixture_without_tfds_data_fails_early_with_the_build_command(tmp_path, monkeypatch):
   import seqio
 
-  from flan_jax.dataset_spec import MissingDataError
+  from flan_jax.data.spec import MissingDataError
   _no_compile(monkeypatch)
   seqio.set_tfds_data_dir_override(str(tmp_path / "empty_tfds"))
   try:
@@ -456,7 +457,7 @@ def test_flan_mixture_without_tfds_data_fails_early_with_the_build_command(tmp_p
 
 def test_import_hf_with_a_wrong_hidden_size_names_it(tmp_path, capsys):
   pytest.importorskip("safetensors")
-  from flan_jax import hf_interop
+  from flan_jax.interop import hf as hf_interop
   from flan_jax.models import init_params
   llama = CFG.replace(activation="swiglu", position="rope", tie_embeddings=False,
                       scale_tied_logits=False)

@@ -64,7 +64,7 @@ TEAM_TASKS = str(__import__("pathlib").Path(__file__).parent / "team_tasks.py")
 
 
 def _run_gin_macros() -> set[str]:
-  from flan_jax import gin_utils
+  from flan_jax.config import gin_utils
   files = [f"gin/runs/{n}.gin" for n in ("finetune", "eval", "infer")]
   return gin_utils.known_macros(files, [gin_utils.GIN_ROOT])
 
@@ -73,7 +73,8 @@ def test_every_t5x_name_is_an_alias_that_exists_or_names_what_to_use():
   import inspect
 
   from flan_jax import eval as eval_lib
-  from flan_jax import gin_utils, infer, train
+  from flan_jax import infer, train
+  from flan_jax.config import gin_utils
   from flan_jax.models import DecoderConfig
   configurables = {"train_script.train": train.train, "eval_script.evaluate": eval_lib.evaluate,
                    "infer_script.infer": infer.infer, "models.DecoderConfig": DecoderConfig}
@@ -97,7 +98,7 @@ def test_every_t5x_name_is_an_alias_that_exists_or_names_what_to_use():
 def test_t5x_binding_alias_sets_the_flan_jax_macro():
   import gin
 
-  from flan_jax import gin_utils
+  from flan_jax.config import gin_utils
   gin.clear_config()
   try:
     gin_utils.parse_gin(["gin/runs/demo.gin"], ["utils.SaveCheckpointConfig.period = 7",
@@ -155,7 +156,8 @@ def test_task_vocabulary_larger_than_the_model_fails_before_compiling(tmp_path):
 
 
 def test_use_cached_tasks_default_works_and_true_says_how_to_cache():
-  from flan_jax import data, registry
+  from flan_jax.data import registry
+  from flan_jax.training import batches as data
   registry.ensure_registered()
   assert data.resolve_use_cached("world_qa_4templates", None) is False  # No cache: raw data.
   with pytest.raises(ValueError, match=r"no seqio cache.*flan-jax cache-tasks.*"
@@ -166,7 +168,7 @@ def test_use_cached_tasks_default_works_and_true_says_how_to_cache():
 def test_cache_tasks_without_apache_beam_says_what_to_install(monkeypatch):
   import builtins
 
-  from flan_jax import data
+  from flan_jax.training import batches as data
   real_import = builtins.__import__
 
   def no_beam(name, *args, **kwargs):

@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 import tensorflow_datasets as tfds
 
-from flan_jax import dataset_spec as ds
-from flan_jax import registry, report
-from flan_jax import templates as tmpl
+from flan_jax.data import registry
+from flan_jax.data import spec as ds
+from flan_jax.data import templates as tmpl
+from flan_jax.evaluation import report
 from tests.helpers import examples
 from tests.test_flan_forms import _as_dataset, rendered
 

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flan_jax import decoding
+from flan_jax.inference import decoding
 from flan_jax.models import Decoder, DecoderConfig, abstract_params
 
 PROMPTS = ([0, 5, 9, 17], [0, 3, 4, 5, 6, 7, 8, 9, 10], [0])  # Different lengths; 1 = BOS only.

@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 
 from flan_jax import eval as eval_lib
-from flan_jax import model_checkpoint, partitioning, registry, scoring
+from flan_jax.data import registry
+from flan_jax.inference import scoring
 from flan_jax.models import DecoderConfig, init_params
+from flan_jax.models import checkpoint as model_checkpoint
+from flan_jax.parallel import partitioning
 
 CFG = DecoderConfig(vocab_size=512, num_layers=1, d_model=32, num_heads=2, head_dim=16, d_ff=64,
                     dtype="float32")
@@ -104,7 +107,7 @@ def test_missing_checkpoint_is_explained(tmp_path):
 
 
 def test_predict_fn_equals_greedy_decoding_of_each_row():
-  from flan_jax import decoding
+  from flan_jax.inference import decoding
   task = "world_qa_type_0"
   ev = eval_lib.make_evaluator(task, "validation", None, num_examples=6)
   mesh, rules = _mesh()

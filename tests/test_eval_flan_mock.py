@@ -8,8 +8,9 @@ import pytest
 import tensorflow_datasets as tfds
 
 from flan_jax import eval as eval_lib
-from flan_jax import model_checkpoint, registry
+from flan_jax.data import registry
 from flan_jax.models import DecoderConfig, init_params
+from flan_jax.models import checkpoint as model_checkpoint
 
 CFG = DecoderConfig(vocab_size=512, num_layers=1, d_model=32, num_heads=2, head_dim=16, d_ff=64,
                     dtype="float32")

@@ -15,7 +15,8 @@ import time
 
 import pytest
 
-from flan_jax import decoding, model_checkpoint
+from flan_jax.inference import decoding
+from flan_jax.models import checkpoint as model_checkpoint
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TESTS = os.path.join(REPO, "tests")
@@ -189,7 +190,7 @@ def test_eval_period_with_a_generative_task_and_a_failing_eval(trained, tmp_path
 
 def test_pad_prediction_round_trips_through_seqio_decode():
   from flan_jax import eval as eval_lib
-  from flan_jax.vocab import DEFAULT_VOCABULARY as vocab
+  from flan_jax.data.vocab import DEFAULT_VOCABULARY as vocab
   ids = vocab.encode("Bram likes bread.")
   padded = eval_lib.pad_prediction([*ids, 1, 7, 7], 40)
   assert vocab.decode(padded.tolist()) == "Bram likes bread."

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import seqio
 
-from flan_jax import dataset_spec as ds
-from flan_jax import preprocessors as prep
-from flan_jax import registry
+from flan_jax.data import preprocessors as prep
+from flan_jax.data import registry
+from flan_jax.data import spec as ds
 from tests.helpers import examples, text
 
 registry.ensure_registered()

@@ -11,8 +11,8 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from flan_jax import dataset_spec as ds
-from flan_jax import registry
+from flan_jax.data import registry
+from flan_jax.data import spec as ds
 from tests.helpers import examples, text
 
 registry.ensure_registered()

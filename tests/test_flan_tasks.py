@@ -4,9 +4,9 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from flan_jax import dataset_spec as ds
-from flan_jax import mixing, registry
-from flan_jax import preprocessors as prep
+from flan_jax.data import mixing, registry
+from flan_jax.data import preprocessors as prep
+from flan_jax.data import spec as ds
 from tests.helpers import check_well_formed, variant_names
 
 registry.ensure_registered()

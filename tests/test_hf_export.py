@@ -11,9 +11,10 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from flan_jax import hf_interop, model_checkpoint  # noqa: E402
-from flan_jax import vocab as vocab_lib  # noqa: E402
+from flan_jax.data import vocab as vocab_lib  # noqa: E402
+from flan_jax.interop import hf as hf_interop  # noqa: E402
 from flan_jax.models import Decoder, init_params  # noqa: E402
+from flan_jax.models import checkpoint as model_checkpoint  # noqa: E402
 from flan_jax.models.gin_config import config_from_gin  # noqa: E402
 
 TINY = config_from_gin(["gin/models/tiny.gin"])
@@ -105,8 +106,9 @@ def test_failed_export_leaves_nothing(tmp_path, monkeypatch):
 def test_trained_tiny_model_exports_with_logits_parity(tmp_path):
   """A gin/models/tiny.gin model trained a few steps by the real trainer, then `flan-jax
   export-hf` on its MODEL_DIR: trust_remote_code logits match flan_jax's, tokenizer round-trips."""
-  from flan_jax import cli, interactive
+  from flan_jax import cli
   from flan_jax import train as train_lib
+  from flan_jax.inference import interactive
   model_dir = str(tmp_path / "trained")
   train_lib.train(model_dir=model_dir, model_config=TINY,
                   mixture_or_task_name="demo_heldout_nli_train",

@@ -12,8 +12,9 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("safetensors")
 
-from flan_jax import hf_interop, model_checkpoint  # noqa: E402
+from flan_jax.interop import hf as hf_interop  # noqa: E402
 from flan_jax.models import Decoder  # noqa: E402
+from flan_jax.models import checkpoint as model_checkpoint  # noqa: E402
 
 SEQ = 272
 
@@ -102,8 +103,8 @@ def test_mismatched_checkpoint_names_parameter_and_shapes(tmp_path):
 
 def test_load_and_tokenizer_vocabulary(tmp_path):
   tokenizers = pytest.importorskip("tokenizers")
-  from flan_jax import interactive
-  from flan_jax.hf_vocab import HfTokenizerVocabulary
+  from flan_jax.inference import interactive
+  from flan_jax.interop.hf_vocab import HfTokenizerVocabulary
 
   hf_model, hf_dir = _make_hf(tmp_path, "hf", kv_heads=2, tied=True, theta=10_000.0, vocab=300)
   words = ["<pad>", "</s>", "<unk>"] + [f"w{i}" for i in range(297)]

@@ -7,8 +7,10 @@ import seqio
 import tensorflow as tf
 
 import flan_jax
-from flan_jax import model_checkpoint, scoring, vocab
+from flan_jax.data import vocab
+from flan_jax.inference import scoring
 from flan_jax.models import DecoderConfig, init_params
+from flan_jax.models import checkpoint as model_checkpoint
 
 CFG = DecoderConfig(vocab_size=512, num_layers=1, d_model=32, num_heads=2, head_dim=16, d_ff=64,
                     dtype="float32")
@@ -67,7 +69,7 @@ def test_score_length_mismatch_raises(model):
 
 
 def test_generate_strings_and_ids(model):
-  from flan_jax import decoding
+  from flan_jax.inference import decoding
   text = model.generate(QUESTION, max_new_tokens=6)
   assert isinstance(text, str)
   context = [0, *model.encode(QUESTION), 1]

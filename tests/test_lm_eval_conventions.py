@@ -15,7 +15,7 @@ pytest.importorskip("transformers")
 pytest.importorskip("lm_eval")
 
 import flan_jax  # noqa: E402
-from flan_jax import hf_interop  # noqa: E402
+from flan_jax.interop import hf as hf_interop  # noqa: E402
 from tests import lm_eval_fixtures as fx  # noqa: E402
 
 

@@ -5,8 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flan_jax import losses, trainer
 from flan_jax.models import DecoderConfig, init_params
+from flan_jax.training import losses
+from flan_jax.training import step as trainer
 
 
 @pytest.mark.parametrize("vocab_major", [True, False])

@@ -3,8 +3,8 @@
 import pytest
 import seqio
 
-from flan_jax import dataset_spec as ds
-from flan_jax import mixing, registry, sizes
+from flan_jax.data import mixing, registry, sizes
+from flan_jax.data import spec as ds
 
 registry.ensure_registered()
 FLAN_CLUSTERS = list(ds.CLUSTERS)

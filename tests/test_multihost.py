@@ -11,9 +11,9 @@ import sys
 import jax
 import pytest
 
-from flan_jax import data as data_lib
-from flan_jax import partitioning
 from flan_jax import train as train_lib
+from flan_jax.parallel import partitioning
+from flan_jax.training import batches as data_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMEOUT_S = 300
@@ -99,7 +99,7 @@ def test_dead_process_stops_the_survivor_with_one_readable_line(tmp_path):
   import signal
   import time
 
-  from flan_jax import checkpoints
+  from flan_jax.training import checkpoints
   port = _free_port()
   model_dir = str(tmp_path / "run")
   procs, logs = [], []

@@ -6,11 +6,12 @@ import pytest
 import seqio
 import tensorflow as tf
 
-from flan_jax import dataset_spec as ds
-from flan_jax import export_data, mixing, registry
-from flan_jax import preprocessors as prep
-from flan_jax.offline import world
-from flan_jax.vocab import DEFAULT_VOCABULARY
+from flan_jax import export_data
+from flan_jax.data import mixing, registry
+from flan_jax.data import preprocessors as prep
+from flan_jax.data import spec as ds
+from flan_jax.data.offline import world
+from flan_jax.data.vocab import DEFAULT_VOCABULARY
 from tests.helpers import check_well_formed, examples, no_network, text, variant_names
 
 registry.ensure_registered()

@@ -4,7 +4,7 @@ import numpy as np
 import seqio
 import tensorflow as tf
 
-from flan_jax import packing
+from flan_jax.data import packing
 
 LENGTHS = {"inputs": 12, "targets": 6}
 

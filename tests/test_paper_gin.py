@@ -3,8 +3,10 @@
 import gin
 import pytest
 
-from flan_jax import dataset_spec as ds
-from flan_jax import partitioning, registry, train
+from flan_jax import train
+from flan_jax.data import registry
+from flan_jax.data import spec as ds
+from flan_jax.parallel import partitioning
 
 registry.ensure_registered()
 

@@ -7,8 +7,8 @@ import optax
 import pytest
 from jax.sharding import PartitionSpec as P
 
-from flan_jax import partitioning
 from flan_jax.models import Decoder, DecoderConfig
+from flan_jax.parallel import partitioning
 
 CFG = DecoderConfig(vocab_size=128, num_layers=2, d_model=32, num_heads=4, num_kv_heads=2,
                     head_dim=8, d_ff=64, dtype="float32", tie_embeddings=False)

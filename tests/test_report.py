@@ -6,9 +6,10 @@ import math
 import pytest
 import seqio
 
-from flan_jax import paper_results, registry
-from flan_jax import report as report_lib
-from flan_jax.dataset_spec import DATASETS
+from flan_jax.data import registry
+from flan_jax.data.spec import DATASETS
+from flan_jax.evaluation import paper_results
+from flan_jax.evaluation import report as report_lib
 
 registry.ensure_registered()
 

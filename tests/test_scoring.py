@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from flan_jax import scoring
+from flan_jax.inference import scoring
 from flan_jax.models import DecoderConfig, init_params
 
 CONFIGS = {
@@ -103,7 +103,7 @@ def test_split_row_rejects_rows_without_inputs():
 def test_rank_scores_match_pytorch_transformers(tmp_path):
   torch = pytest.importorskip("torch")
   transformers = pytest.importorskip("transformers")
-  from flan_jax import hf_interop
+  from flan_jax.interop import hf as hf_interop
   torch.manual_seed(0)
   hf_cfg = transformers.LlamaConfig(
       vocab_size=128, hidden_size=64, intermediate_size=172, num_hidden_layers=2,

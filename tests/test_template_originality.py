@@ -13,7 +13,7 @@ import hashlib
 import re
 import string
 
-from flan_jax import mixing, registry
+from flan_jax.data import mixing, registry
 
 registry.ensure_registered()
 

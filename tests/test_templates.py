@@ -3,8 +3,8 @@
 import pytest
 import tensorflow as tf
 
-from flan_jax import templates as tmpl
-from flan_jax.templates import T, turned
+from flan_jax.data import templates as tmpl
+from flan_jax.data.templates import T, turned
 
 FIELDS = {"premise": "A cat sat.", "hypothesis": "An animal sat.", "answer": "yes"}
 

@@ -13,8 +13,9 @@ import jax
 import numpy as np
 import pytest
 
-from flan_jax import model_checkpoint, plot
 from flan_jax import train as train_lib
+from flan_jax.evaluation import plot
+from flan_jax.models import checkpoint as model_checkpoint
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 START_TIMEOUT_S = 240  # Start-up (TF + JAX imports, compile) takes ~10-20 s on 2 quiet cores.

@@ -10,9 +10,12 @@ import numpy as np
 import optax
 import pytest
 
-from flan_jax import losses, partitioning, registry, trainer
 from flan_jax import train as train_lib
+from flan_jax.data import registry
 from flan_jax.models import DecoderConfig, init_params
+from flan_jax.parallel import partitioning
+from flan_jax.training import losses
+from flan_jax.training import step as trainer
 
 CFG = DecoderConfig(vocab_size=512, num_layers=1, d_model=32, num_heads=2, head_dim=16, d_ff=64,
                     dtype="float32", param_dtype="float32")
@@ -256,7 +259,7 @@ def test_nonfinite_loss_stops_saves_batch_and_keeps_last_good_checkpoint(tmp_pat
   assert train_lib.model_checkpoint.steps(str(tmp_path)) == [2]
   saved = np.load(tmp_path / "nonfinite_batch_step_3.npz")
   # The saved rows are the third batch of the data stream.
-  from flan_jax import data as data_lib
+  from flan_jax.training import batches as data_lib
   cfg = data_lib.DataConfig("demo_heldout_nli_train", {"inputs": 32, "targets": 8}, 4, seed=0)
   third = next(data_lib.get_dataset(cfg).skip(2).as_numpy_iterator())
   assert sorted(saved.files) == sorted(third)
@@ -359,7 +362,7 @@ LLAMA = DecoderConfig(vocab_size=512, num_layers=1, d_model=32, num_heads=2, hea
 
 def test_initial_checkpoint_from_hugging_face_dir(tmp_path):
   pytest.importorskip("safetensors")
-  from flan_jax import hf_interop
+  from flan_jax.interop import hf as hf_interop
   params = init_params(LLAMA, jax.random.key(5))
   hf_dir = str(tmp_path / "hf")
   hf_interop.save_hf(hf_dir, LLAMA, params)

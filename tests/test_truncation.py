@@ -6,9 +6,9 @@ import re
 import numpy as np
 import seqio
 
-from flan_jax import data as data_lib
 from flan_jax import train as train_lib
 from flan_jax.models import DecoderConfig
+from flan_jax.training import batches as data_lib
 
 CFG = DecoderConfig(vocab_size=512, num_layers=1, d_model=32, num_heads=2, head_dim=16, d_ff=64,
                     dtype="float32", param_dtype="float32")

@@ -3,7 +3,8 @@
 import gin
 import seqio
 
-from flan_jax import build_vocab, vocab
+from flan_jax import build_vocab
+from flan_jax.data import vocab
 
 
 def test_shipped_model_is_reproducible():

@@ -66,7 +66,7 @@ class Decoder(nn.Module):
     (a prefill that only needs the next-token distribution skips the output projection of the
     other T - 1 positions). ``return_hidden``: ``(x, kernel)`` instead, the output projection's
     input [B, T, d_model] and weight ([vocab, d_model] when tied, else [d_model, vocab]), for
-    :func:`flan_jax.losses.chunked_cross_entropy`."""
+    :func:`flan_jax.training.losses.chunked_cross_entropy`."""
     cfg = self.config
     b, t = decoder_input_tokens.shape
     segment = (jnp.ones((b, t), jnp.int32) if decoder_segment_ids is None
@@ -152,7 +152,7 @@ class Decoder(nn.Module):
 
 
 def init_params(config: DecoderConfig, rng: jax.Array, batch: int = 1, length: int = 8):
-  """Unboxed float parameters (for small models; large ones: flan_jax.partitioning)."""
+  """Unboxed float parameters (for small models; large ones: flan_jax.parallel.partitioning)."""
   tokens = jnp.ones((batch, length), jnp.int32)
   return nn.meta.unbox(Decoder(config).init(rng, tokens)["params"])
 

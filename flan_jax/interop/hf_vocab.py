@@ -1,7 +1,7 @@
 """A seqio ``Vocabulary`` around a Hugging Face ``tokenizer.json`` (the ``tokenizers`` library).
 
     vocab = HfTokenizerVocabulary.from_dir(model_dir)   # tokenizer.json (+ tokenizer_config.json)
-    flan_jax.vocab.set_default_vocabulary(vocab)        # every flan_jax task now uses it
+    flan_jax.data.vocab.set_default_vocabulary(vocab)        # every flan_jax task now uses it
 
 seqio pads with id 0 and stops decoding at ``eos_id``. Many HF tokenizers give id 0 a real token
 (Llama 2: ``<unk>``; Llama 3: ``!``); such a token is then indistinguishable from padding in

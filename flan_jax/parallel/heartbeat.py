@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 
-PREFIX = "flan_jax/heartbeat/"
+PREFIX = "flan_jax/parallel/heartbeat/"
 DEFAULT_TIMEOUT_S = 20.0
 _RESTART = ("Restart all {n} processes with the same command: training resumes from the latest "
             "complete checkpoint.")

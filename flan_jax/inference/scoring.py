@@ -26,9 +26,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from flan_jax import partitioning
 from flan_jax.models import Decoder, DecoderConfig, init_cache
 from flan_jax.models import cache as cache_lib
+from flan_jax.parallel import partitioning
 
 _FEATURES = ("decoder_input_tokens", "decoder_target_tokens", "decoder_segment_ids",
              "decoder_positions", "decoder_causal_attention")
@@ -213,8 +213,8 @@ def score_items(config: DecoderConfig, params: Any, items: Sequence[Item], batch
   Items are processed longest context first (as lm-eval does: similar lengths share a batch and
   the first batch is the largest); each batch is padded to ``batch_size`` with copies of its first
   item so every call has the same batch shape. ``params`` on a multi-device mesh (``device_put``
-  with :func:`flan_jax.partitioning.param_shardings`): batches run data-parallel over it
-  (:func:`flan_jax.partitioning.place_batch_like`).
+  with :func:`flan_jax.parallel.partitioning.param_shardings`): batches run data-parallel over it
+  (:func:`flan_jax.parallel.partitioning.place_batch_like`).
   """
   order = sorted(range(len(items)), key=lambda i: -len(items[i].context))
   out: list[np.ndarray | None] = [None] * len(items)

@@ -607,7 +607,7 @@ def state_tree(state: Any) -> dict[str, Any]:
 
 def abstract_train_state(config: DecoderConfig, tx: Any, shardings: Any) -> Any:
   """ShapeDtypeStructs (with shardings) of the TrainState, to restore into."""
-  from flan_jax import partitioning
+  from flan_jax.parallel import partitioning
   shapes = jax.eval_shape(lambda p: partitioning.TrainState.create(p, tx), abstract_params(config))
   return jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
                       shapes, shardings)
@@ -779,7 +779,7 @@ def _mute_followups() -> None:
 
 def initial_step(path: str | None) -> int:
   """The step an initial checkpoint continues from (0 for none or a Hugging Face directory)."""
-  from flan_jax import hf_interop
+  from flan_jax.interop import hf as hf_interop
   if not path or hf_interop.is_hf_model_dir(path):
     return 0
   return checkpoint_step(path)
@@ -787,7 +787,7 @@ def initial_step(path: str | None) -> int:
 
 def restore_initial_params(path: str, config: DecoderConfig, shardings: Any) -> Any:
   """Params of a flan_jax checkpoint or a Hugging Face directory (whose config must match)."""
-  from flan_jax import hf_interop
+  from flan_jax.interop import hf as hf_interop
   if not hf_interop.is_hf_model_dir(path):
     return restore_params(path, config, shardings=shardings)
   with open(os.path.join(path, "config.json")) as f:

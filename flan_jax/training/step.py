@@ -6,7 +6,8 @@ state.step)`` (then ``fold_in(., microbatch)``), so dropout is identical across 
 ``partitioned_train_step`` jits it with state/data shardings and donates the state.
 
 Microbatching follows t5x: loss weights are normalised on the global batch first
-(:func:`flan_jax.losses.batch_weights`), microbatch i takes rows ``i, i+N, i+2N, ...`` (so every
+(:func:`flan_jax.training.losses.batch_weights`), microbatch i takes rows ``i, i+N, i+2N, ...`` (so
+every
 microbatch stays spread over the data axis), and float32 gradients are *summed* in a ``lax.scan``;
 N microbatches then give the same update as one batch.
 """
@@ -22,8 +23,9 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh, PartitionSpec
 
-from flan_jax import losses, partitioning
 from flan_jax.models import Decoder, DecoderConfig
+from flan_jax.parallel import partitioning
+from flan_jax.training import losses
 
 Batch = Mapping[str, jax.Array]
 _MODEL_FEATURES = ("decoder_input_tokens", "decoder_target_tokens", "decoder_segment_ids",

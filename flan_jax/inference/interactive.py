@@ -6,7 +6,7 @@
     model.generate("Answer the question: ...", max_new_tokens=32)
 
 ``path`` is a flan_jax model directory (``model_config.json`` + ``checkpoint_<step>/``, see
-:mod:`flan_jax.model_checkpoint`), one ``checkpoint_<step>`` inside it, an ``import-hf`` output or
+:mod:`flan_jax.models.checkpoint`), one ``checkpoint_<step>`` inside it, an ``import-hf`` output or
 a Hugging Face Llama-family directory (``config.json`` + safetensors), imported in memory.
 
 Strings go through the model's vocabulary with the layout the model was trained on. flan_jax
@@ -32,8 +32,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from flan_jax import partitioning, scoring
+from flan_jax.inference import scoring
 from flan_jax.models import Decoder, DecoderConfig
+from flan_jax.parallel import partitioning
 
 Text = str | Sequence[int]
 
@@ -239,9 +240,9 @@ class Model:
 
   def generate(self, inputs: Text | Sequence[Text], max_new_tokens: int = 64,
                method: str = "greedy", seed: int = 0, **kwargs: Any) -> Any:
-    """Decodes from ``inputs`` with the KV cache (see :func:`flan_jax.decoding.decode` for
+    """Decodes from ``inputs`` with the KV cache (see :func:`flan_jax.inference.decoding.decode` for
     ``method`` = greedy | sample | beam and its options). Strings in, strings out."""
-    from flan_jax import decoding
+    from flan_jax.inference import decoding
     single = isinstance(inputs, str) or (len(inputs) and isinstance(inputs[0], (int, np.integer)))
     ins = [inputs] if single else list(inputs)
     prompts = [self._context(i) for i in ins]
@@ -271,18 +272,18 @@ def _vocabulary(path: str, config: DecoderConfig):
   """The directory's tokenizer.json; else flan_jax's default (seqio) vocabulary when it fits."""
   if os.path.exists(os.path.join(path, "tokenizer.json")):
     try:
-      from flan_jax.hf_vocab import HfTokenizerVocabulary
+      from flan_jax.interop.hf_vocab import HfTokenizerVocabulary
       return HfTokenizerVocabulary.from_dir(path)
     except ImportError:
       return None
-  from flan_jax import vocab as vocab_lib
+  from flan_jax.data import vocab as vocab_lib
   vocabulary = vocab_lib.vocabulary()
   return vocabulary if vocabulary.vocab_size <= config.vocab_size else None
 
 
 def _causal_model(path: str, config: DecoderConfig, params: Any, hf: dict, **kwargs) -> Model:
   """A causal Model with the source's tokenizer, BOS/EOS ids and max_position_embeddings."""
-  from flan_jax import hf_vocab
+  from flan_jax.interop import hf_vocab
   tokenizer = hf_vocab.load_tokenizer(path)
   vocabulary = _vocabulary(path, config)
   eos = hf.get("eos_token_id")
@@ -301,7 +302,8 @@ def load(path: str, dtype: str | None = None, step: int | None = None,
   """Loads a flan_jax model directory (or one of its ``checkpoint_<step>`` dirs), an
   ``import-hf`` output or a Hugging Face directory (``dtype`` overrides the compute dtype;
   Hugging Face directories default to float32)."""
-  from flan_jax import hf_interop, model_checkpoint
+  from flan_jax.interop import hf as hf_interop
+  from flan_jax.models import checkpoint as model_checkpoint
   if not os.path.isdir(path):
     raise FileNotFoundError(f"{path} is not a directory; pass a flan_jax model directory, a "
                             "checkpoint_<step> directory or a Hugging Face model directory")
@@ -315,7 +317,7 @@ def load(path: str, dtype: str | None = None, step: int | None = None,
     if step is not None and step != step_in_path:
       raise ValueError(f"step={step} contradicts the checkpoint directory {path}")
     step = step_in_path
-  from flan_jax import checkpoints
+  from flan_jax.training import checkpoints
   step = checkpoints.resolve_step(model_dir, step)  # The shared restore path (verified).
   config = model_checkpoint.load_config(model_dir, step)
   if dtype:

@@ -30,7 +30,7 @@ import seqio
 import tensorflow as tf
 from jax.sharding import Mesh
 
-from flan_jax import partitioning
+from flan_jax.parallel import partitioning
 
 
 @dataclasses.dataclass(frozen=True)

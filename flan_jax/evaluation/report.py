@@ -2,7 +2,7 @@
 
 Input is seqio-style results, ``{eval task name: {metric: value}}`` (as
 :func:`flan_jax.eval.run_evaluator` returns them, or :func:`load_seqio_metrics` reads them back).
-Each task name is looked up in the tasks that :func:`flan_jax.dataset_spec.register_dataset`
+Each task name is looked up in the tasks that :func:`flan_jax.data.spec.register_dataset`
 registered, which gives its dataset, template index and *setting*:
 
 ==========================  ===================================================================
@@ -31,7 +31,7 @@ As in the paper (flan.md §2.3) a row gives the **mean over templates** and the 
 template: chosen on the dev split, reported with its *test* score. A cluster averages its dataset
 rows; for the paper's Figure 1 clusters it also averages just the paper's datasets
 (``paper_subset``), the number comparable with the paper (FLAN 137B, GPT-3 175B, from
-:mod:`flan_jax.paper_results`). Clusters are kept apart per suite (FLAN vs offline).
+:mod:`flan_jax.evaluation.paper_results`). Clusters are kept apart per suite (FLAN vs offline).
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from flan_jax import paper_results as paper_lib
-from flan_jax import registry
+from flan_jax.data import registry
+from flan_jax.evaluation import paper_results as paper_lib
 
 TURNED_SUFFIX = paper_lib.TURNED_SUFFIX
 ZERO_SHOT = "zero_shot"
@@ -101,7 +101,7 @@ class UnknownTaskError(ValueError):
 @functools.cache
 def _dataset_tasks(dataset: str) -> dict[str, ParsedTask]:
   """Every eval task name of ``dataset``, built with the same helpers that registered them."""
-  from flan_jax import dataset_spec as ds
+  from flan_jax.data import spec as ds
   spec = ds.DATASETS[dataset]
   out: dict[str, ParsedTask] = {}
 
@@ -137,7 +137,7 @@ def parse_task(task: str) -> ParsedTask:
     UnknownTaskError: ``task`` is not registered from a dataset spec, or is not an eval task.
   """
   registry.ensure_registered()
-  from flan_jax import dataset_spec as ds
+  from flan_jax.data import spec as ds
   dataset = ds.TASK_TO_DATASET.get(task)
   if dataset is None:
     matches = [m for m in registry.close_matches(task) if m in ds.TASK_TO_DATASET]
@@ -155,7 +155,7 @@ def parse_task(task: str) -> ParsedTask:
 
 def primary_metric(dataset: str, *, scoring: bool, turned: bool = False) -> str:
   """The metric key a report shows for a dataset's tasks (see the module docstring)."""
-  from flan_jax import dataset_spec as ds
+  from flan_jax.data import spec as ds
   spec = ds.DATASETS[dataset]
   if scoring:
     return "f1" if spec.metric == "multirc" else SCORING_METRIC
@@ -313,7 +313,7 @@ def _title(spec: Any, turned: bool) -> str:
 def _row(key: str, setting: str, group: Mapping[int, tuple[ParsedTask, Mapping[str, Any]]],
          dev: Mapping[int, tuple[ParsedTask, Mapping[str, Any]]] | None,
          baselines: Mapping[str, _Groups], chance: Mapping[str, float]) -> DatasetRow:
-  from flan_jax import dataset_spec as ds
+  from flan_jax.data import spec as ds
   first = next(iter(group.values()))[0]
   spec = ds.DATASETS[first.dataset]
   metric = primary_metric(first.dataset, scoring=first.scoring, turned=first.turned)
@@ -368,7 +368,7 @@ def _averages(rows: Sequence[DatasetRow], labels: Sequence[str]) -> Averages:
 
 
 def _cluster_rank(suite: str, cluster: str) -> tuple:
-  from flan_jax import dataset_spec as ds
+  from flan_jax.data import spec as ds
   order = list(ds.CLUSTERS)
   return (SUITE_ORDER.index(suite) if suite in SUITE_ORDER else len(SUITE_ORDER), suite,
           order.index(cluster) if cluster in order else len(order), cluster)
@@ -393,7 +393,7 @@ def build_report(test_results: Mapping[str, Mapping[str, float]],
   """
   if not test_results:
     raise ValueError("No test results to report.")
-  from flan_jax import dataset_spec as ds
+  from flan_jax.data import spec as ds
   groups = _group(test_results)
   dev_groups = _group(dev_results) if dev_results else {}
   base_groups = {label: _group(r) for label, r in (baselines or {}).items()}
@@ -537,7 +537,7 @@ def to_markdown(report: Report) -> str:
   for r in report.datasets:
     if r.setting == ZERO_SHOT:
       sections.setdefault((r.suite, r.cluster), []).append(r)
-  from flan_jax import dataset_spec as ds
+  from flan_jax.data import spec as ds
   for (suite, cluster), rows in sections.items():
     title = ds.CLUSTERS.get(cluster, cluster.replace("_", " "))
     lines += [f"## {title} ({suite} suite)", ""] + _dataset_table(report, rows, notes) + [""]

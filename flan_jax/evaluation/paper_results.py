@@ -1,4 +1,4 @@
-"""The FLAN paper's headline numbers (arXiv v5), as data for :mod:`flan_jax.report`.
+"""The FLAN paper's headline numbers (arXiv v5), as data for :mod:`flan_jax.evaluation.report`.
 
 Transcribed from ``/work/shared/reference/flan.md`` §4.1-4.3:
 
@@ -10,7 +10,7 @@ Transcribed from ``/work/shared/reference/flan.md`` §4.1-4.3:
   reports can footnote them.
 
 Keys are this project's report row keys: a dataset config name of
-:data:`flan_jax.dataset_spec.DATASETS` (``anli_r1``, ``bool_q``, ...) or, for the reverse direction
+:data:`flan_jax.data.spec.DATASETS` (``anli_r1``, ``bool_q``, ...) or, for the reverse direction
 of a translation pair (its turned-around templates), the name + :data:`TURNED_SUFFIX`
 (``wmt14_enfr`` is En→Fr, ``wmt14_enfr:turned`` is Fr→En). Values are on the 0-100 scale.
 """

@@ -215,7 +215,8 @@ def optimizer_state_specs(tx: optax.GradientTransformation, abstract_params: Any
   """Optimizer-state PartitionSpecs: a leaf shaped like a parameter inherits its spec.
 
   Matching is by shape (not by tree position), so it also covers states that do not mirror the
-  parameter tree (e.g. :func:`flan_jax.trainer.layers_as_batch`'s per-leaf states). Parameters of
+  parameter tree (e.g. :func:`flan_jax.training.step.layers_as_batch`'s per-leaf states).
+  Parameters of
   one shape that disagree on their spec leave that shape replicated; everything else (factored
   Adafactor statistics, counters) is replicated.
   """

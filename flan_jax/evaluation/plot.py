@@ -1,6 +1,6 @@
 """Plots the training curves of a run from its ``train_metrics.jsonl``.
 
-    python -m flan_jax.plot MODEL_DIR [--output DIR]
+    python -m flan_jax.evaluation.plot MODEL_DIR [--output DIR]
 
 Writes ``loss.png``, ``learning_rate.png`` and ``throughput.png`` (tokens per second) into
 ``MODEL_DIR`` or ``--output``. Rows without a metric (throughput is logged once per log period)

@@ -11,7 +11,7 @@ from 1 and positions restart at 0 per segment, as in seqio's packed output.
 
 Deterministic and resumable: the output is a pure function of the input order, so a resumed run
 rebuilds the same input stream and drops the rows already consumed (``skip_rows``), as
-:class:`flan_jax.data.TrainIterator` does with batches.
+:class:`flan_jax.training.batches.TrainIterator` does with batches.
 """
 
 from __future__ import annotations

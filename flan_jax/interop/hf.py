@@ -209,8 +209,8 @@ def params_to_hf_state(params: Mapping, cfg: DecoderConfig) -> dict[str, np.ndar
 
 def load_hf(hf_dir: str, dtype: str = "float32", scan_layers: bool = True):
   """(DecoderConfig, float32 numpy params) of a HF model directory; shapes are validated."""
-  from flan_jax.model_checkpoint import check_shapes
   from flan_jax.models import abstract_params
+  from flan_jax.models.checkpoint import check_shapes
   with open(os.path.join(hf_dir, "config.json")) as f:
     hf = json.load(f)
   cfg = decoder_config_from_hf(hf, dtype=dtype, scan_layers=scan_layers)
@@ -275,12 +275,12 @@ def import_hf(hf_dir: str, out_dir: str, dtype: str | None = None,
               scan_layers: bool = True) -> DecoderConfig:
   """Writes a flan_jax model directory (config, checkpoint_0, tokenizer, the source config as
   ``hf_config.json``) from a HF directory; ``dtype`` defaults to the source's dtype."""
-  from flan_jax import model_checkpoint
+  from flan_jax.models import checkpoint as model_checkpoint
   with open(os.path.join(hf_dir, "config.json")) as f:
     hf = json.load(f)
   cfg, params = load_hf(hf_dir, dtype=dtype or source_dtype(hf), scan_layers=scan_layers)
-  from flan_jax import checkpoints
   # Never into a live run dir; a different model_config.json there is an error (save_config).
+  from flan_jax.training import checkpoints
   with checkpoints.locked(out_dir, "flan-jax import-hf"):
     model_checkpoint.save_params(out_dir, params, cfg, step=0)
     copy_tokenizer(hf_dir, out_dir)
@@ -382,7 +382,7 @@ def save_hf(out_dir: str, cfg: DecoderConfig, params: Mapping, torch_dtype: str 
     config = flan_hf_config(cfg, prefix_lm, torch_dtype, extra_config)
     state = params_to_flan_state(params, cfg)
     for name in REMOTE_CODE_FILES:
-      shutil.copyfile(os.path.join(os.path.dirname(__file__), "assets", name),
+      shutil.copyfile(os.path.join(os.path.dirname(os.path.dirname(__file__)), "assets", name),
                       os.path.join(out_dir, name))
   else:
     raise ValueError(f"export format {fmt!r} not in {FORMATS[1:]}")
@@ -406,8 +406,8 @@ def _write_tokenizer(model_dir: str, out_dir: str, max_positions: int) -> dict[s
   tokenizer. Returns the tokenizer's bos/eos/pad ids."""
   if copy_tokenizer(model_dir, out_dir):
     return {}
-  from flan_jax import hf_vocab
-  from flan_jax import vocab as vocab_lib
+  from flan_jax.data import vocab as vocab_lib
+  from flan_jax.interop import hf_vocab
   vocabulary = vocab_lib.vocabulary()
   model = getattr(vocabulary, "sp_model", None)
   if model is None:
@@ -438,7 +438,8 @@ def export_hf(model_dir: str, out_dir: str, step: int | None = None, torch_dtype
   Returns the format written."""
   import tempfile
 
-  from flan_jax import checkpoints, model_checkpoint
+  from flan_jax.models import checkpoint as model_checkpoint
+  from flan_jax.training import checkpoints
   if fmt not in FORMATS:
     raise ValueError(f"export format {fmt!r} not in {FORMATS}")
   if os.path.lexists(out_dir) and not overwrite:
@@ -495,7 +496,7 @@ def main_import(argv: Sequence[str] | None = None) -> int:
                       help="compute dtype of the imported config (default: the source's dtype)")
   parser.add_argument("--no_scan", action="store_true", help="unscanned layers_{i} parameters")
   args = parser.parse_args(argv)
-  from flan_jax.checkpoints import ReportedError
+  from flan_jax.training.checkpoints import ReportedError
   try:
     cfg = import_hf(args.hf_dir, args.out_dir, dtype=args.dtype, scan_layers=not args.no_scan)
   except (ReportedError, ValueError, OSError) as e:  # Messages name the problem and the fix.
@@ -522,7 +523,7 @@ def main_export(argv: Sequence[str] | None = None) -> int:
                       f"{DEFAULT_MAX_POSITIONS})")
   parser.add_argument("--overwrite", action="store_true", help="replace an existing OUT_DIR")
   args = parser.parse_args(argv)
-  from flan_jax.checkpoints import ReportedError
+  from flan_jax.training.checkpoints import ReportedError
   try:
     fmt = export_hf(args.model_dir, args.out_dir, args.step, args.torch_dtype,
                     int(args.max_shard_gb * 2**30), args.format, args.max_position_embeddings,

@@ -1,0 +1,1 @@
+"""Configuration plumbing: gin parsing, the repository/gin roots, t5x macro names."""

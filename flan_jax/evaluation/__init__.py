@@ -1,0 +1,1 @@
+"""Evaluation: reports, the paper's published results and plots."""

@@ -1,0 +1,1 @@
+"""Inference: scoring, decoding and the interactive model (`flan_jax.load`)."""

@@ -1,0 +1,112 @@
+"""Rank classification (t5-exact): the option with the highest log-likelihood per example."""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from sklearn import metrics as skm
+
+
+def rank_classification(
+    targets: Sequence[tuple[Sequence[int], bool]],
+    scores: Sequence[float],
+    num_classes: int | None = None,
+) -> dict[str, float]:
+  """Multiple choice by log-likelihood ranking (a seqio *score* metric).
+
+  Each row is one (example, option) pair: its target is ``(idx, is_correct)`` from
+  :func:`rank_classification_postprocessor` with ``idx = (example_index, option_index)`` (longer
+  t5 tuples are accepted; extra fields are ignored) and its score the option's summed
+  log-likelihood. Rows are grouped by ``idx[0]``; the predicted option is the argmax score (ties go
+  to the lowest option index). ``accuracy`` (x100) counts a prediction as right when it is any of
+  the correct options.
+
+  Targets may carry the option's token and character lengths as a 3rd and 4th field (as
+  :func:`rank_classification_postprocessor` gives them); then ``accuracy_per_token`` and
+  ``accuracy_per_char`` rank by score / length too (the latter is lm-eval's ``acc_norm``).
+
+  With ``num_classes`` (a fixed option set, option_index in ``[0, num_classes)``) it also returns
+  ``mean_{n}class_f1``: macro F1 of the predicted option index against the first correct option
+  index; for two classes additionally ``f1`` of option 1 and, as t5 (when every example has one
+  correct option), ``auc-roc`` / ``auc-pr`` of option 1's softmax probability over the two
+  options' scores against "option 1 is correct" (NaN when only one class occurs).
+
+  Raises:
+    ValueError: on length mismatch, a repeated ``(idx[0], idx[1])`` pair, or (with
+      ``num_classes``) an example whose option count or indices do not fit.
+  """
+  if len(targets) != len(scores):
+    raise ValueError(f"Got {len(targets)} targets but {len(scores)} scores.")
+  if not len(targets):
+    raise ValueError("No examples to score.")
+
+  groups: dict[int, dict[int, tuple[float, bool]]] = collections.defaultdict(dict)
+  lengths: dict[str, dict[tuple[int, int], int]] = {"token": {}, "char": {}}
+  for target, score in zip(targets, scores, strict=True):
+    idx = tuple(int(i) for i in np.asarray(target[0]).reshape(-1))
+    if len(idx) < 2:
+      raise ValueError(f"A target's idx must be (example_index, option_index); got {idx}.")
+    example, option = idx[0], idx[1]
+    if option in groups[example]:
+      raise ValueError(
+          f"idx {(example, option)} occurs more than once. Rank classification needs unique "
+          "(example, option) pairs; this is most likely caused by running it in a multi-host "
+          "setting where each host evaluated (and so duplicated) the same examples.")
+    groups[example][option] = (float(score), bool(target[1]))
+    for name, pos in (("token", 2), ("char", 3)):
+      if len(target) > pos and lengths[name] is not None and int(target[pos]) > 0:
+        lengths[name][(example, option)] = int(target[pos])
+      else:
+        lengths[name] = None  # Not every row has the length: no such normalisation.
+
+  correct, labels, preds = [], [], []
+  for example in sorted(groups):
+    rows = groups[example]
+    options = sorted(rows)
+    option_scores = [rows[o][0] for o in options]
+    pred = options[int(np.argmax(option_scores))]  # np.argmax takes the first maximum.
+    correct.append(rows[pred][1])
+    right = [o for o in options if rows[o][1]]
+    labels.append(right[0] if right else -1)
+    preds.append(pred)
+    if num_classes is not None and options != list(range(num_classes)):
+      raise ValueError(
+          f"Example {example} has options {options}; num_classes={num_classes} expects "
+          f"0..{num_classes - 1}.")
+
+  out = {"accuracy": 100.0 * float(np.mean(correct))}
+  for name, by_row in lengths.items():  # lm-eval's acc_norm is the per-character one.
+    if by_row is None:
+      continue
+    hits = []
+    for example in sorted(groups):
+      rows = groups[example]
+      options = sorted(rows)
+      normed = [rows[o][0] / by_row[(example, o)] for o in options]
+      hits.append(rows[options[int(np.argmax(normed))]][1])
+    out[f"accuracy_per_{name}"] = 100.0 * float(np.mean(hits))
+  if num_classes is not None:
+    out[f"mean_{num_classes}class_f1"] = 100.0 * float(skm.f1_score(
+        labels, preds, labels=list(range(num_classes)), average="macro", zero_division=0.0))
+    if num_classes == 2:
+      out["f1"] = 100.0 * float(skm.f1_score(labels, preds, labels=[1], average="macro",
+                                             zero_division=0.0))
+      if all(sum(c for _, c in groups[e].values()) == 1 for e in groups):
+        out.update(_binary_auc(groups))
+  return out
+
+
+def _binary_auc(groups: Mapping[int, Mapping[int, tuple[float, bool]]]) -> dict[str, float]:
+  """t5's AUC for two-option rank classification: P(option 1) = softmax of the two scores."""
+  examples = sorted(groups)
+  is_one = np.array([groups[e][1][1] for e in examples], dtype=np.int64)
+  scores = np.array([[groups[e][0][0], groups[e][1][0]] for e in examples], dtype=np.float64)
+  scores -= scores.max(axis=1, keepdims=True)
+  probs = np.exp(scores)
+  probs = probs[:, 1] / probs.sum(axis=1)
+  if len(set(is_one.tolist())) < 2:
+    return {"auc-roc": float("nan"), "auc-pr": float("nan")}
+  return {"auc-roc": 100.0 * float(skm.roc_auc_score(is_one, probs)),
+          "auc-pr": 100.0 * float(skm.average_precision_score(is_one, probs))}

@@ -1,0 +1,1 @@
+"""Parallelism: device meshes, partitioning rules, shardings and multi-host helpers."""

@@ -1,0 +1,1 @@
+"""Training: batches, losses, the optimizer and train step, checkpoints."""
