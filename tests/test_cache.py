@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import seqio
 
-from flan_jax import registry
+from flan_jax.data import registry
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TASK = "world_qa_type_0"  # one template: its cached and uncached examples match exactly.
