@@ -117,7 +117,7 @@ def child(args) -> None:
   torch.set_num_threads(args.threads)
   import jax
 
-  from flan_jax.model_info import measured_matmul_flops
+  from flan_jax.training.perf import measured_matmul_flops
   peak = max(measured_matmul_flops(d, n=2048, reps=3) for d in ("float32", "bfloat16"))
   runs = {}
   for name in args.variants.split(","):

@@ -9,7 +9,6 @@ allocated and the mesh needs no real devices.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from collections.abc import Sequence
 
@@ -19,73 +18,13 @@ import optax
 from flan_jax.models import abstract_params
 from flan_jax.models.gin_config import config_from_gin, rewrite_gin_args
 from flan_jax.parallel import partitioning
-from flan_jax.training import step as trainer
-
-
-def measured_matmul_flops(dtype: str = "float32", n: int = 1024, reps: int = 3) -> float:
-  """Attainable FLOP/s of the first device: the best of ``reps`` jitted ``dtype`` n³ matmuls
-  (CPUs have no datasheet peak; MFU on CPU is measured against this)."""
-  import time
-
-  import jax.numpy as jnp
-  a = jnp.ones((n, n), dtype)
-  f = jax.jit(lambda x: x @ x)
-  f(a).block_until_ready()
-  best = float("inf")
-  for _ in range(reps):
-    start = time.perf_counter()
-    f(a).block_until_ready()
-    best = min(best, time.perf_counter() - start)
-  return 2 * n ** 3 / best
-
-
-@dataclasses.dataclass(frozen=True)
-class Accelerator:
-  """One JAX device of an accelerator: HBM bytes, dense bf16 peak FLOP/s and the lower-case
-  substrings of ``jax.Device.device_kind`` that name it."""
-
-  name: str
-  hbm_bytes: int
-  peak_flops: float
-  device_kinds: tuple[str, ...]
-  note: str = ""
-
-
-# The one table of accelerators (``flan-jax plan --target``, the trainer's MFU by device kind).
-# Sources: Google Cloud TPU system-architecture pages (v3: 123 TFLOP/s and 32 GiB per 2-core chip,
-# and JAX has one device per core; v4 275 / 32 GiB, v5e 197 / 16 GiB, v5p 459 / 95 GiB, v6e 918 /
-# 32 GiB per chip, one device per chip), NVIDIA datasheets (dense bf16, i.e. half the "with
-# sparsity" figure: A100 312, H100/H200 SXM 989.4, H100 PCIe 756; HBM 80 GB, 80 GB, 141 GB).
-ACCELERATORS: dict[str, Accelerator] = {a.name: a for a in (
-    Accelerator("tpu_v3", 16 * 2**30, 61.5e12, ("tpu v3",), "per core (2 per chip)"),
-    Accelerator("tpu_v4", 32 * 2**30, 275e12, ("tpu v4",)),
-    Accelerator("tpu_v5e", 16 * 2**30, 197e12, ("v5 lite", "v5e")),
-    Accelerator("tpu_v5p", 95 * 2**30, 459e12, ("v5p", "tpu v5")),
-    Accelerator("tpu_v6e", 32 * 2**30, 918e12, ("v6 lite", "v6e")),
-    Accelerator("a100_80g", 80 * 10**9, 312e12, ("a100",)),
-    Accelerator("h100_pcie", 80 * 10**9, 756e12, ("h100 pcie",)),
-    Accelerator("h100", 80 * 10**9, 989e12, ("h100",)),
-    Accelerator("h200", 141 * 10**9, 989e12, ("h200", "gh200")),
-)}
-# (device-kind substring, peak) pairs, first match wins (``h100 pcie`` before ``h100``, ``v5
-# lite`` before ``tpu v5``).
-PEAK_FLOPS_BY_DEVICE_KIND = tuple(
-    (kind, a.peak_flops) for a in sorted(ACCELERATORS.values(), key=lambda a: a.name != "h100_pcie")
-    for kind in a.device_kinds)
-
-
-def accelerator(name: str) -> Accelerator:
-  """The :data:`ACCELERATORS` entry ``name`` (e.g. ``tpu_v4``, ``h100``)."""
-  if name not in ACCELERATORS:
-    raise ValueError(f"unknown target {name!r}; use one of {', '.join(ACCELERATORS)}")
-  return ACCELERATORS[name]
-
+from flan_jax.training import optim
 
 # The trainer's own optimizers with a schedule as ``train`` builds them (their state is what a
 # run holds), plus plain SGD.
 OPTIMIZERS = {
-    "adafactor": lambda: trainer.make_optimizer("adafactor", trainer.make_schedule()),
-    "adamw": lambda: trainer.make_optimizer("adamw", trainer.make_schedule()),
+    "adafactor": lambda: optim.make_optimizer("adafactor", optim.make_schedule()),
+    "adamw": lambda: optim.make_optimizer("adamw", optim.make_schedule()),
     "sgd": lambda: optax.sgd(1e-3),
 }
 

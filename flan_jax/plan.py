@@ -212,14 +212,13 @@ def plan(train_args: Mapping[str, Any], candidate: Candidate, devices: int, targ
   """Lowers and compiles ``train``'s step for ``candidate`` on ``devices`` devices of this process
   and returns the plan (bytes per device, FLOPs per step, collectives, fit, step time).
 
-  ``target``: a name of :data:`flan_jax.model_info.ACCELERATORS` or an ``Accelerator``."""
+  ``target``: a name of :data:`flan_jax.perf.ACCELERATORS` or an ``Accelerator``."""
   import jax
 
-  from flan_jax import model_info
   from flan_jax import train as train_lib
   from flan_jax.parallel import partitioning
-  from flan_jax.training import checkpoints
-  accel = model_info.accelerator(target) if isinstance(target, str) else target
+  from flan_jax.training import checkpoints, perf
+  accel = perf.accelerator(target) if isinstance(target, str) else target
   if jax.device_count() < devices:
     raise ValueError(f"this process has {jax.device_count()} devices, the plan needs {devices}")
   config = train_args["model_config"].replace(dropout_rate=train_args["dropout_rate"],
@@ -452,9 +451,9 @@ def _use_devices(n: int) -> bool:
 
 
 def build_parser() -> argparse.ArgumentParser:
-  from flan_jax import model_info
   from flan_jax.models.config import REMAT_POLICIES
   from flan_jax.parallel import partitioning
+  from flan_jax.training import perf
   parser = argparse.ArgumentParser(prog="flan-jax plan", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--gin_file", action="append", default=[], required=True)
@@ -469,7 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument("--microbatches", type=int, default=None,
                       help="default: the gin's NUM_MICROBATCHES")
   parser.add_argument("--batch_size", type=int, default=None, help="default: the gin's")
-  parser.add_argument("--target", default="tpu_v4", choices=list(model_info.ACCELERATORS))
+  parser.add_argument("--target", default="tpu_v4", choices=list(perf.ACCELERATORS))
   parser.add_argument("--hbm_gib", type=float, default=None,
                       help="override the target's HBM per device (GiB)")
   parser.add_argument("--fraction", type=float, default=0.5,
@@ -515,8 +514,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with open(args.output, "w") as f:
       json.dump({"search": results}, f, indent=2)
     return 0 if any("error" not in r and r["fits"] for r in results) else 1
-  from flan_jax import model_info
-  target = model_info.accelerator(args.target)
+  from flan_jax.training import perf
+  target = perf.accelerator(args.target)
   if args.hbm_gib is not None:
     target = dataclasses.replace(target, hbm_bytes=int(args.hbm_gib * GIB),
                                  note=f"HBM overridden to {args.hbm_gib} GiB")

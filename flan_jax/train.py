@@ -1,5 +1,9 @@
 r"""Fine-tuning entry point with t5x's command line and gin conventions.
 
+A thin command: it checks the flags and macros, builds the typed run config
+(:mod:`flan_jax.training.config`) and the mesh, and calls :func:`flan_jax.training.loop.run`
+(restore-or-init, then the steps with their hooks: :mod:`flan_jax.training.hooks`).
+
     python -m flan_jax.train --gin_file=gin/runs/demo.gin --gin.MODEL_DIR="'/tmp/demo'"
 
 Flags: ``--gin_file`` (repeatable, later files override earlier ones), ``--gin.NAME=VALUE``
@@ -12,9 +16,8 @@ state; ``data`` = JSON with the data position and seed), ``config.gin`` (operati
 ``model_config.json``, ``train_metrics.jsonl`` and TensorBoard summaries in ``train/`` (clu
 metric writers: loss, learning rate, tokens/s, MFU, ...). Restore precedence: the latest
 *good* checkpoint in ``MODEL_DIR`` (complete, checksums verified, arrays readable; bad ones are
-set aside with the reason -- see :mod:`flan_jax.training.checkpoints`; resume: the data iterator
-skips
-the batches already consumed, the model config must equal the checkpoint's unless
+set aside with the reason -- see :mod:`flan_jax.training.checkpoints`; resume: the data
+iterator skips the batches already consumed, the model config must equal the checkpoint's unless
 ``ALLOW_CONFIG_CHANGE``), else ``INITIAL_CHECKPOINT_PATH`` (a flan_jax model dir or
 ``checkpoint_<step>`` dir: params and its step, fresh optimizer state; or a Hugging Face
 directory with ``config.json`` and safetensors: params, step 0), else random init.
@@ -34,56 +37,45 @@ see :mod:`flan_jax.training.batches`; the shard count is kept in the checkpoints
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import inspect
-import json
-import logging
 import math
 import os
-import signal
-import sys
-import threading
-import time
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import gin
 import jax
 import numpy as np
 
-from flan_jax import model_info
 from flan_jax.config import gin_utils
 from flan_jax.config.gin_utils import REPO_ROOT, parse_gin  # noqa: F401  (re-exported)
 from flan_jax.data import registry
 from flan_jax.models import DecoderConfig
 from flan_jax.models import checkpoint as model_checkpoint  # noqa: F401  (re-exported)
 from flan_jax.parallel import partitioning
-from flan_jax.training import batches as data_lib
-from flan_jax.training import checkpoints, losses
-from flan_jax.training import step as trainer
+from flan_jax.training import checkpoints, hooks, logs, loop, losses, perf
+from flan_jax.training import config as training_config
+from flan_jax.training import step as step_lib
 
 REQUIRED_MACROS = ("MODEL_DIR", "MIXTURE_OR_TASK_NAME", "TASK_FEATURE_LENGTHS", "TRAIN_STEPS",
                    "MODEL_CONFIG")
-METRICS_FILE = "train_metrics.jsonl"
-SUMMARY_DIR = "train"  # TensorBoard event files, under MODEL_DIR.
-NONFINITE_BATCH = "nonfinite_batch_step_{step}"
 
 
-# --- checkpoints (the machinery lives in flan_jax.training.checkpoints)
-# ---------------------------------
-
+# The loop and its parts live in flan_jax.training; these names stay importable from here.
+METRICS_FILE = logs.METRICS_FILE
+SUMMARY_DIR = loop.SUMMARY_DIR
+NONFINITE_BATCH = hooks.NONFINITE_BATCH
+NonFiniteLossError = hooks.NonFiniteLossError
+TrainStep = step_lib.TrainStep
+build_train_step = step_lib.build_train_step
+PEAK_FLOPS_BY_DEVICE_KIND = perf.PEAK_FLOPS_BY_DEVICE_KIND
+default_peak_flops_per_device = perf.default_peak_flops_per_device
 is_complete_checkpoint = checkpoints.is_complete_checkpoint
 set_aside_incomplete = checkpoints.set_aside_incomplete
 config_differences = checkpoints.config_differences
 initial_step = checkpoints.initial_step
 restore_initial_params = checkpoints.restore_initial_params
-
-
-def _sync(name: str) -> None:
-  if jax.process_count() > 1:
-    from jax.experimental import multihost_utils
-    multihost_utils.sync_global_devices(name)
 
 
 # --- validation -------------------------------------------------------------------------------
@@ -149,9 +141,8 @@ def _is_int(value: Any) -> bool:
 
 def validate_values(arguments: Mapping[str, Any]) -> None:
   """Checks the types and ranges of ``train``'s arguments before anything is created or
-  compiled; :class:`flan_jax.training.checkpoints.BadValueError` names the value, what was expected
-  and
-  the fix."""
+  compiled; :class:`flan_jax.training.checkpoints.BadValueError` names the value, what was
+  expected and the fix."""
   bad = checkpoints.BadValueError
   for macro, name, minimum, optional in _INT_VALUES:
     value = arguments.get(name)
@@ -198,127 +189,7 @@ def _holding_model_dir_lock(fn: Any) -> Any:
   return wrapper
 
 
-# --- training loop ----------------------------------------------------------------------------
-
-
-def _json_value(value: Any) -> Any:
-  """Non-finite floats as JSON null (``NaN`` is not JSON)."""
-  return value if not isinstance(value, float) or math.isfinite(value) else None
-
-
-def _write_metrics(path: str, rows: list[dict]) -> None:
-  """Appends one JSON line per row, flushed and fsynced (a kill never tears an earlier row)."""
-  with open(path, "a") as f:
-    for row in rows:
-      f.write(json.dumps({k: _json_value(v) for k, v in row.items()}, allow_nan=False) + "\n")
-    f.flush()
-    os.fsync(f.fileno())
-
-
-def _truncate_metrics(path: str, last_step: int) -> None:
-  """Drops rows logged after ``last_step`` by a run that died before its next checkpoint, and a
-  torn (cut short) line, naming it in the log; the file is replaced atomically."""
-  if jax.process_index() != 0 or not os.path.exists(path):
-    return
-  kept, torn = [], []
-  with open(path) as f:
-    for number, line in enumerate(f, 1):
-      if not line.strip():
-        continue
-      try:
-        row = json.loads(line)
-      except json.JSONDecodeError:
-        torn.append(number)
-        continue
-      if row.get("step", 0) <= last_step:
-        kept.append(json.dumps({k: _json_value(v) for k, v in row.items()}) + "\n")
-  if torn:
-    _announce(f"repaired {path}: dropped {len(torn)} torn line(s) (line {torn[0]}"
-              f"{'' if len(torn) == 1 else ', ...'}) left by a run that was killed")
-  tmp = f"{path}.tmp-{os.getpid()}"
-  with open(tmp, "w") as f:
-    f.writelines(kept)
-  os.replace(tmp, path)
-
-
-def _announce(message: str) -> None:
-  logging.info(message)
-  if jax.process_index() == 0:
-    print(message, file=sys.stderr, flush=True)
-
-
-class _PreemptionFlag:
-  """Set by a SIGTERM handler; see :func:`_catch_sigterm`."""
-
-  def __init__(self) -> None:
-    self.is_set = False
-
-  def set(self, signum: int, frame: Any) -> None:
-    del signum, frame
-    self.is_set = True
-
-
-@contextlib.contextmanager
-def _catch_sigterm() -> Iterator[_PreemptionFlag]:
-  """Yields a flag that a SIGTERM sets while the block runs; restores the previous handler.
-
-  Handlers can only be installed from the main thread; elsewhere the flag never gets set.
-  """
-  flag = _PreemptionFlag()
-  if threading.current_thread() is not threading.main_thread():
-    yield flag
-    return
-  previous = signal.signal(signal.SIGTERM, flag.set)
-  try:
-    yield flag
-  finally:  # ``None``: the previous handler was not installed from Python.
-    signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
-
-
-def _make_seed(random_seed: int | None) -> int:
-  if random_seed is not None:
-    return int(random_seed)
-  from jax.experimental import multihost_utils
-  seed = np.int32(time.time_ns() % (2**31 - 1))
-  return int(multihost_utils.broadcast_one_to_all(seed))
-
-
-# Dense bf16 peak FLOP/s per device, by a lower-case substring of ``device_kind`` (first match
-# wins), from the one accelerator table (:data:`flan_jax.model_info.ACCELERATORS`, with sources).
-# Models computing in float32 get far less than this.
-PEAK_FLOPS_BY_DEVICE_KIND = model_info.PEAK_FLOPS_BY_DEVICE_KIND
-
-
-def default_peak_flops_per_device(device_kind: str | None = None) -> float | None:
-  """Peak bf16 FLOP/s of ``device_kind`` (default: the first device's), None when unknown/CPU."""
-  kind = (jax.devices()[0].device_kind if device_kind is None else device_kind).lower()
-  for key, flops in PEAK_FLOPS_BY_DEVICE_KIND:
-    if key in kind:
-      return flops
-  return None
-
-
-class NonFiniteLossError(checkpoints.ReportedError, FloatingPointError):
-  """The loss or gradient norm of a step was NaN/Inf (the run stops; see ``train``)."""
-
-
-def _nonfinite_text(loss: float, grad_norm: float) -> str:
-  """Names what was non-finite: the loss, the gradient norm or both."""
-  if not math.isfinite(loss) and not math.isfinite(grad_norm):
-    return f"non-finite loss {loss} and grad norm {grad_norm}"
-  if not math.isfinite(loss):
-    return f"non-finite loss {loss} (grad norm {grad_norm} is finite)"
-  return f"non-finite grad norm {grad_norm} (the loss, {loss:.6g}, is finite)"
-
-
-def _save_nonfinite_batch(model_dir: str, step: int, batch: Mapping[str, np.ndarray]) -> str:
-  """Writes this process's batch rows of ``step`` (other processes add ``.process_<i>``)."""
-  name = NONFINITE_BATCH.format(step=step)
-  if jax.process_index():
-    name += f".process_{jax.process_index()}"
-  path = os.path.join(model_dir, name + ".npz")
-  np.savez(path, **batch)
-  return path
+# --- pre-compile checks ---------------------------------------------------------------------------
 
 
 def check_batch_divisibility(batch_size: int, num_microbatches: int,
@@ -340,36 +211,57 @@ def check_batch_divisibility(batch_size: int, num_microbatches: int,
       f"'data={fit},model={model}' (train_script.train.mesh)")
 
 
-class TrainStep(NamedTuple):
-  """The partitioned step ``train`` runs, with its optimizer, LR schedule and state shardings."""
+def _check_run(cfg: training_config.TrainConfig) -> None:
+  """The checks that need no devices: names, data, vocabulary sizes, steps."""
+  _validate(cfg.mixture_or_task_name, cfg.task_feature_lengths, cfg.batch_size,
+            cfg.optimizer.num_microbatches)
+  if cfg.eval.period and not cfg.eval.mixture_or_task_name:
+    raise ValueError("EVAL_PERIOD needs EVAL_MIXTURE_OR_TASK_NAME (a mixture with eval metrics, "
+                     "e.g. flan_heldout_nli_eval)")
+  if cfg.eval.period:
+    registry.get(cfg.eval.mixture_or_task_name)  # Unknown names fail before anything compiles.
+  vocab_size = cfg.model_config.vocab_size
+  registry.check_vocab_size(cfg.mixture_or_task_name, vocab_size, "MIXTURE_OR_TASK_NAME")
+  if cfg.eval.period:
+    registry.check_vocab_size(cfg.eval.mixture_or_task_name, vocab_size,
+                              "EVAL_MIXTURE_OR_TASK_NAME")
+  if cfg.train_steps is None and cfg.relative_steps is None:
+    raise checkpoints.BadValueError("set TRAIN_STEPS (absolute) or TRAIN_STEPS_RELATIVE")
 
-  step_fn: Any
-  tx: Any
-  learning_rate: Any
-  shardings: partitioning.TrainState
+
+def _check_start(cfg: training_config.TrainConfig, device_mesh: jax.sharding.Mesh) -> None:
+  """The batch fits the mesh, the initial checkpoint is flan_jax's, MODEL_DIR is writable (and
+  its incomplete checkpoints are set aside)."""
+  check_batch_divisibility(cfg.batch_size, cfg.optimizer.num_microbatches,
+                           dict(device_mesh.shape), cfg.mesh)
+  if cfg.initial_checkpoint_path:
+    foreign = checkpoints.foreign_checkpoint(cfg.initial_checkpoint_path)
+    if foreign:
+      raise checkpoints.CheckpointError(f"INITIAL_CHECKPOINT_PATH: {foreign}")
+  checkpoints.check_writable_dir(cfg.model_dir)
+  set_aside_incomplete(cfg.model_dir)
 
 
-def build_train_step(config: DecoderConfig, device_mesh: jax.sharding.Mesh,
-                     rules: partitioning.LogicalRules, *, train_steps: int | None,
-                     optimizer: str = "adafactor", learning_rate: float = 1e-3,
-                     schedule: str = "constant", warmup_steps: int = 0,
-                     weight_decay: float = 0.0, grad_clip_norm: float | None = None,
-                     skip_nonfinite_updates: bool = False, num_microbatches: int = 1,
-                     loss_normalizing_factor: losses.Factor = "NUM_REAL_TARGET_TOKENS",
-                     label_smoothing: float = 0.0, z_loss: float = 1e-4) -> TrainStep:
-  """The jitted, sharded train step of :func:`train` (also lowered by :mod:`flan_jax.plan`)."""
-  lr = trainer.make_schedule(schedule, learning_rate, warmup_steps, train_steps)
-  param_specs = partitioning.param_mesh_specs(config, rules, dict(device_mesh.shape))
-  tx = trainer.make_optimizer(optimizer, lr, weight_decay=weight_decay,
-                              grad_clip_norm=grad_clip_norm,
-                              skip_nonfinite_updates=skip_nonfinite_updates,
-                              param_specs=param_specs)
-  shardings = partitioning.train_state_shardings(config, tx, device_mesh, rules)
-  step_fn = trainer.partitioned_train_step(
-      trainer.make_train_step(config, num_microbatches, loss_normalizing_factor,
-                              label_smoothing, z_loss, lr),
-      shardings, device_mesh, rules)
-  return TrainStep(step_fn, tx, lr, shardings)
+def _evaluator(cfg: training_config.TrainConfig, device_mesh: jax.sharding.Mesh,
+               rules: Any) -> Callable[[int, Any], Any]:
+  """``evaluate(step, params)`` for the periodic-eval hook: ``seqio.Evaluator`` on the eval
+  mixture (:mod:`flan_jax.eval`: rank classification and decoding), built at its first call."""
+  from flan_jax import eval as eval_lib
+  built: dict[str, Any] = {}
+
+  def evaluate(step: int, params: Any) -> Any:
+    if not built:
+      built["evaluator"] = eval_lib.make_evaluator(
+          cfg.eval.mixture_or_task_name, cfg.eval.split, None,
+          num_examples=cfg.eval.num_examples, use_cached=cfg.use_cached_tasks)
+      eval_lib.set_log_dir(built["evaluator"], os.path.join(cfg.model_dir, "inference_eval"))
+      built["inference"] = eval_lib.Inference(
+          cfg.decoder_config, params, device_mesh, rules, cfg.eval.batch_size,
+          max_decode_length=cfg.task_feature_lengths["targets"])
+    built["inference"].params = params
+    return eval_lib.run_evaluator(built["evaluator"], built["inference"], step)
+
+  return evaluate
 
 
 @_holding_model_dir_lock
@@ -407,287 +299,13 @@ def train(model_dir: str = gin.REQUIRED, model_config: DecoderConfig = gin.REQUI
   ``MODEL_DIR/inference_eval``. ``partitioning_rules``: a name of
   :data:`flan_jax.parallel.partitioning.RULE_SETS` (``1d``, ``2d_params``, ``2d``, ``fsdp``).
   """
-  _validate(mixture_or_task_name, task_feature_lengths, batch_size, num_microbatches)
-  if eval_period and not eval_mixture_or_task_name:
-    raise ValueError("EVAL_PERIOD needs EVAL_MIXTURE_OR_TASK_NAME (a mixture with eval metrics, "
-                     "e.g. flan_heldout_nli_eval)")
-  if eval_period:
-    registry.get(eval_mixture_or_task_name)  # Unknown names fail before anything compiles.
-  registry.check_vocab_size(mixture_or_task_name, model_config.vocab_size, "MIXTURE_OR_TASK_NAME")
-  if eval_period:
-    registry.check_vocab_size(eval_mixture_or_task_name, model_config.vocab_size,
-                              "EVAL_MIXTURE_OR_TASK_NAME")
-  if train_steps is None and relative_steps is None:
-    raise checkpoints.BadValueError("set TRAIN_STEPS (absolute) or TRAIN_STEPS_RELATIVE")
-  config = model_config.replace(dropout_rate=dropout_rate)
+  cfg = training_config.from_arguments(locals())
+  _check_run(cfg)
   device_mesh = partitioning.create_mesh(mesh)
   rules = partitioning.logical_axis_rules(partitioning_rules, device_mesh.axis_names)
-  check_batch_divisibility(batch_size, num_microbatches, dict(device_mesh.shape), mesh)
-  if initial_checkpoint_path:
-    foreign = checkpoints.foreign_checkpoint(initial_checkpoint_path)
-    if foreign:
-      raise checkpoints.CheckpointError(f"INITIAL_CHECKPOINT_PATH: {foreign}")
-  checkpoints.check_writable_dir(model_dir)
-  set_aside_incomplete(model_dir)
-
-  def setup(path: str | None) -> tuple[dict, int, int, int, TrainStep, Any]:
-    """(data meta, first step, final step, data shards, step parts, restored state or None)
-    for resuming from the checkpoint dir ``path`` (None: a fresh start)."""
-    meta = checkpoints.read_data(path) if path else {}
-    changed = checkpoints.check_resume_config(model_dir, path, config, allow_config_change)
-    # From the meta when resuming: the initial checkpoint may be gone by then.
-    first = int(meta["initial_step"] if "initial_step" in meta
-                else initial_step(initial_checkpoint_path))
-    final = first + relative_steps if relative_steps is not None else train_steps
-    shards = int(meta.get("num_data_shards", num_data_shards or jax.process_count()))
-    if num_data_shards is not None and num_data_shards != shards:
-      raise checkpoints.BadValueError(
-          f"NUM_DATA_SHARDS={num_data_shards} but {path} was trained with {shards} (the data "
-          "order would change); leave it unset")
-    parts = build_train_step(
-        config, device_mesh, rules, train_steps=final, optimizer=optimizer,
-        learning_rate=learning_rate, schedule=schedule, warmup_steps=warmup_steps,
-        weight_decay=weight_decay, grad_clip_norm=grad_clip_norm,
-        skip_nonfinite_updates=skip_nonfinite_updates, num_microbatches=num_microbatches,
-        loss_normalizing_factor=loss_normalizing_factor, label_smoothing=label_smoothing,
-        z_loss=z_loss)
-    restored = None
-    if path:
-      abstract = checkpoints.abstract_train_state(config, parts.tx, parts.shardings)
-      try:
-        restored = checkpoints.restore_train_state(path, abstract)
-      except checkpoints.UnreadableCheckpointError as e:
-        if changed:  # Not a damaged checkpoint: the allowed change does not fit its arrays.
-          raise checkpoints.ConfigMismatchError(
-              f"ALLOW_CONFIG_CHANGE: {path} cannot be restored into the changed MODEL_CONFIG "
-              f"({checkpoints._error_text(e)})") from e
-        raise
-    return meta, first, final, shards, parts, restored
-
-  found = checkpoints.restore_latest(model_dir, setup, need_data=True, move_bad=True)
-  _sync("flan_jax.train.restore_latest")
-  latest = None if found is None else found[0]
-  meta, first_step, train_steps, num_shards, parts, state = setup(None) if found is None \
-      else found[1]
-  if latest is not None and latest > train_steps:
-    raise checkpoints.BadValueError(
-        f"nothing to do: {model_dir}/checkpoint_{latest} is at step {latest} and TRAIN_STEPS is "
-        f"{train_steps}; raise TRAIN_STEPS to train further (or use a new MODEL_DIR)")
-  if latest is not None and latest == train_steps:  # A rerun of a finished job.
-    message = (f"nothing to do: {model_dir}/checkpoint_{latest} is already at TRAIN_STEPS="
-               f"{train_steps}; raise TRAIN_STEPS to train further")
-    if not allow_nothing_to_do:  # Non-zero exit, so a mistyped TRAIN_STEPS is never silent.
-      raise checkpoints.BadValueError(
-          f"{message} (a scheduler that reruns finished jobs can pass "
-          "--gin.ALLOW_NOTHING_TO_DO=True to exit 0)")
-    _announce(message)
-    return state
-  tx, shardings = parts.tx, parts.shardings
-  if jax.process_index() == 0:
-    checkpoints.save_config(model_dir, config, allow_change=allow_config_change)
-
-  if latest is not None:
-    seed = int(meta["seed"])
-    position = int(meta["data_position"])
-    _announce(f"resumed from {model_dir}/checkpoint_{latest} (data position {position})")
-    _truncate_metrics(os.path.join(model_dir, METRICS_FILE), latest)
-  else:
-    seed, position = _make_seed(random_seed), 0
-    init_rng = jax.random.split(jax.random.key(seed))[0]
-    params = None
-    if initial_checkpoint_path:
-      params = restore_initial_params(initial_checkpoint_path, config, shardings.params)
-      _announce(f"initialised params from {initial_checkpoint_path} (step {first_step})")
-    else:
-      _announce("warning: training from scratch (random init): INITIAL_CHECKPOINT_PATH is not "
-                "set; finetuning needs a pretrained checkpoint, e.g. "
-                "--gin.INITIAL_CHECKPOINT_PATH=\"'/path/to/model_dir'\"")
-    state, _ = partitioning.create_train_state(config, tx, init_rng, device_mesh, rules,
-                                               params=params)
-    if first_step:
-      state = state.replace(step=jax.device_put(np.int32(first_step), shardings.step))
-    _truncate_metrics(os.path.join(model_dir, METRICS_FILE), first_step)
-  dropout_rng = jax.random.split(jax.random.key(seed))[1]
-  meta_extra = {"num_data_shards": num_shards, "initial_step": first_step,
-                "model_config": config.to_dict()}
-
-  if jax.process_index() == 0:
-    with open(os.path.join(model_dir, "config.gin"), "w") as f:
-      f.write(gin.operative_config_str())
-
-  step_fn = parts.step_fn
-  data_cfg = data_lib.DataConfig(mixture_or_task_name, dict(task_feature_lengths), batch_size,
-                                 seed=seed, use_cached=use_cached_tasks, num_shards=num_shards)
-  batches = data_lib.TrainIterator(data_cfg, device_mesh, position)
-  seq_len = sum(task_feature_lengths.values())
-  tokens_per_batch = batch_size * seq_len
-  if peak_flops_per_device is None:
-    peak_flops_per_device = default_peak_flops_per_device()
-  # Model FLOPs (PaLM: 6N + causal attention; the bidirectional prefix is counted as causal).
-  peak_flops = (peak_flops_per_device or 0.0) * jax.device_count()
-  if not peak_flops and jax.devices()[0].platform == "cpu":
-    # Simulated CPU devices share the host's cores: one measured peak for all of them.
-    peak_flops = model_info.measured_matmul_flops()
-  flops_per_token = config.train_flops_per_token(seq_len)
-
-  from clu import metric_writers
-  writer = metric_writers.create_default_writer(os.path.join(model_dir, SUMMARY_DIR),
-                                                just_logging=jax.process_index() != 0)
-  step = int(state.step)
-  if step >= train_steps:  # TRAIN_STEPS(_RELATIVE) = 0 (below a restored step is an error).
-    _announce(f"nothing to train: the run starts at step {step} and TRAIN_STEPS is {train_steps};"
-              " returning the initial state (no checkpoint written)")
-  bar = None
-  if progress and jax.process_index() == 0:
-    import tqdm
-    bar = tqdm.tqdm(total=train_steps, initial=step, desc="train", dynamic_ncols=True)
-  pending: list[tuple[int, dict]] = []
-  window_start, window_steps = time.time(), 0
-  input_wait = 0.0  # Seconds of the window spent waiting in next(batches).
-  metrics_path = os.path.join(model_dir, METRICS_FILE)
-
-  def log(rows: list[dict]) -> None:
-    if jax.process_index() == 0:
-      try:
-        _write_metrics(metrics_path, rows)
-      except OSError as e:  # A full disk stops the run with one line, as a failed save does.
-        good = checkpoints.latest_good_step(model_dir)
-        raise checkpoints.CheckpointWriteError(
-            f"{metrics_path} could not be written: {e.strerror or e}; "
-            f"{'no checkpoint' if good is None else f'checkpoint_{good}'} is the latest good "
-            "one") from e
-    for row in rows:
-      writer.write_scalars(row["step"], {k: v for k, v in row.items() if k != "step"})
-    writer.flush()
-
-  def fetch(items: list[tuple[int, dict]]) -> list[dict]:
-    return [{"step": s, **{k: float(v) for k, v in jax.device_get(m).items()}} for s, m in items]
-
-  evaluation: dict[str, Any] = {}
-
-  def run_eval(at_step: int) -> None:
-    from flan_jax import eval as eval_lib
-    if not evaluation:
-      evaluation["evaluator"] = eval_lib.make_evaluator(
-          eval_mixture_or_task_name, eval_split, None, num_examples=eval_num_examples,
-          use_cached=use_cached_tasks)
-      eval_lib.set_log_dir(evaluation["evaluator"], os.path.join(model_dir, "inference_eval"))
-      evaluation["inference"] = eval_lib.Inference(
-          config, state.params, device_mesh, rules, eval_batch_size,
-          max_decode_length=task_feature_lengths["targets"])
-    evaluation["inference"].params = state.params
-    results = eval_lib.run_evaluator(evaluation["evaluator"], evaluation["inference"], at_step)
-    scalars = {f"eval/{task}/{name}": value for task, values in results.items()
-               for name, value in values.items()}
-    if scalars:
-      writer.write_scalars(at_step, scalars)
-      writer.flush()
-    if bar is not None and results:
-      accuracy = [v["accuracy"] for v in results.values() if "accuracy" in v]
-      if accuracy:
-        bar.write(f"step {at_step}: eval mean accuracy {np.mean(accuracy):.1f} over "
-                  f"{len(accuracy)} tasks")
-
-  # A step's loss is checked after the next step is dispatched (keeping one step in flight) and
-  # before any checkpoint: bad params are never saved.
-  unchecked: tuple[int, dict, dict] | None = None
-
-  def check_finite(item: tuple[int, dict, dict] | None) -> None:
-    if item is None or skip_nonfinite_updates:
-      return
-    bad_step, metrics, local_batch = item
-    values = [float(x) for x in jax.device_get((metrics["loss"], metrics["grad_norm"]))]
-    if all(math.isfinite(v) for v in values):
-      return
-    log(fetch([(s, m) for s, m in pending if s <= bad_step]))
-    path = _save_nonfinite_batch(model_dir, bad_step, local_batch)
-    ckpts.finish()
-    last = checkpoints.latest_good_step(model_dir)
-    raise NonFiniteLossError(
-        f"{_nonfinite_text(*values)} at step {bad_step}; its batch is in {path}; no checkpoint "
-        f"written after it (last: {'none' if last is None else f'{model_dir}/checkpoint_{last}'})")
-
-  truncation_said: list[str] = []
-
-  def report_truncation(final: bool) -> dict[str, float]:
-    """``data/truncated_fraction_<feature>`` of the examples read so far (features with any);
-    logged once when truncation is first seen and again at the end (the metrics row has it at
-    every log period), so the console stays quiet."""
-    counts = batches.truncation.counts()
-    messages = batches.truncation.messages()
-    if messages and (final or not truncation_said):
-      for message in messages:
-        _announce(message)
-      truncation_said[:] = messages
-    return {f"data/truncated_fraction_{k}": over / seen
-            for k, (over, seen, _) in counts.items() if over}
-
-  ckpts = checkpoints.TrainCheckpoints(model_dir, keep_checkpoints, async_checkpointing)
-
-  try:
-    with _catch_sigterm() as preempted:
-      while step < train_steps:
-        wait_start = time.time()
-        batch = next(batches)
-        input_wait += time.time() - wait_start
-        state, metrics = step_fn(state, batch, dropout_rng)
-        step += 1
-        check_finite(unchecked)
-        unchecked = (step, metrics, batches.last_local_batch)
-        window_steps += 1
-        pending.append((step, metrics))
-        ckpts.check()  # A failed background save stops the run here, one step later.
-        stop = preempted.is_set
-        if bar is not None:
-          bar.update(1)
-        saving = step % checkpoint_period == 0 or step == train_steps or stop
-        if saving:
-          check_finite(unchecked)
-        # Every row up to a checkpoint is on disk before the checkpoint exists.
-        if step % log_period == 0 or saving:
-          rows = fetch(pending)
-          elapsed = max(time.time() - window_start, 1e-9)
-          last = rows[-1]
-          last["tokens_per_second"] = tokens_per_batch * window_steps / elapsed
-          last["steps_per_second"] = window_steps / elapsed
-          last["target_tokens_per_second"] = sum(r["num_target_tokens"] for r in rows) / elapsed
-          # Share of wall time inside next(batches); steps are dispatched asynchronously, so this
-          # bounds the time the device waits for input from above.
-          last["timing/input_wait_fraction"] = input_wait / elapsed
-          postfix = {"loss": f"{last['loss']:.4f}", "tok_s": f"{last['tokens_per_second']:.0f}",
-                     "wait": f"{100 * last['timing/input_wait_fraction']:.1f}%"}
-          if peak_flops:
-            last["mfu"] = last["tokens_per_second"] * flops_per_token / peak_flops
-            postfix["mfu"] = f"{100 * last['mfu']:.1f}%"
-          truncated = report_truncation(step == train_steps or stop)
-          last.update(truncated)
-          log(rows)
-          if bar is not None:
-            bar.set_postfix(postfix)
-          pending, window_start, window_steps, input_wait = [], time.time(), 0, 0.0
-        if saving:
-          ckpts.save(state, {"step": step, "data_position": batches.position, "seed": seed,
-                             **meta_extra})
-        if eval_period and (step % eval_period == 0 or step == train_steps) and not stop:
-          check_finite(unchecked)
-          try:
-            run_eval(step)
-          except Exception as e:  # A long run must not die (losing steps) in an evaluation.
-            logging.exception("evaluation at step %d failed", step)
-            _announce(f"step {step}: evaluation failed, training continues "
-                      f"({type(e).__name__}: {e})")
-        if stop:
-          break
-      check_finite(unchecked)
-      ckpts.finish()
-  finally:
-    ckpts.close()
-    writer.close()
-    if bar is not None:
-      bar.close()
-  if preempted.is_set and step < train_steps:
-    _announce(f"preempted (SIGTERM) at step {step}; saved {model_dir}/checkpoint_{step}")
-  return state
+  _check_start(cfg, device_mesh)
+  evaluate = _evaluator(cfg, device_mesh, rules) if cfg.eval.enabled else None
+  return loop.run(cfg, device_mesh, rules, evaluate)
 
 
 # --- command line -----------------------------------------------------------------------------

@@ -20,7 +20,8 @@ from flan_jax import eval as eval_lib
 from flan_jax import train as train_lib
 from flan_jax.models import DecoderConfig
 from flan_jax.parallel import partitioning
-from flan_jax.training import checkpoints
+from flan_jax.training import checkpoints, hooks, logs
+from flan_jax.training import state as state_lib
 
 MESH = "data=2,model=4"  # conftest's 8 simulated devices
 CFG = DecoderConfig(vocab_size=512, num_layers=1, d_model=32, num_heads=2, head_dim=16, d_ff=64,
@@ -58,7 +59,7 @@ def _copy(run, tmp_path):
 def _no_compile(monkeypatch):
   def refuse(*a, **k):
     raise AssertionError("built/compiled the train step before the check")
-  monkeypatch.setattr(train_lib, "build_train_step", refuse)
+  monkeypatch.setattr(state_lib, "build_train_step", refuse)
   monkeypatch.setattr(partitioning, "create_train_state", refuse)
 
 
@@ -304,11 +305,11 @@ def test_lock_refuses_a_second_writer_and_takes_over_a_stale_one(run, tmp_path, 
 
 def test_torn_last_metrics_line_is_repaired_and_nonfinite_is_json(tmp_path, capsys):
   path = str(tmp_path / train_lib.METRICS_FILE)
-  train_lib._write_metrics(path, [{"step": 1, "loss": 2.0}, {"step": 2, "loss": float("nan")},
+  logs.write_metrics(path, [{"step": 1, "loss": 2.0}, {"step": 2, "loss": float("nan")},
                                   {"step": 3, "loss": float("inf")}])
   with open(path, "a") as f:
     f.write('{"step": 4, "lo')  # A kill in the middle of a write.
-  train_lib._truncate_metrics(path, 3)
+  logs.truncate_metrics(path, 3)
   rows = [json.loads(line, parse_constant=pytest.fail) for line in open(path)]
   assert rows == [{"step": 1, "loss": 2.0}, {"step": 2, "loss": None}, {"step": 3, "loss": None}]
   assert f"repaired {path}: dropped 1 torn line(s) (line 4)" in capsys.readouterr().err
@@ -411,11 +412,11 @@ def test_train_steps_at_or_below_the_restored_step(run, tmp_path, monkeypatch, c
 
 
 def test_nonfinite_message_names_what_was_nonfinite():
-  assert train_lib._nonfinite_text(2.5, float("inf")) == (
+  assert hooks.nonfinite_text(2.5, float("inf")) == (
       "non-finite grad norm inf (the loss, 2.5, is finite)")
-  assert train_lib._nonfinite_text(float("nan"), 1.0) == "non-finite loss nan (grad norm 1.0 " \
+  assert hooks.nonfinite_text(float("nan"), 1.0) == "non-finite loss nan (grad norm 1.0 " \
       "is finite)"
-  assert "loss nan and grad norm nan" in train_lib._nonfinite_text(float("nan"), float("nan"))
+  assert "loss nan and grad norm nan" in hooks.nonfinite_text(float("nan"), float("nan"))
 
 
 def test_command_line_prints_reported_errors_without_traceback(tmp_path):

@@ -14,7 +14,7 @@ from flan_jax import train as train_lib
 from flan_jax.data import registry
 from flan_jax.models import DecoderConfig, init_params
 from flan_jax.parallel import partitioning
-from flan_jax.training import losses
+from flan_jax.training import losses, optim
 from flan_jax.training import step as trainer
 
 CFG = DecoderConfig(vocab_size=512, num_layers=1, d_model=32, num_heads=2, head_dim=16, d_ff=64,
@@ -112,7 +112,7 @@ def test_microbatches_match_one_big_batch():
 def test_partitioned_step_donates_and_learns():
   mesh = partitioning.create_mesh("data=-1", jax.devices()[:1])
   rules = partitioning.standard_logical_axis_rules()
-  tx = trainer.make_optimizer("adamw", 1e-2)
+  tx = optim.make_optimizer("adamw", 1e-2)
   state, shardings = partitioning.create_train_state(CFG, tx, jax.random.key(0), mesh, rules)
   step = trainer.partitioned_train_step(trainer.make_train_step(CFG, 2), shardings, mesh, rules)
   batch = partitioning.host_local_to_global(_batch(), mesh)
@@ -124,16 +124,16 @@ def test_partitioned_step_donates_and_learns():
 
 
 def test_schedules_and_optimizers():
-  assert float(trainer.make_schedule("constant", 0.1)(50)) == pytest.approx(0.1)
-  assert float(trainer.make_schedule("linear_warmup", 0.1, 10)(5)) == pytest.approx(0.05)
-  assert float(trainer.make_schedule("rsqrt", 1.0, 100)(400)) == pytest.approx(0.05)
-  assert float(trainer.make_schedule("rsqrt", 1.0, 100)(10)) == pytest.approx(0.1)
-  cos = trainer.make_schedule("cosine", 0.1, 10, 110)
+  assert float(optim.make_schedule("constant", 0.1)(50)) == pytest.approx(0.1)
+  assert float(optim.make_schedule("linear_warmup", 0.1, 10)(5)) == pytest.approx(0.05)
+  assert float(optim.make_schedule("rsqrt", 1.0, 100)(400)) == pytest.approx(0.05)
+  assert float(optim.make_schedule("rsqrt", 1.0, 100)(10)) == pytest.approx(0.1)
+  cos = optim.make_schedule("cosine", 0.1, 10, 110)
   assert float(cos(10)) == pytest.approx(0.1) and float(cos(110)) == pytest.approx(0.0)
   with pytest.raises(ValueError):
-    trainer.make_schedule("nope")
+    optim.make_schedule("nope")
   for name in ("adafactor", "adamw"):
-    tx = trainer.make_optimizer(name, 1e-3, skip_nonfinite_updates=True)
+    tx = optim.make_optimizer(name, 1e-3, skip_nonfinite_updates=True)
     params = {"w": jnp.ones((4, 3))}
     updates, _ = tx.update({"w": jnp.full((4, 3), jnp.nan)}, tx.init(params), params)
     assert not np.any(updates["w"])  # The NaN step is skipped.
@@ -415,7 +415,7 @@ def test_adafactor_updates_scanned_layers_like_unscanned():
     out["layers"] = jax.tree.map(lambda *xs: jnp.stack(xs), *layers)
     return out
 
-  tx = trainer.make_optimizer("adafactor", 1e-2)
+  tx = optim.make_optimizer("adafactor", 1e-2)
   flat_p, flat_s = params, tx.init(params)
   scan_p, scan_s = stack(params), tx.init(stack(params))
   for _ in range(2):
@@ -437,7 +437,7 @@ def test_adafactor_updates_scanned_layers_like_unscanned():
 def test_train_step_on_2x4_mesh_matches_one_device():
   """The partitioned step (Adafactor, 2 microbatches, dropout) on a 2x4 mesh == 1 device."""
   cfg = CFG.replace(dropout_rate=0.1)
-  tx = trainer.make_optimizer("adafactor", 1e-2)
+  tx = optim.make_optimizer("adafactor", 1e-2)
   runs = {}
   for name, devices, spec in (("mesh", jax.devices(), "data=2,model=4"),
                               ("single", jax.devices()[:1], "data=1,model=1")):

@@ -155,6 +155,22 @@ def _chunk_terms(h: jax.Array, kernel: jax.Array, targets: jax.Array, weights: j
   return sums, d.astype(h.dtype)
 
 
+def _sequence_chunks(hidden: jax.Array, targets: jax.Array, weights: jax.Array,
+                     chunk_size: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """[n_chunks, B, chunk, ...] views of hidden, int32 targets and float32 weights; the sequence
+  is padded to a multiple of the chunk with zero-weight positions."""
+  b, t, _ = hidden.shape
+  chunk = max(1, min(chunk_size, t))
+  pad = -t % chunk
+  if pad:  # Zero-weight positions; jnp.pad's VJP cuts their gradients off again.
+    hidden = jnp.pad(hidden, ((0, 0), (0, pad), (0, 0)))
+    targets = jnp.pad(targets, ((0, 0), (0, pad)))
+    weights = jnp.pad(weights, ((0, 0), (0, pad)))
+  n = (t + pad) // chunk
+  split = lambda x: jnp.swapaxes(x.reshape((b, n, chunk) + x.shape[2:]), 0, 1)  # noqa: E731
+  return split(hidden), split(targets.astype(jnp.int32)), split(weights.astype(jnp.float32))
+
+
 def chunked_cross_entropy(hidden: jax.Array, kernel: jax.Array, targets: jax.Array,
                           weights: jax.Array, chunk_size: int, vocab_major: bool = True,
                           label_smoothing: float = 0.0,
@@ -174,16 +190,7 @@ def chunked_cross_entropy(hidden: jax.Array, kernel: jax.Array, targets: jax.Arr
     (loss, statistics) as :func:`weighted_cross_entropy`; only ``loss`` is differentiable (the
     statistics are returned under ``stop_gradient``).
   """
-  b, t, d = hidden.shape
-  chunk = max(1, min(chunk_size, t))
-  pad = -t % chunk
-  if pad:  # Zero-weight positions; their gradients are cut off again below.
-    hidden = jnp.pad(hidden, ((0, 0), (0, pad), (0, 0)))
-    targets = jnp.pad(targets, ((0, 0), (0, pad)))
-    weights = jnp.pad(weights, ((0, 0), (0, pad)))
-  n = (t + pad) // chunk
-  split = lambda x: jnp.swapaxes(x.reshape((b, n, chunk) + x.shape[2:]), 0, 1)  # noqa: E731
-  xs = (split(hidden), split(targets.astype(jnp.int32)), split(weights.astype(jnp.float32)))
+  xs = _sequence_chunks(hidden, targets, weights, chunk_size)
   terms = lambda h, tg, w, k, g: _chunk_terms(  # noqa: E731
       h, k, tg, w, vocab_major, label_smoothing, z_loss, g)
   zero = jnp.zeros((), jnp.float32)
