@@ -14,7 +14,7 @@ from flan_jax import train as train_lib
 from flan_jax.data import registry
 from flan_jax.models import DecoderConfig, init_params
 from flan_jax.parallel import partitioning
-from flan_jax.training import losses, optim
+from flan_jax.training import losses, optim, perf
 from flan_jax.training import step as trainer
 
 CFG = DecoderConfig(vocab_size=512, num_layers=1, d_model=32, num_heads=2, head_dim=16, d_ff=64,
@@ -349,7 +349,7 @@ def test_peak_flops_lookup_and_mfu_row(tmp_path):
   assert 0 <= last["timing/input_wait_fraction"] < 1  # Also a TensorBoard scalar:
   assert _scalars(tmp_path / train_lib.SUMMARY_DIR)["timing/input_wait_fraction"] == [2]
   # On CPU without a peak, MFU is against the host's measured matmul FLOP/s.
-  assert train_lib.model_info.measured_matmul_flops(n=256, reps=2) > 1e8
+  assert perf.measured_matmul_flops(n=256, reps=2) > 1e8
   _train(tmp_path / "cpu", 2, num_microbatches=1)
   last = [json.loads(line) for line in open(tmp_path / "cpu" / "train_metrics.jsonl")][-1]
   assert 0 < last["mfu"] < 1
