@@ -1,0 +1,57 @@
+"""Dialog: TFDS ``wiki_dialog`` (the reference's QReCC has no TFDS builder), continuing a
+conversation grounded in a Wikipedia passage, and its input inversion (``dialog_wiki_dialog_ii``:
+write the user turn that a reply answers)."""
+
+import tensorflow as tf
+
+from flan_jax import preprocessors as prep
+from flan_jax.dataset_spec import TfdsSource
+from flan_jax.tasks.flan2022 import prompting as pm
+from flan_jax.tasks.flan2022 import registry, sizes
+from flan_jax.templates import T
+
+FIELDS = ("title", "passage", "history", "reply", "last_user", "history_before_user")
+SPEAKERS = ("User", "Assistant")
+
+
+def _fields(ex: dict) -> dict:
+  turns = ex["utterances"]
+  n = tf.size(turns)
+  speakers = tf.where(tf.range(n) % 2 == 0, SPEAKERS[0], SPEAKERS[1])
+  lines = speakers + ": " + turns
+  pad = tf.concat([turns, ["", ""]], axis=0)
+  last = tf.maximum(n - 1, 0)
+  return {
+      "title": ex["title"], "passage": ex["passage"],
+      "history": tf.strings.reduce_join(lines[:last], separator="\n"),
+      "reply": pad[last],
+      "last_user": pad[tf.maximum(n - 2, 0)],
+      "history_before_user": tf.strings.reduce_join(lines[:tf.maximum(n - 2, 0)], separator="\n"),
+  }
+
+
+def _has_turns(ex: dict) -> tf.Tensor:
+  return tf.size(ex["utterances"]) >= 2
+
+
+TEMPLATES = (
+    T("Background ({title}): {passage}\n\n{history}\n\nWrite the assistant's next reply.",
+      "{reply}"),
+    T("{history}\n\nContinue the conversation as the assistant, using this article about {title}:"
+      "\n{passage}", "{reply}"),
+    T("Conversation about {title}:\n{history}\nAssistant:", "{reply}"),
+)
+INVERSION_TEMPLATES = (
+    T("Article about {title}: {passage}\n\n{history_before_user}\n\nThe assistant then said: "
+      "\"{reply}\"\n\nWhat did the user say just before that?", "{last_user}"),
+)
+
+_source = TfdsSource("wiki_dialog/OQ:1.0.0", {"train": "train", "validation": "validation"})
+_head = (prep.filter_examples(_has_turns), prep.map_fields(_fields, FIELDS))
+registry.register(registry.Flan2022Task(
+    "dialog_wiki_dialog", "dialog", _source,
+    (*_head, pm.candidates_from_patterns(TEMPLATES, FIELDS)), sizes.DIALOG["wiki_dialog"]))
+registry.register(registry.Flan2022Task(
+    "dialog_wiki_dialog_ii", "dialog", _source,
+    (*_head, pm.candidates_from_patterns(INVERSION_TEMPLATES, FIELDS)),
+    sizes.DIALOG["wiki_dialog"], inversion_of="dialog_wiki_dialog"))

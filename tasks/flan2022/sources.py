@@ -1,0 +1,244 @@
+"""Flan 2022 data sources that read local files: Super-NaturalInstructions task JSON, the CoT
+TSVs, and T0-SF rows rendered with promptsource's YAML templates (read with jinja2).
+
+Nothing downloads. Each source finds its directory when a pipeline is built, from
+:func:`set_data_dir` (``export-data --data_dir niv2=DIR``) or an environment variable
+(``FLAN_NIV2_DIR``, ``FLAN_COT_DIR``, ``FLAN_T0_DIR``), and raises
+:class:`flan_jax.dataset_spec.MissingDataError` saying what to download and where to put it.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import hashlib
+import importlib.util
+import json
+import os
+import random
+from collections.abc import Callable, Iterator, Mapping, Sequence
+
+import seqio
+import tensorflow as tf
+
+from flan_jax.dataset_spec import MissingDataError
+
+ENV_VARS = {"niv2": "FLAN_NIV2_DIR", "cot": "FLAN_COT_DIR", "t0": "FLAN_T0_DIR"}
+HOW_TO_GET = {
+    "niv2": ("the Super-NaturalInstructions release: `git clone "
+             "https://github.com/allenai/natural-instructions DIR` (its tasks/*.json)"),
+    "cot": ("the nine chain-of-thought TSVs of the Flan Collection (flan/v2/cot_data/*_train.tsv "
+            "in google-research/FLAN): copy them into DIR"),
+    "t0": ("each T0-SF dataset's rows as JSON lines, DIR/<dataset>[/<subset>]/<split>.jsonl, "
+           "e.g. from the Hugging Face datasets library on a machine with internet access: "
+           "`load_dataset(name, subset, split=split).to_json(path)`"),
+}
+_DATA_DIRS: dict[str, str] = {}
+
+
+def set_data_dir(source: str, path: str | None) -> None:
+  """Where a source's files live (``niv2``, ``cot`` or ``t0``); None: the environment variable."""
+  if source not in ENV_VARS:
+    raise ValueError(f"Unknown Flan 2022 source {source!r}; use one of {sorted(ENV_VARS)}.")
+  if path is None:
+    _DATA_DIRS.pop(source, None)
+  else:
+    _DATA_DIRS[source] = os.path.expanduser(path)
+
+
+def data_dir(source: str) -> str | None:
+  return _DATA_DIRS.get(source) or os.environ.get(ENV_VARS[source]) or None
+
+
+def _missing(source: str, what: str) -> MissingDataError:
+  where = data_dir(source)
+  found = f"{what} is not in {where}." if where else (
+      f"{what}: no {source} directory is set.")
+  return MissingDataError(
+      f"Flan 2022 {source} data: {found} Get {HOW_TO_GET[source]}; then pass "
+      f"--data_dir {source}=DIR to flan-jax export-data (or set {ENV_VARS[source]}=DIR).")
+
+
+def _path(source: str, *parts: str) -> str:
+  root = data_dir(source)
+  path = os.path.join(root, *parts) if root else os.path.join(*parts)
+  if not root or not os.path.exists(path):
+    raise _missing(source, os.path.join(*parts))
+  return path
+
+
+def _uid(*values: str) -> str:
+  return hashlib.sha1("\x1f".join(values).encode()).hexdigest()
+
+
+class _PythonSource(seqio.FunctionDataSource):
+  """A FunctionDataSource over rows from a Python generator (read when a pipeline is built)."""
+
+  def __init__(self, rows: Callable[[str], Iterator[dict]], signature: Mapping[str, tf.TensorSpec],
+               splits: Sequence[str], sizes: Mapping[str, int] | None = None):
+    def dataset_fn(split: str, shuffle_files: bool, seed: int | None = None) -> tf.data.Dataset:
+      del shuffle_files, seed
+      data = list(rows(split))  # read now: a missing file fails here, not inside tf.data
+      return tf.data.Dataset.from_generator(lambda: iter(data), output_signature=dict(signature))
+
+    super().__init__(dataset_fn, splits=tuple(splits),
+                     num_input_examples={s: (sizes or {}).get(s) for s in splits})
+
+
+_STR = tf.TensorSpec([], tf.string)
+_STRS = tf.TensorSpec([None], tf.string)
+
+# ----------------------------------------------------------------------------- NIv2
+
+
+def niv2_source(task: str, size: int | None = None) -> seqio.DataSource:
+  """One Super-NaturalInstructions task from ``DIR/tasks/<task>.json``: every instance is a
+  train example with the task's definition and first positive example."""
+
+  def rows(split: str) -> Iterator[dict]:
+    del split
+    with open(_path("niv2", "tasks", task + ".json"), encoding="utf-8") as f:
+      data = json.load(f)
+    langs = data.get("Input_language", ["English"]) + data.get("Output_language", ["English"])
+    if any(lang != "English" for lang in langs):
+      raise ValueError(f"NIv2 {task} is not an English task ({langs}); Flan 2022 uses English "
+                       "tasks only.")
+    definition = " ".join(data["Definition"]).strip()
+    positives = data.get("Positive Examples") or [{"input": "", "output": ""}]
+    for inst in data["Instances"]:
+      outputs = inst["output"] if isinstance(inst["output"], list) else [inst["output"]]
+      yield {"definition": definition, "input": inst["input"], "output": outputs[0],
+             "pos_input": positives[0]["input"], "pos_output": positives[0]["output"],
+             "id": str(inst.get("id", ""))}
+
+  signature = {k: _STR for k in ("definition", "input", "output", "pos_input", "pos_output", "id")}
+  return _PythonSource(rows, signature, ("train",), {"train": size} if size else None)
+
+
+# ----------------------------------------------------------------------------- CoT
+
+COT_COLUMNS = ("question", "answer", "rationale")
+
+
+def cot_source(dataset: str, size: int | None = None) -> seqio.DataSource:
+  """One CoT dataset from ``DIR/<dataset>_train.tsv``: tab-separated question, answer,
+  rationale per line, no header (the Flan Collection's layout)."""
+
+  def rows(split: str) -> Iterator[dict]:
+    del split
+    path = _path("cot", f"{dataset}_train.tsv")
+    with open(path, encoding="utf-8", newline="") as f:
+      for n, row in enumerate(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE), 1):
+        if len(row) != len(COT_COLUMNS):
+          raise ValueError(f"{path}:{n}: expected {len(COT_COLUMNS)} tab-separated columns "
+                           f"({', '.join(COT_COLUMNS)}), got {len(row)}")
+        yield dict(zip(COT_COLUMNS, (c.strip() for c in row), strict=True))
+
+  return _PythonSource(rows, {k: _STR for k in COT_COLUMNS}, ("train",),
+                       {"train": size} if size else None)
+
+
+# ----------------------------------------------------------------------------- T0-SF
+
+
+def promptsource_dir() -> str:
+  """promptsource's shipped templates directory (the optional ``flan_jax[flan2022]`` extra)."""
+  spec = importlib.util.find_spec("promptsource")
+  if spec is None or not spec.submodule_search_locations:
+    raise MissingDataError(
+        "T0-SF templates come from the promptsource package, which is not installed: "
+        "`pip install --no-deps --ignore-requires-python promptsource==0.2.3` (its own pins do "
+        "not install on Python >= 3.10; flan_jax needs only its YAML files, jinja2 and pyyaml).")
+  return os.path.join(list(spec.submodule_search_locations)[0], "templates")
+
+
+@functools.lru_cache(maxsize=None)
+def promptsource_templates(dataset: str) -> tuple[dict, ...]:
+  """The templates of ``dataset`` (``name`` or ``name/subset``) from promptsource's YAML, in file
+  order: dicts with ``name``, ``jinja``, ``answer_choices`` (or None), ``original_task`` and
+  ``choices_in_prompt``."""
+  import yaml
+
+  class _Loader(yaml.SafeLoader):
+    pass
+
+  def _mapping(loader, node):
+    return loader.construct_mapping(node, deep=True)
+
+  _Loader.add_constructor("!Template", _mapping)
+  _Loader.add_constructor("!TemplateMetadata", _mapping)
+  path = os.path.join(promptsource_dir(), dataset, "templates.yaml")
+  if not os.path.exists(path):
+    raise ValueError(f"promptsource has no templates for {dataset!r} ({path}).")
+  with open(path, encoding="utf-8") as f:
+    data = yaml.load(f, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+  out = []
+  for t in data["templates"].values():
+    meta = t.get("metadata") or {}
+    out.append({"name": t["name"], "jinja": t["jinja"], "answer_choices": t.get("answer_choices"),
+                "original_task": bool(meta.get("original_task")),
+                "choices_in_prompt": bool(meta.get("choices_in_prompt"))})
+  return tuple(out)
+
+
+@functools.lru_cache(maxsize=1)
+def _jinja_env():
+  import jinja2
+
+  env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
+  env.globals.update(zip=zip)
+  env.filters["highlight"] = lambda x: x
+  env.filters["most_frequent"] = lambda xs: max(set(xs), key=list(xs).count) if xs else ""
+  return env
+
+
+_PIPE = "\u241f\u241f\u241f"  # stands in for "|||" inside field values while rendering
+
+
+def render_promptsource(template: dict, row: Mapping) -> tuple[str, str, list[str]] | None:
+  """(input, target, answer choices) of one row with one promptsource template; None when the
+  template renders no target for the row (promptsource skips such rows too)."""
+  env = _jinja_env()
+  rng = random.Random(_uid(template["name"], json.dumps(row, sort_keys=True, default=str)))
+  env.filters["choice"] = lambda xs: rng.choice(list(xs))
+  safe = {k: v.replace("|||", _PIPE) if isinstance(v, str) else v for k, v in row.items()}
+  choices: list[str] = []
+  if template["answer_choices"]:
+    text = env.from_string(template["answer_choices"]).render(**safe)
+    choices = [c.strip().replace(_PIPE, "|||") for c in text.split("|||")]
+  parts = env.from_string(template["jinja"]).render(**safe, answer_choices=choices).split("|||")
+  parts = [p.strip().replace(_PIPE, "|||") for p in parts]
+  if len(parts) < 2 or not parts[0] or not parts[1]:
+    return None
+  return parts[0], parts[1], choices
+
+
+def t0_source(dataset: str, size: int | None = None) -> seqio.DataSource:
+  """A T0-SF dataset's ``train`` rows from ``DIR/<dataset>/train.jsonl``, each rendered with
+  every promptsource template of the dataset: rows carry the candidates directly."""
+
+  def rows(split: str) -> Iterator[dict]:
+    templates = promptsource_templates(dataset)
+    path = _path("t0", dataset, f"{split}.jsonl")
+    with open(path, encoding="utf-8") as f:
+      for line in f:
+        if not line.strip():
+          continue
+        row = json.loads(line)
+        inputs, targets, options = [], [], []
+        for t in templates:
+          rendered = render_promptsource(t, row)
+          if rendered is None:
+            continue
+          x, y, choices = rendered
+          inputs.append(x)
+          targets.append(y)
+          # Templates that already list their choices get no second options block.
+          options.append("" if t["choices_in_prompt"] else "\x1e".join(choices))
+        if inputs:
+          yield {"_cand_inputs": inputs, "_cand_targets": targets, "_cand_options": options,
+                 "_uid": _uid(dataset, line.strip())}
+
+  signature = {"_cand_inputs": _STRS, "_cand_targets": _STRS, "_cand_options": _STRS,
+               "_uid": _STR}
+  return _PythonSource(rows, signature, ("train",), {"train": size} if size else None)
