@@ -5,9 +5,15 @@
 
 One JSON object per line: ``inputs``, ``targets``, ``task``, ``template_idx``, ``options`` (for
 classification), plus ``idx``/``is_correct`` for rank-classification rows and ``num_shots`` for
-few-shot tasks. A mixture's train split is sampled with its rates (as seqio samples), its default
-size one "epoch", the sum of the rates; other splits are exported whole, task after task. Each line
-names the sub-task it came from.
+few-shot tasks, and the Flan 2022 metadata ``_task_name``, ``_template_idx``, ``_template_type``,
+``_task_source`` where a task has them. A mixture's train split holds each sub-task's share of the
+rates exactly (largest remainders, interleaved evenly), its default size one "epoch", the sum of
+the rates; other splits are exported whole, task after task. Each line names its sub-task.
+
+``--shard i/N`` writes the i-th of N disjoint parts (run N processes): each task is read from its
+i-th seqio shard, so the parts together hold the lines of the unsharded export (in another order)
+when the sources shard by example and their sizes are the static ones (Flan 2022's local sources,
+in-memory and mock data; TFDS data with at least N files shards by file instead).
 """
 
 from __future__ import annotations
@@ -25,13 +31,15 @@ from flan_jax.data import registry
 
 _OPTION_SEP = "\x1e"
 _EXTRA_INT_KEYS = ("template_idx", "num_shots", "is_correct")
+_META_KEYS = ("_task_name", "_template_type", "_task_source")  # + "_template_idx"
 
 
-def _task_records(task: seqio.Task, split: str, seed: int | None, shuffle: bool
-                  ) -> tf.data.Dataset:
+def _task_records(task: seqio.Task, split: str, seed: int | None, shuffle: bool,
+                  shard: tuple[int, int] | None = None) -> tf.data.Dataset:
   """A task's split as a dataset of uniform records (so mixtures can interleave them)."""
+  shard_info = seqio.ShardInfo(*shard) if shard else None
   ds = task.get_dataset(sequence_length=None, split=split, shuffle=shuffle, seed=seed,
-                        num_epochs=1, trim_output_features=False)
+                        num_epochs=1, trim_output_features=False, shard_info=shard_info)
 
   def _record(ex):
     options = ex.get("options", tf.constant([], tf.string))
@@ -44,39 +52,89 @@ def _task_records(task: seqio.Task, split: str, seed: int | None, shuffle: bool
         "has_options": tf.size(options) > 0,
         "idx": idx,
         **{k: tf.cast(ex.get(k, -1), tf.int32) for k in _EXTRA_INT_KEYS},
+        **{k: ex.get(k, tf.constant("")) for k in _META_KEYS},
+        "_template_idx": tf.cast(ex.get("_template_idx", -1), tf.int32),
     }
 
   return ds.map(_record, num_parallel_calls=tf.data.AUTOTUNE)
 
 
+def quotas(rates: list[float], total: int) -> list[int]:
+  """``total`` split in proportion to ``rates`` (largest remainders; sums to ``total``)."""
+  shares = [total * r / sum(rates) for r in rates]
+  counts = [int(x) for x in shares]
+  by_remainder = sorted(range(len(rates)), key=lambda i: (counts[i] - shares[i], i))
+  for i in by_remainder[: total - sum(counts)]:
+    counts[i] += 1
+  return counts
+
+
+def count_in_shard(count: int, size: int, index: int, num_shards: int) -> int:
+  """How many of a repeated split's first ``count`` examples (``size`` per epoch) fall in
+  example-shard ``index`` of ``num_shards``."""
+  def _upto(n: int) -> int:  # k < n with k % num_shards == index
+    return max(0, (n - index + num_shards - 1) // num_shards)
+  epochs, rest = divmod(count, size)
+  return epochs * _upto(size) + _upto(rest)
+
+
+def _interleaved(counts: list[int]) -> list[int]:
+  """Stream indices that spread each stream's ``counts[i]`` draws evenly."""
+  slots = [((j + 0.5) / c, i) for i, c in enumerate(counts) for j in range(c)]
+  return [i for _, i in sorted(slots)]
+
+
+def _mixture_train(provider: seqio.Mixture, tasks: list[seqio.Task], split: str,
+                   seed: int | None, shuffle: bool, total: int,
+                   shard: tuple[int, int] | None) -> tf.data.Dataset:
+  streams, counts = [], []
+  for task, quota in zip(tasks, quotas([float(provider.get_rate(t)) for t in tasks], total),
+                         strict=True):
+    if quota == 0:
+      continue
+    count = quota
+    if shard:
+      size = task.source.num_input_examples(split)
+      if not size:
+        raise ValueError(f"--shard needs the size of {task.name}/{split}, which its source does "
+                         "not know; export without --shard or add the size to the static table.")
+      count = count_in_shard(quota, size, *shard)
+    if count:
+      streams.append(_task_records(task, split, seed, shuffle, shard).repeat().take(count))
+      counts.append(count)
+  if not streams:
+    return _task_records(tasks[0], split, seed, shuffle, shard).take(0)
+  order = tf.data.Dataset.from_tensor_slices(tf.constant(_interleaved(counts), tf.int64))
+  return tf.data.Dataset.choose_from_datasets(streams, order)
+
+
 def records(name: str, split: str = "train", *, seed: int | None = 0, shuffle: bool = False,
-            num_examples: int | None = None) -> tuple[Iterator[dict], int | None]:
-  """Yields JSON-ready dicts for a task or mixture; also returns the expected count if known."""
+            num_examples: int | None = None, shard: tuple[int, int] | None = None
+            ) -> tuple[Iterator[dict], int | None]:
+  """Yields JSON-ready dicts for a task or mixture; also returns the expected count if known.
+  ``shard``: (index, count) of the part to export."""
   provider = registry.get(name)
   if isinstance(provider, seqio.Mixture):
     tasks = [t for t in provider.tasks if split in t.splits]
     if not tasks:
       raise ValueError(f"No sub-task of mixture {name!r} has a {split!r} split.")
     if split == "train":
-      # Training data is sampled with the mixture's rates; one "epoch" is the sum of the rates.
-      rates = [float(provider.get_rate(t)) for t in tasks]
-      datasets = [_task_records(t, split, seed, shuffle).repeat() for t in tasks]
-      ds = tf.data.Dataset.sample_from_datasets(
-          datasets, weights=[r / sum(rates) for r in rates], seed=seed)
-      total = num_examples if num_examples is not None else int(round(sum(rates)))
-      ds = ds.take(total)
+      # Each task's exact share of the rates; one "epoch" is the sum of the rates.
+      total = num_examples if num_examples is not None else int(round(provider.total_rate))
+      ds = _mixture_train(provider, tasks, split, seed, shuffle, total, shard)
+      total = None if shard else total
     else:
       # Evaluation splits are exported whole, task after task.
-      ds = _task_records(tasks[0], split, seed, shuffle)
+      ds = _task_records(tasks[0], split, seed, shuffle, shard)
       for t in tasks[1:]:
-        ds = ds.concatenate(_task_records(t, split, seed, shuffle))
+        ds = ds.concatenate(_task_records(t, split, seed, shuffle, shard))
       total = num_examples
       if num_examples is not None:
         ds = ds.take(num_examples)
   else:
     if split not in provider.splits:
       raise ValueError(f"Task {name!r} has no split {split!r}; it has {list(provider.splits)}.")
-    ds = _task_records(provider, split, seed, shuffle)
+    ds = _task_records(provider, split, seed, shuffle, shard)
     total = num_examples
     if num_examples is not None:
       ds = ds.take(num_examples)
@@ -96,15 +154,20 @@ def records(name: str, split: str = "train", *, seed: int | None = 0, shuffle: b
         row["is_correct"] = bool(ex["is_correct"])
       if ex["num_shots"] >= 0:
         row["num_shots"] = int(ex["num_shots"])
+      if ex["_task_source"]:
+        row.update({k: ex[k].decode() for k in _META_KEYS})
+        row["_template_idx"] = int(ex["_template_idx"])
       yield row
 
   return _gen(), total
 
 
 def export(name: str, split: str, output: str, *, seed: int | None = 0, shuffle: bool = False,
-           num_examples: int | None = None, progress: bool = True) -> int:
+           num_examples: int | None = None, progress: bool = True,
+           shard: tuple[int, int] | None = None) -> int:
   """Writes the JSONL file; returns the number of lines written."""
-  rows, total = records(name, split, seed=seed, shuffle=shuffle, num_examples=num_examples)
+  rows, total = records(name, split, seed=seed, shuffle=shuffle, num_examples=num_examples,
+                        shard=shard)
   count = 0
   out = sys.stdout if output == "-" else open(output, "w", encoding="utf-8")
   try:
@@ -129,6 +192,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--tfds_data_dir", default=None, help="where prepared TFDS data lives")
   parser.add_argument("--module_import", action="append", default=[], metavar="MODULE",
                       help="import a module that registers tasks/mixtures (repeatable)")
+  parser.add_argument("--shard", type=parse_shard, default=None, metavar="I/N",
+                      help="export part I of N (0-based), e.g. 0/4 ... 3/4 in four processes")
+  parser.add_argument("--data_dir", action="append", default=[], metavar="SOURCE=DIR",
+                      help="a Flan 2022 source's local files: niv2=DIR, cot=DIR or t0=DIR")
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+  """``"i/N"`` -> (i, N), with 0 <= i < N."""
+  try:
+    index, count = (int(x) for x in text.split("/"))
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"--shard takes I/N (e.g. 0/4), got {text!r}") from None
+  if not 0 <= index < count:
+    raise argparse.ArgumentTypeError(f"--shard {text}: need 0 <= I < N")
+  return index, count
 
 
 def run(args: argparse.Namespace) -> None:
@@ -136,8 +214,14 @@ def run(args: argparse.Namespace) -> None:
     seqio.set_tfds_data_dir_override(args.tfds_data_dir)
   registry.ensure_registered()
   registry.import_modules(getattr(args, "module_import", None))
+  for item in getattr(args, "data_dir", None) or []:
+    source, sep, path = item.partition("=")
+    if not sep:
+      raise SystemExit(f"error: --data_dir takes SOURCE=DIR (niv2, cot or t0), got {item!r}")
+    from flan_jax.tasks.flan2022 import sources
+    sources.set_data_dir(source, path)
   n = export(args.name, args.split, args.output, seed=args.seed, shuffle=args.shuffle,
-             num_examples=args.num_examples)
+             num_examples=args.num_examples, shard=getattr(args, "shard", None))
   print(f"wrote {n} examples of {args.name}/{args.split} to {args.output}", file=sys.stderr)
 
 

@@ -77,8 +77,21 @@ def close_matches(name: str, n: int = 5) -> list[str]:
   return matches
 
 
+# Name prefix -> the module that registers those names on first use (kept out of
+# ensure_registered: importing it costs time every command would pay).
+LAZY_MODULES = {"flan2022_": "flan_jax.mixtures.flan2022"}
+
+
+def import_lazy(name_or_pattern: str | None) -> None:
+  """Imports the lazily registered collection a name (or list filter) refers to."""
+  for prefix, module in LAZY_MODULES.items():
+    if name_or_pattern and prefix.rstrip("_") in name_or_pattern and module not in sys.modules:
+      importlib.import_module(module)
+
+
 def get(name: str) -> seqio.Task | seqio.Mixture:
   """``seqio.get_mixture_or_task`` whose error lists close matches."""
+  import_lazy(name)
   try:
     return seqio.get_mixture_or_task(name)
   except ValueError:
@@ -122,10 +135,12 @@ def _matcher(pattern: str | None):
 
 def list_tasks(pattern: str | None = None) -> list[str]:
   """Task names matching a glob (``rte_*``) or a regular expression (``^rte_type_\\d+$``)."""
+  import_lazy(pattern)
   match = _matcher(pattern)
   return sorted(n for n in seqio.TaskRegistry.names() if match(n))
 
 
 def list_mixtures(pattern: str | None = None) -> list[str]:
+  import_lazy(pattern)
   match = _matcher(pattern)
   return sorted(n for n in seqio.MixtureRegistry.names() if match(n))

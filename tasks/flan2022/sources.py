@@ -152,7 +152,7 @@ def promptsource_dir() -> str:
   return os.path.join(list(spec.submodule_search_locations)[0], "templates")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def promptsource_templates(dataset: str) -> tuple[dict, ...]:
   """The templates of ``dataset`` (``name`` or ``name/subset``) from promptsource's YAML, in file
   order: dicts with ``name``, ``jinja``, ``answer_choices`` (or None), ``original_task`` and
