@@ -83,6 +83,21 @@ class _PythonSource(seqio.FunctionDataSource):
 
     super().__init__(dataset_fn, splits=tuple(splits),
                      num_input_examples={s: (sizes or {}).get(s) for s in splits})
+    self._rows = rows
+
+  def num_input_examples(self, split: str) -> int | None:
+    """The static size, else the rows of the local data (None when it is missing)."""
+    size = super().num_input_examples(split)
+    if size is None:
+      try:
+        size = self.count_rows(split)
+      except MissingDataError:
+        return None
+    return size
+
+  def count_rows(self, split: str) -> int:
+    """Rows in the local data (reads it; raises MissingDataError when absent)."""
+    return sum(1 for _ in self._rows(split))
 
 
 _STR = tf.TensorSpec([], tf.string)

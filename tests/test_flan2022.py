@@ -1,0 +1,314 @@
+"""Flan 2022: prompt modes, randomized options, few-shot budget, sources from the project's
+fixtures (NIv2 JSON, CoT TSV, T0-SF rows + promptsource's real YAML), mixing and sharded export."""
+
+import collections
+import json
+import os
+
+import pytest
+import seqio
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from flan_jax import export_data, registry
+from flan_jax.dataset_spec import MissingDataError
+from flan_jax.mixtures import flan2022 as mix
+from flan_jax.tasks.flan2022 import prompting as pm
+from flan_jax.tasks.flan2022 import registry as f22
+from flan_jax.tasks.flan2022 import sizes, sources
+from flan_jax.vocab import DEFAULT_VOCABULARY
+from tests.helpers import no_network
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "flan2022")
+LENGTHS = {"inputs": 2048, "targets": 512}
+T0_FIXTURES = sorted(d for d in sizes.T0 if os.path.exists(os.path.join(FIXTURES, "t0", d)))
+
+
+@pytest.fixture(autouse=True)
+def fixture_dirs():
+  for source in ("niv2", "cot", "t0"):
+    sources.set_data_dir(source, os.path.join(FIXTURES, source))
+  with tfds.testing.mock_data(num_examples=6, num_sub_examples=4, max_value=3):
+    yield
+  for source in ("niv2", "cot", "t0"):
+    sources.set_data_dir(source, None)
+
+
+def _examples(name: str, n: int = 4, seed: int | None = 0) -> list[dict]:
+  ds = seqio.get_mixture_or_task(name).get_dataset(LENGTHS, split="train", shuffle=False,
+                                                   seed=seed, num_epochs=1)
+  return list(ds.take(n).as_numpy_iterator())
+
+
+def _text(ex: dict, key: str) -> str:
+  return ex[f"{key}_pretokenized"].decode()
+
+
+# ----------------------------------------------------------------------------- option formats
+
+
+def _blocks(seed: int) -> list[str]:
+  options = tf.constant(["red", "green", "blue"])
+  return [pm.option_block(options, tf.constant(f"{seed}:{i}")).numpy().decode() for i in range(40)]
+
+
+def test_option_formats_vary_and_are_reproducible():
+  blocks = _blocks(0)
+  assert blocks == _blocks(0)
+  assert blocks != _blocks(1)
+  assert len(set(blocks)) > 10
+  for block in blocks:
+    lines = block.split("\n")
+    items = [line for line in lines if line.endswith(("red", "green", "blue"))]
+    assert [i[-len(w):] for i, w in zip(items, ("red", "green", "blue"), strict=True)] == [
+        "red", "green", "blue"]
+    markers = [i[: -len(w)] for i, w in zip(items, ("red", "green", "blue"), strict=True)]
+    assert any(markers[0] == style(0) for style in pm.ITEM_STYLES)
+    style = next(s for s in pm.ITEM_STYLES if s(0) == markers[0] and s(1) == markers[1])
+    assert markers == [style(i) for i in range(3)]
+    header = lines[0] if lines[0] not in items else ""
+    assert header in pm.OPTION_HEADERS
+
+
+def test_modes_render_options_only_with_opt():
+  opt = _examples("flan2022_t0_rotten_tomatoes_zs_opt", n=8, seed=3)
+  noopt = _examples("flan2022_t0_rotten_tomatoes_zs_noopt", n=8, seed=3)
+  assert _examples("flan2022_t0_rotten_tomatoes_zs_opt", n=8, seed=3)[0]["inputs"].tolist() == \
+      opt[0]["inputs"].tolist()
+  for a, b in zip(opt, noopt, strict=True):
+    assert a["_template_idx"] == b["_template_idx"]  # same draw, options shown or not
+    options = [o.decode() for o in a["options"]]
+    if options:
+      assert _text(a, "inputs").startswith(_text(b, "inputs"))
+      assert all(o in _text(a, "inputs")[len(_text(b, "inputs")):] for o in options)
+    else:
+      assert _text(a, "inputs") == _text(b, "inputs")
+  assert any(len(a["options"]) for a in opt)
+  other_seed = _examples("flan2022_t0_rotten_tomatoes_zs_opt", n=8, seed=4)
+  assert [_text(e, "inputs") for e in other_seed] != [_text(e, "inputs") for e in opt]
+
+
+# ----------------------------------------------------------------------------- few-shot
+
+
+def _candidates_ds(n: int, words: int) -> tf.data.Dataset:
+  rows = {pm.CAND_INPUTS: [[f"query {i} " + "word " * words] for i in range(n)],
+          pm.CAND_TARGETS: [[f"answer {i}"] for i in range(n)],
+          pm.CAND_OPTIONS: [[""] for _ in range(n)], pm.UID: [f"row{i}" for i in range(n)]}
+  return tf.data.Dataset.from_tensor_slices(rows)
+
+
+@pytest.mark.parametrize("budget", [60, 200, pm.FEW_SHOT_MAX_LEN])
+def test_few_shot_budget_and_never_the_query(budget):
+  step = pm.render_mode("fs_noopt", "toy", "Toy", pool_fn=lambda: _candidates_ds(12, 20),
+                        vocabulary=DEFAULT_VOCABULARY, max_len=budget)
+  with seqio.utils.map_seed_manager(7):
+    rows = list(step(_candidates_ds(12, 20)).as_numpy_iterator())
+  shots = [int(r["num_shots"]) for r in rows]
+  for i, row in enumerate(rows):
+    text = row["inputs"].decode()
+    query = f"query {i} " + "word " * 20
+    assert text.endswith(query) and text.count(f"query {i} ") == 1
+    assert text.count("answer ") == row["num_shots"]
+    if row["num_shots"]:
+      assert len(DEFAULT_VOCABULARY.encode(text)) <= budget
+  if budget == 60:
+    assert max(shots) <= 1
+  if budget == pm.FEW_SHOT_MAX_LEN:
+    assert max(shots) > 1
+
+
+def test_few_shot_budget_binds_on_real_length():
+  """Long exemplars: the 1,920-token budget keeps fewer of them."""
+  step = pm.render_mode("fs_noopt", "toy", "Toy", pool_fn=lambda: _candidates_ds(12, 250),
+                        vocabulary=DEFAULT_VOCABULARY)
+  with seqio.utils.map_seed_manager(7):
+    rows = list(step(_candidates_ds(12, 250)).as_numpy_iterator())
+  assert all(len(DEFAULT_VOCABULARY.encode(r["inputs"].decode())) <= pm.FEW_SHOT_MAX_LEN
+             for r in rows)
+  assert max(int(r["num_shots"]) for r in rows) <= 1  # each block ~750 tokens: two exemplars + query > 1920
+
+
+def test_niv2_exemplars_come_from_the_same_task():
+  path = os.path.join(FIXTURES, "niv2", "tasks", "task1289_trec_classification.json")
+  with open(path) as f:
+    data = json.load(f)
+  own = {i["input"] for i in data["Instances"]}
+  positive = data["Positive Examples"][0]["input"]
+  for ex in _examples("flan2022_niv2_task1289_trec_classification_fs_opt", n=8):
+    questions = [line.removeprefix("Input: ") for line in _text(ex, "inputs").split("\n")
+                 if line.endswith("?")]
+    instances = [q for q in questions if q != positive]
+    assert set(instances) <= own
+    assert len(instances) == int(ex["num_shots"]) + 1
+
+
+# ----------------------------------------------------------------------------- sources
+
+
+def _names(source: str) -> list[str]:
+  return [t.task_name(m) for t in f22.TASKS.values() if t.source == source for m in t.modes]
+
+
+def _well_formed(name: str) -> None:
+  exs = _examples(name, n=2)
+  assert exs, name
+  task = f22.TASKS[exs[0]["_task_name"].decode()]
+  for ex in exs:
+    assert ex["inputs"][-1] == 1 and ex["targets"][-1] == 1 and len(ex["targets"]) > 1
+    assert ex["_template_type"].decode() in task.modes
+    assert ex["_task_source"].decode() == f22.SOURCES[task.source][0]
+    assert task.task_name(ex["_template_type"].decode()) == name
+
+
+FAST = ([n for n in _names("cot") if "gsm8k" in n] + _names("niv2")[:2]
+        + ["flan2022_dialog_wiki_dialog_fs_opt", "flan2022_dialog_wiki_dialog_ii_zs_opt"]
+        + [f"flan2022_t0_rotten_tomatoes_{m}" for m in pm.MODES]
+        + [n for n in _names("flan2021") if "flan2021_rte_" in n])
+
+
+@pytest.mark.parametrize("name", FAST)
+def test_tasks_yield_tokenized_examples(name):
+  with no_network():
+    _well_formed(name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(set(
+    _names("cot") + _names("niv2") + _names("flan2021") + _names("dialog")
+    + [f"flan2022_t0_{d}_{m}" for d in T0_FIXTURES for m in pm.MODES]) - set(FAST)))
+def test_every_task_yields_tokenized_examples(name):
+  with no_network():
+    _well_formed(name)
+
+
+def test_t0_matches_promptsource_itself():
+  """Our jinja2 rendering of promptsource's YAML equals promptsource's own Template.apply."""
+  templates = pytest.importorskip("promptsource.templates")
+  for dataset in T0_FIXTURES:
+    ours = sources.promptsource_templates(dataset)
+    theirs = list(templates.DatasetTemplates(dataset).templates.values())
+    assert [t["name"] for t in ours] == [t.name for t in theirs]
+    with open(os.path.join(FIXTURES, "t0", dataset, "train.jsonl")) as f:
+      rows = [json.loads(line) for line in f]
+    for row in rows[:3]:
+      for mine, ref in zip(ours, theirs, strict=True):
+        got = sources.render_promptsource(mine, row)
+        want = ref.apply(row)
+        if got is None:
+          assert len(want) < 2 or not want[1]
+          continue
+        assert list(got[:2]) == want[:2]
+        assert got[2] == (ref.get_answer_choices_list(row) or [])
+
+
+def test_every_t0_dataset_has_promptsource_templates():
+  for dataset in sizes.T0:
+    templates = sources.promptsource_templates(dataset)
+    assert templates and all(t["jinja"].count("|||") >= 1 for t in templates)
+
+
+def test_missing_data_errors_say_what_to_do(tmp_path):
+  sources.set_data_dir("niv2", str(tmp_path))
+  with pytest.raises(MissingDataError, match=r"natural-instructions.*--data_dir niv2=DIR"):
+    _examples("flan2022_niv2_task001_quoref_question_generation_zs_opt")
+  sources.set_data_dir("cot", None)
+  os.environ.pop("FLAN_COT_DIR", None)
+  with pytest.raises(MissingDataError, match=r"FLAN_COT_DIR"):
+    _examples("flan2022_cot_gsm8k_zs_opt")
+
+
+def test_bad_cot_tsv_names_the_line(tmp_path):
+  (tmp_path / "gsm8k_train.tsv").write_text("q\ta\tr\nonly two\tcolumns\n")
+  sources.set_data_dir("cot", str(tmp_path))
+  with pytest.raises(ValueError, match=r"gsm8k_train.tsv:2: expected 3"):
+    _examples("flan2022_cot_gsm8k_zs_opt")
+
+
+# ----------------------------------------------------------------------------- mixing + export
+
+
+def test_source_weights_and_rates():
+  submix = seqio.get_mixture_or_task(mix.SUBMIX)
+  total = submix.total_rate
+  share = collections.Counter()
+  for task in submix.tasks:
+    share[task.name.split("_")[1]] += submix.get_rate(task) / total
+  assert {k: round(v, 6) for k, v in share.items()} == mix.SOURCE_WEIGHTS
+  assert mix.SOURCE_WEIGHTS == {"flan2021": 0.40, "t0": 0.32, "niv2": 0.20, "cot": 0.05,
+                                "dialog": 0.03}
+  for source, (_, cap, modes) in f22.SOURCES.items():
+    for mode in modes:
+      mixture = seqio.get_mixture_or_task(mix.mode_mixture(source, mode))
+      for task in mixture.tasks:
+        spec = f22.TASKS[task.name[len(f22.PREFIX):-len(mode) - 1]]
+        size = spec.size if spec.size is not None else cap
+        expected = min(cap, size) * (f22.INVERSION_RATE if spec.inversion_of else 1)
+        assert mixture.get_rate(task) == pytest.approx(expected)
+  gsm8k = seqio.get_mixture_or_task("flan2022_cot_zs_opt").get_rate(
+      seqio.get_mixture_or_task("flan2022_cot_gsm8k_zs_opt"))
+  assert gsm8k == 7_473  # below the CoT cap of 100k
+  assert f22.TASKS["t0_amazon_polarity"].rate() == 20_000  # capped
+
+
+def test_flan2021_v2_drops_the_30k_slicing():
+  from flan_jax.tasks.flan2022 import flan2021
+  assert flan2021.unsliced("train[:30000]") == "train"
+  assert flan2021.unsliced("train[:-200]") == "train[:-200]"
+  mnli = f22.TASKS["flan2021_mnli_matched"] if "flan2021_mnli_matched" in f22.TASKS else None
+  snli = f22.TASKS["flan2021_snli"]
+  assert snli.data_source.split_map["train"] == "train" and snli.size == 550_152
+  assert snli.rate() == 30_000
+  del mnli
+
+
+def _sharded_export(tmp_path, name: str, num_examples: int | None) -> tuple[list, list]:
+  whole = tmp_path / "whole.jsonl"
+  with no_network():
+    export_data.export(name, "train", str(whole), num_examples=num_examples, progress=False)
+    parts = []
+    for i in range(2):
+      out = tmp_path / f"part{i}.jsonl"
+      export_data.export(name, "train", str(out), num_examples=num_examples, progress=False,
+                         shard=(i, 2))
+      parts.append(out.read_text().splitlines())
+  return whole.read_text().splitlines(), parts
+
+
+SMALL_MIX = "test_flan2022_small_mix"
+if SMALL_MIX not in seqio.MixtureRegistry.names():
+  seqio.MixtureRegistry.add(SMALL_MIX, [
+      ("flan2022_cot_gsm8k_fs_opt", 3.0), ("flan2022_niv2_task1289_trec_classification_zs_opt", 2.0),
+      ("flan2022_t0_rotten_tomatoes_zs_opt", 1.0)])
+
+
+def test_export_metadata_and_shards_equal_the_whole(tmp_path):
+  lines, parts = _sharded_export(tmp_path, SMALL_MIX, 30)
+  assert len(lines) == 30 and collections.Counter(lines) == collections.Counter(parts[0] + parts[1])
+  assert parts[0] and parts[1] and not set(parts[0]) & set(parts[1])
+  rows = [json.loads(line) for line in lines]
+  assert collections.Counter(r["task"] for r in rows) == {
+      "flan2022_cot_gsm8k_fs_opt": 15, "flan2022_niv2_task1289_trec_classification_zs_opt": 10,
+      "flan2022_t0_rotten_tomatoes_zs_opt": 5}
+  assert {"_task_name", "_template_idx", "_template_type", "_task_source"} <= set(rows[0])
+  assert {r["_task_source"] for r in rows} == {"CoT", "NIv2", "T0"}
+  assert {r["_template_type"] for r in rows} == {"zs_opt", "fs_opt"}
+
+
+@pytest.mark.slow
+def test_flan2022_submix_shards_equal_the_whole(tmp_path):
+  lines, parts = _sharded_export(tmp_path, mix.SUBMIX, 2000)
+  assert len(lines) == 2000 and collections.Counter(lines) == collections.Counter(
+      parts[0] + parts[1])
+
+
+def test_export_quotas_follow_rates():
+  assert export_data.quotas([3.0, 1.0], 10) == [8, 2]
+  assert sum(export_data.quotas([1.0, 1.0, 1.0], 10)) == 10
+  # 7 examples of a 5-example split over 2 shards: epoch 1 gives 3 + 2, the next 2 give 1 + 1.
+  assert [export_data.count_in_shard(7, 5, i, 2) for i in range(2)] == [4, 3]
+
+
+def test_names_register_lazily():
+  assert registry.get("flan2022_submix") is seqio.get_mixture_or_task("flan2022_submix")
+  assert "flan2022_cot_submix" in registry.list_mixtures("flan2022_*")
