@@ -126,7 +126,8 @@ def test_few_shot_budget_binds_on_real_length():
     rows = list(step(_candidates_ds(12, 250)).as_numpy_iterator())
   assert all(len(DEFAULT_VOCABULARY.encode(r["inputs"].decode())) <= pm.FEW_SHOT_MAX_LEN
              for r in rows)
-  assert max(int(r["num_shots"]) for r in rows) <= 1  # each block ~750 tokens: two exemplars + query > 1920
+  # Each block is ~750 tokens: two exemplars and the query exceed 1,920.
+  assert max(int(r["num_shots"]) for r in rows) <= 1
 
 
 def test_niv2_exemplars_come_from_the_same_task():
@@ -278,7 +279,8 @@ def _sharded_export(tmp_path, name: str, num_examples: int | None) -> tuple[list
 SMALL_MIX = "test_flan2022_small_mix"
 if SMALL_MIX not in seqio.MixtureRegistry.names():
   seqio.MixtureRegistry.add(SMALL_MIX, [
-      ("flan2022_cot_gsm8k_fs_opt", 3.0), ("flan2022_niv2_task1289_trec_classification_zs_opt", 2.0),
+      ("flan2022_cot_gsm8k_fs_opt", 3.0),
+      ("flan2022_niv2_task1289_trec_classification_zs_opt", 2.0),
       ("flan2022_t0_rotten_tomatoes_zs_opt", 1.0)])
 
 
