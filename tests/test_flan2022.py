@@ -4,6 +4,7 @@ fixtures (NIv2 JSON, CoT TSV, T0-SF rows + promptsource's real YAML), mixing and
 import collections
 import json
 import os
+import re
 
 import pytest
 import seqio
@@ -22,6 +23,7 @@ from tests.helpers import no_network
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "flan2022")
 LENGTHS = {"inputs": 2048, "targets": 512}
 T0_FIXTURES = sorted(d for d in sizes.T0 if os.path.exists(os.path.join(FIXTURES, "t0", d)))
+NIV2_FIXTURES = sorted(f[:-5] for f in os.listdir(os.path.join(FIXTURES, "niv2", "tasks")))
 
 
 @pytest.fixture(autouse=True)
@@ -148,7 +150,9 @@ def test_niv2_exemplars_come_from_the_same_task():
 
 
 def _names(source: str) -> list[str]:
-  return [t.task_name(m) for t in f22.TASKS.values() if t.source == source for m in t.modes]
+  """Task names of a source (NIv2: the tasks with a fixture file)."""
+  return [t.task_name(m) for t in f22.TASKS.values() if t.source == source for m in t.modes
+          if source != "niv2" or t.name[len("niv2_"):] in NIV2_FIXTURES]
 
 
 def _well_formed(name: str) -> None:
@@ -177,7 +181,7 @@ def test_tasks_yield_tokenized_examples(name):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(set(
     _names("cot") + _names("niv2") + _names("flan2021") + _names("dialog")
-    + [f"flan2022_t0_{d}_{m}" for d in T0_FIXTURES for m in pm.MODES]) - set(FAST)))
+    + _names("t0")) - set(FAST)))
 def test_every_task_yields_tokenized_examples(name):
   with no_network():
     _well_formed(name)
@@ -186,6 +190,7 @@ def test_every_task_yields_tokenized_examples(name):
 def test_t0_matches_promptsource_itself():
   """Our jinja2 rendering of promptsource's YAML equals promptsource's own Template.apply."""
   templates = pytest.importorskip("promptsource.templates")
+  compared = skipped = 0
   for dataset in T0_FIXTURES:
     ours = sources.promptsource_templates(dataset)
     theirs = list(templates.DatasetTemplates(dataset).templates.values())
@@ -199,8 +204,13 @@ def test_t0_matches_promptsource_itself():
         if got is None:
           assert len(want) < 2 or not want[1]
           continue
+        if re.search(r"\|\s*choice\b", mine["jinja"]):  # random draws: ours seeded, theirs not
+          skipped += 1
+          continue
+        compared += 1
         assert list(got[:2]) == want[:2]
         assert got[2] == (ref.get_answer_choices_list(row) or [])
+  assert compared > 2 * skipped > 0
 
 
 def test_every_t0_dataset_has_promptsource_templates():

@@ -28,6 +28,6 @@ def train_tasks() -> list[str]:
 
 for _task in train_tasks():
   registry.register(registry.Flan2022Task(
-      f"niv2_{_task}", "niv2", sources.niv2_source(_task, sizes.NIV2.get(_task)),
+      f"niv2_{_task.replace('-', '_')}", "niv2", sources.niv2_source(_task, sizes.NIV2.get(_task)),
       (prep.map_fields(dict, FIELDS), pm.candidates_from_patterns(TEMPLATES, FIELDS)),
       sizes.NIV2.get(_task)))

@@ -200,7 +200,8 @@ def promptsource_templates(dataset: str) -> tuple[dict, ...]:
 def _jinja_env():
   import jinja2
 
-  env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
+  # Lenient undefined values, as promptsource renders them (a missing key renders empty).
+  env = jinja2.Environment()
   env.globals.update(zip=zip)
   env.filters["highlight"] = lambda x: x
   env.filters["most_frequent"] = lambda xs: max(set(xs), key=list(xs).count) if xs else ""
