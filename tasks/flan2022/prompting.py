@@ -162,38 +162,38 @@ def render_mode(mode: str, task_name: str, task_source: str,
 
   def _preprocess(dataset: tf.data.Dataset) -> tf.data.Dataset:
     seed = pipeline_seed()
-    pool = _load_pool(pool_fn, seed, with_options) if few_shot else None
 
-    def _map(ex: Example) -> Example:
+    def _render(ex: Example, pool: Example | None = None) -> Example:
       key = _key(seed, ex[UID], "query")
       inputs, targets, options, idx = render_one(ex, key, with_options)
       out = {"inputs": inputs, "targets": targets, "options": options,
              "template_idx": idx, "_template_idx": idx,
              "_task_name": tf.constant(task_name), "_template_type": tf.constant(mode),
              "_task_source": tf.constant(task_source)}
-      if few_shot:
+      if pool is not None:
         out["inputs"], out["num_shots"] = _with_exemplars(inputs, ex[UID], key, pool, vocabulary,
                                                           max_len, max_shots)
       return out
 
-    return dataset.map(_map, num_parallel_calls=tf.data.AUTOTUNE)
+    if not few_shot:
+      return dataset.map(_render, num_parallel_calls=tf.data.AUTOTUNE)
+    # The same in-memory pool (read lazily, once) accompanies every example: no position effects.
+    pool = _pool(pool_fn, seed, with_options).cache().repeat()
+    return tf.data.Dataset.zip((dataset, pool)).map(_render, num_parallel_calls=tf.data.AUTOTUNE)
 
   return _preprocess
 
 
-def _load_pool(pool_fn: Callable[[], tf.data.Dataset], seed: tf.Tensor, with_options: bool
-               ) -> dict[str, tf.Tensor]:
-  """The first exemplars of the task's train split, each rendered with its own draw."""
+def _pool(pool_fn: Callable[[], tf.data.Dataset], seed: tf.Tensor, with_options: bool
+          ) -> tf.data.Dataset:
+  """One element: the first exemplars of the task's train split, each rendered with its own
+  draw, as ``[n]`` vectors."""
 
   def _render(ex: Example) -> Example:
     inputs, targets, _, _ = render_one(ex, _key(seed, ex[UID], "exemplar"), with_options)
     return {"inputs": inputs, "targets": targets, UID: ex[UID]}
 
-  ds = pool_fn().take(FEWSHOT_POOL_SIZE).map(_render)
-  rows = list(ds.as_numpy_iterator())
-  if not rows:
-    raise ValueError("few-shot mode: the task's train split has no examples to use as exemplars")
-  return {k: tf.constant([r[k] for r in rows]) for k in ("inputs", "targets", UID)}
+  return pool_fn().take(FEWSHOT_POOL_SIZE).map(_render).batch(FEWSHOT_POOL_SIZE)
 
 
 def _with_exemplars(query: tf.Tensor, uid: tf.Tensor, key: tf.Tensor, pool: dict[str, tf.Tensor],

@@ -76,10 +76,12 @@ class _PythonSource(seqio.FunctionDataSource):
 
   def __init__(self, rows: Callable[[str], Iterator[dict]], signature: Mapping[str, tf.TensorSpec],
                splits: Sequence[str], sizes: Mapping[str, int] | None = None):
+    """``rows(split)`` finds its files at once (raising MissingDataError) and returns an iterator
+    that reads them lazily."""
     def dataset_fn(split: str, shuffle_files: bool, seed: int | None = None) -> tf.data.Dataset:
       del shuffle_files, seed
-      data = list(rows(split))  # read now: a missing file fails here, not inside tf.data
-      return tf.data.Dataset.from_generator(lambda: iter(data), output_signature=dict(signature))
+      rows(split)  # a missing file fails here, when the pipeline is built, not inside tf.data
+      return tf.data.Dataset.from_generator(lambda: rows(split), output_signature=dict(signature))
 
     super().__init__(dataset_fn, splits=tuple(splits),
                      num_input_examples={s: (sizes or {}).get(s) for s in splits})
@@ -112,7 +114,10 @@ def niv2_source(task: str, size: int | None = None) -> seqio.DataSource:
 
   def rows(split: str) -> Iterator[dict]:
     del split
-    with open(_path("niv2", "tasks", task + ".json"), encoding="utf-8") as f:
+    return _read(_path("niv2", "tasks", task + ".json"))
+
+  def _read(path: str) -> Iterator[dict]:
+    with open(path, encoding="utf-8") as f:
       data = json.load(f)
     langs = data.get("Input_language", ["English"]) + data.get("Output_language", ["English"])
     if any(lang != "English" for lang in langs):
@@ -141,7 +146,9 @@ def cot_source(dataset: str, size: int | None = None) -> seqio.DataSource:
 
   def rows(split: str) -> Iterator[dict]:
     del split
-    path = _path("cot", f"{dataset}_train.tsv")
+    return _read(_path("cot", f"{dataset}_train.tsv"))
+
+  def _read(path: str) -> Iterator[dict]:
     with open(path, encoding="utf-8", newline="") as f:
       for n, row in enumerate(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE), 1):
         if len(row) != len(COT_COLUMNS):
@@ -234,8 +241,9 @@ def t0_source(dataset: str, size: int | None = None) -> seqio.DataSource:
   every promptsource template of the dataset: rows carry the candidates directly."""
 
   def rows(split: str) -> Iterator[dict]:
-    templates = promptsource_templates(dataset)
-    path = _path("t0", dataset, f"{split}.jsonl")
+    return _read(promptsource_templates(dataset), _path("t0", dataset, f"{split}.jsonl"))
+
+  def _read(templates: tuple[dict, ...], path: str) -> Iterator[dict]:
     with open(path, encoding="utf-8") as f:
       for line in f:
         if not line.strip():
