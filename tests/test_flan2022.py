@@ -26,11 +26,25 @@ T0_FIXTURES = sorted(d for d in sizes.T0 if os.path.exists(os.path.join(FIXTURES
 NIV2_FIXTURES = sorted(f[:-5] for f in os.listdir(os.path.join(FIXTURES, "niv2", "tasks")))
 
 
+def _mock_kwargs(request) -> dict:
+  """Realistic mock rows where random ones would be filtered out (as tests/test_flan_tasks)."""
+  from tests.test_flan_tasks import REALISTIC
+  params = getattr(request.node, "callspec", None)
+  name = params.params.get("name") if params else None
+  if not name or not name.startswith("flan2022_flan2021_"):
+    return {}
+  mode = next(m for m in pm.MODES if name.endswith("_" + m))
+  task = f22.TASKS[name[len(f22.PREFIX):-len(mode) - 1]]
+  tfds_name = task.data_source.tfds_dataset.name
+  return {"as_dataset_fn": fn for prefix, fn in REALISTIC.items() if tfds_name.startswith(prefix)}
+
+
 @pytest.fixture(autouse=True)
-def fixture_dirs():
+def fixture_dirs(request):
   for source in ("niv2", "cot", "t0"):
     sources.set_data_dir(source, os.path.join(FIXTURES, source))
-  with tfds.testing.mock_data(num_examples=6, num_sub_examples=4, max_value=3):
+  with tfds.testing.mock_data(num_examples=6, num_sub_examples=4, max_value=3,
+                              **_mock_kwargs(request)):
     yield
   for source in ("niv2", "cot", "t0"):
     sources.set_data_dir(source, None)
