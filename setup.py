@@ -7,7 +7,8 @@ from setuptools import setup
 PACKAGES = [
     "flan_jax", "flan_jax.config", "flan_jax.metrics", "flan_jax.data", "flan_jax.data.offline",
     "flan_jax.models", "flan_jax.parallel", "flan_jax.interop", "flan_jax.training",
-    "flan_jax.inference", "flan_jax.evaluation", "flan_jax.tasks", "flan_jax.mixtures",
+    "flan_jax.inference", "flan_jax.evaluation", "flan_jax.tasks", "flan_jax.tasks.flan2022",
+    "flan_jax.mixtures",
     "flan_jax.gin",
 ]
 
@@ -23,7 +24,8 @@ setup(
     # installed flan_jax finds --gin_file=gin/... from any directory (config.gin_utils.GIN_ROOT).
     packages=PACKAGES,
     package_dir={"flan_jax.tasks": "tasks", "flan_jax.mixtures": "mixtures", "flan_jax.gin": "gin"},
-    package_data={"flan_jax": ["assets/*"], "flan_jax.gin": ["*/*.gin"]},
+    package_data={"flan_jax": ["assets/*"], "flan_jax.gin": ["*/*.gin"],
+                  "flan_jax.tasks.flan2022": ["*.txt"]},
     include_package_data=True,
     install_requires=[
         "seqio==0.0.20",
@@ -59,6 +61,10 @@ setup(
         "cache": ["apache-beam>=2.50", "google-crc32c>=1.5", "sentencepiece>=0.2,<0.2.1"],
         "hf": ["safetensors>=0.4", "tokenizers>=0.19", "transformers>=4.45", "torch==2.13.0"],
         "lm_eval": ["lm-eval[hf]==0.4.13"],  # flan_jax.interop.lm_eval: `flan-jax lm-eval`.
+        # Flan 2022's T0-SF templates: promptsource's YAML read with jinja2. promptsource 0.2.3
+        # itself declares Python < 3.10 and unusable pins, so it cannot be an extra here; install
+        # it apart: `pip install --no-deps --ignore-requires-python promptsource==0.2.3`.
+        "flan2022": ["jinja2>=3.1", "pyyaml>=6"],
     },
     entry_points={"console_scripts": ["flan-jax=flan_jax.cli:main"]},
 )
