@@ -92,6 +92,18 @@ def _check_sizes(args: argparse.Namespace) -> None:
   from flan_jax.data import sizes
   from flan_jax.data import spec as dataset_spec
   bad = 0
+  if args.flan2022:  # the Flan 2022 size table against local files and TFDS metadata
+    from flan_jax.tasks.flan2022 import registry as f22
+    for source, path in (item.split("=", 1) for item in args.data_dir):
+      from flan_jax.tasks.flan2022 import sources
+      sources.set_data_dir(source, path)
+    only = None if args.flan2022 == "all" else args.flan2022.split(",")
+    for name, expected, actual in f22.check_sizes(args.tfds_data_dir, only):
+      status = ("not prepared" if actual is None else "ok" if actual == expected else
+                "not in the table" if expected is None else "MISMATCH")
+      bad += status == "MISMATCH"
+      print(f"{name:60s} table={expected} data={actual} {status}")
+    sys.exit(1 if bad else 0)
   for spec in dataset_spec.DATASETS.values():
     source = spec.source
     if not isinstance(source, dataset_spec.TfdsSource):
@@ -151,6 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
   p.set_defaults(fn=_datasets)
   p = _data_command(sub, "check-sizes", help="compare static split sizes with prepared TFDS data")
   p.add_argument("--tfds_data_dir", default=None)
+  p.add_argument("--flan2022", nargs="?", const="all", default=None, metavar="SOURCES",
+                 help="check the Flan 2022 size table (optionally of some sources: cot,niv2)")
+  p.add_argument("--data_dir", action="append", default=[], metavar="SOURCE=DIR",
+                 help="with --flan2022: a local source's files (niv2=DIR, cot=DIR, t0=DIR)")
   p.set_defaults(fn=_check_sizes)
   return parser
 

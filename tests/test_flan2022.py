@@ -36,7 +36,8 @@ def _mock_kwargs(request) -> dict:
   mode = next(m for m in pm.MODES if name.endswith("_" + m))
   task = f22.TASKS[name[len(f22.PREFIX):-len(mode) - 1]]
   tfds_name = task.data_source.tfds_dataset.name
-  return {"as_dataset_fn": fn for prefix, fn in REALISTIC.items() if tfds_name.startswith(prefix)}
+  fns = [fn for prefix, fn in REALISTIC.items() if tfds_name.startswith(prefix)]
+  return {"as_dataset_fn": fns[0]} if fns else {}
 
 
 @pytest.fixture(autouse=True)
@@ -340,3 +341,16 @@ def test_export_quotas_follow_rates():
 def test_names_register_lazily():
   assert registry.get("flan2022_submix") is seqio.get_mixture_or_task("flan2022_submix")
   assert "flan2022_cot_submix" in registry.list_mixtures("flan2022_*")
+
+
+def test_check_sizes_compares_the_table_with_local_files(capsys):
+  from flan_jax import cli
+  with pytest.raises(SystemExit) as exit_info:
+    cli.main(["check-sizes", "--flan2022", "cot,niv2", "--data_dir", f"cot={FIXTURES}/cot",
+              "--data_dir", f"niv2={FIXTURES}/niv2"])
+  out = capsys.readouterr().out
+  assert exit_info.value.code == 1  # the fixtures are smaller than the real datasets
+  gsm8k = next(line for line in out.splitlines() if line.startswith("cot_gsm8k "))
+  assert "table=7473 data=6 MISMATCH" in gsm8k
+  trec = next(line for line in out.splitlines() if line.startswith("niv2_task1289_trec"))
+  assert "table=None data=8 not in the table" in trec

@@ -99,3 +99,28 @@ def of_source(source: str, modes: Sequence[str] | None = None) -> list[tuple[str
   """(task name, rate) of every registered task of ``source`` in ``modes`` (default: all)."""
   return [(t.task_name(m), t.rate()) for t in TASKS.values() if t.source == source
           for m in t.modes if modes is None or m in modes]
+
+
+def check_sizes(tfds_data_dir: str | None = None, only: Sequence[str] | None = None
+                ) -> list[tuple[str, int | None, int | None]]:
+  """(task, static size, size of the prepared data or None) for every Flan 2022 task (of the
+  sources in ``only``): local sources count their rows (where their directory is set), TFDS
+  sources read the metadata."""
+  from flan_jax import sizes as tfds_sizes
+  from flan_jax.dataset_spec import MissingDataError, TfdsSource
+  rows = []
+  for task in TASKS.values():
+    if only and task.source not in only:
+      continue
+    source = task.data_source
+    actual = None
+    if isinstance(source, TfdsSource):
+      actual = tfds_sizes.verify(source.tfds_dataset.name, source.split_map["train"],
+                                 tfds_data_dir)
+    elif hasattr(source, "count_rows"):
+      try:
+        actual = source.count_rows("train")
+      except MissingDataError:
+        actual = None
+    rows.append((task.name, task.size, actual))
+  return rows
