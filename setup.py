@@ -8,8 +8,7 @@ PACKAGES = [
     "flan_jax", "flan_jax.config", "flan_jax.metrics", "flan_jax.data", "flan_jax.data.offline",
     "flan_jax.models", "flan_jax.parallel", "flan_jax.interop", "flan_jax.training",
     "flan_jax.inference", "flan_jax.evaluation", "flan_jax.tasks", "flan_jax.tasks.flan2022",
-    "flan_jax.mixtures",
-    "flan_jax.gin",
+    "flan_jax.mixtures", "flan_jax.gin",
 ]
 
 setup(

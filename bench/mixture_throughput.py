@@ -25,7 +25,8 @@ FIXTURES = os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures", "f
 
 def prepare_fixtures(tmp: str) -> None:
   """Points the Flan 2022 sources at the fixtures; NIv2 gets one file per training task."""
-  from flan_jax.tasks.flan2022 import niv2, sources
+  from flan_jax.data import local_sources as sources
+  from flan_jax.tasks.flan2022 import niv2
   tasks = os.path.join(tmp, "tasks")
   os.makedirs(tasks)
   template = os.path.join(FIXTURES, "niv2", "tasks", "task1289_trec_classification.json")
@@ -37,7 +38,7 @@ def prepare_fixtures(tmp: str) -> None:
 
 
 def measure(mixture: str, inputs: int, targets: int, batches: int, batch_size: int) -> dict:
-  from flan_jax import data
+  from flan_jax.training import batches as data
   cfg = data.DataConfig(mixture, {"inputs": inputs, "targets": targets}, batch_size)
   start = time.perf_counter()
   it = data.get_dataset(cfg).as_numpy_iterator()
@@ -64,7 +65,7 @@ def main(argv=None) -> None:
   args = parser.parse_args(argv)
   import tensorflow_datasets as tfds
 
-  from flan_jax import registry
+  from flan_jax.data import registry
   registry.ensure_registered()
   summary = []
   with tempfile.TemporaryDirectory() as tmp, tfds.testing.mock_data(

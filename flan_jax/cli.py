@@ -95,7 +95,7 @@ def _check_sizes(args: argparse.Namespace) -> None:
   if args.flan2022:  # the Flan 2022 size table against local files and TFDS metadata
     from flan_jax.tasks.flan2022 import registry as f22
     for source, path in (item.split("=", 1) for item in args.data_dir):
-      from flan_jax.tasks.flan2022 import sources
+      from flan_jax.data import local_sources as sources
       sources.set_data_dir(source, path)
     only = None if args.flan2022 == "all" else args.flan2022.split(",")
     for name, expected, actual in f22.check_sizes(args.tfds_data_dir, only):

@@ -218,7 +218,7 @@ def run(args: argparse.Namespace) -> None:
     source, sep, path = item.partition("=")
     if not sep:
       raise SystemExit(f"error: --data_dir takes SOURCE=DIR (niv2, cot or t0), got {item!r}")
-    from flan_jax.tasks.flan2022 import sources
+    from flan_jax.data import local_sources as sources
     sources.set_data_dir(source, path)
   n = export(args.name, args.split, args.output, seed=args.seed, shuffle=args.shuffle,
              num_examples=args.num_examples, shard=getattr(args, "shard", None))

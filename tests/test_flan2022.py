@@ -11,13 +11,15 @@ import seqio
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from flan_jax import export_data, registry
-from flan_jax.dataset_spec import MissingDataError
+from flan_jax import export_data
+from flan_jax.data import local_sources as sources
+from flan_jax.data import prompt_modes as pm
+from flan_jax.data import registry
+from flan_jax.data.spec import MissingDataError
+from flan_jax.data.vocab import DEFAULT_VOCABULARY
 from flan_jax.mixtures import flan2022 as mix
-from flan_jax.tasks.flan2022 import prompting as pm
 from flan_jax.tasks.flan2022 import registry as f22
-from flan_jax.tasks.flan2022 import sizes, sources
-from flan_jax.vocab import DEFAULT_VOCABULARY
+from flan_jax.tasks.flan2022 import sizes
 from tests.helpers import no_network
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "flan2022")

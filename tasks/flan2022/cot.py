@@ -2,10 +2,11 @@
 templates, plus their input-inversion tasks (``cot_{d}_ii``: write the question that a
 rationale and answer respond to)."""
 
-from flan_jax import preprocessors as prep
-from flan_jax.tasks.flan2022 import prompting as pm
-from flan_jax.tasks.flan2022 import registry, sizes, sources
-from flan_jax.templates import T
+from flan_jax.data import local_sources as sources
+from flan_jax.data import preprocessors as prep
+from flan_jax.data import prompt_modes as pm
+from flan_jax.data.templates import T
+from flan_jax.tasks.flan2022 import registry, sizes
 
 FIELDS = sources.COT_COLUMNS
 DATASETS = tuple(sizes.COT)

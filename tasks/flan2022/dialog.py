@@ -4,11 +4,11 @@ write the user turn that a reply answers)."""
 
 import tensorflow as tf
 
-from flan_jax import preprocessors as prep
-from flan_jax.dataset_spec import TfdsSource
-from flan_jax.tasks.flan2022 import prompting as pm
+from flan_jax.data import preprocessors as prep
+from flan_jax.data import prompt_modes as pm
+from flan_jax.data.spec import TfdsSource
+from flan_jax.data.templates import T
 from flan_jax.tasks.flan2022 import registry, sizes
-from flan_jax.templates import T
 
 FIELDS = ("title", "passage", "history", "reply", "last_user", "history_before_user")
 SPEAKERS = ("User", "Assistant")

@@ -3,9 +3,9 @@ preprocessing, but the train split without the 30k slicing (the cap moves into t
 
 import re
 
-from flan_jax import mixing, sizes
-from flan_jax.dataset_spec import DatasetSpec, TfdsSource, _Builder
-from flan_jax.tasks.flan2022 import prompting as pm
+from flan_jax.data import mixing, sizes
+from flan_jax.data import prompt_modes as pm
+from flan_jax.data.spec import DatasetSpec, TfdsSource, _Builder
 from flan_jax.tasks.flan2022 import registry
 
 _HEAD_SLICE = re.compile(r"^(\w+)\[:\d+\]$")  # "train[:30000]" -> "train"; "[:-200]" is kept

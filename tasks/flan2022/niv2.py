@@ -4,10 +4,11 @@ Few-shot exemplars are other instances of the same task file."""
 
 import os
 
-from flan_jax import preprocessors as prep
-from flan_jax.tasks.flan2022 import prompting as pm
-from flan_jax.tasks.flan2022 import registry, sizes, sources
-from flan_jax.templates import T
+from flan_jax.data import local_sources as sources
+from flan_jax.data import preprocessors as prep
+from flan_jax.data import prompt_modes as pm
+from flan_jax.data.templates import T
+from flan_jax.tasks.flan2022 import registry, sizes
 
 FIELDS = ("definition", "input", "output", "pos_input", "pos_output")
 TEMPLATES = (

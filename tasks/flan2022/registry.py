@@ -1,7 +1,7 @@
 """Registering Flan 2022 tasks: one seqio task per (task, prompt mode).
 
 A task is a :class:`Flan2022Task`: a data source, the steps that turn its raw rows into
-*candidates* (:mod:`tasks.flan2022.prompting`) and its train size. Registered names are
+*candidates* (:mod:`flan_jax.data.prompt_modes`) and its train size. Registered names are
 ``flan2022_{source}_{task}_{mode}`` with ``mode`` in ``zs_opt``, ``zs_noopt``, ``fs_opt``,
 ``fs_noopt`` (NIv2, CoT and dialog: ``zs_opt`` and ``fs_opt`` only, as the reference).
 """
@@ -14,9 +14,9 @@ from collections.abc import Callable, Sequence
 import seqio
 import tensorflow as tf
 
-from flan_jax import preprocessors as prep
-from flan_jax import vocab as vocab_lib
-from flan_jax.tasks.flan2022 import prompting as pm
+from flan_jax.data import preprocessors as prep
+from flan_jax.data import prompt_modes as pm
+from flan_jax.data import vocab as vocab_lib
 
 # Source -> (the reference's ``_task_source`` label, rate cap, modes).
 SOURCES: dict[str, tuple[str, int, tuple[str, ...]]] = {
@@ -106,8 +106,8 @@ def check_sizes(tfds_data_dir: str | None = None, only: Sequence[str] | None = N
   """(task, static size, size of the prepared data or None) for every Flan 2022 task (of the
   sources in ``only``): local sources count their rows (where their directory is set), TFDS
   sources read the metadata."""
-  from flan_jax import sizes as tfds_sizes
-  from flan_jax.dataset_spec import MissingDataError, TfdsSource
+  from flan_jax.data import sizes as tfds_sizes
+  from flan_jax.data.spec import MissingDataError, TfdsSource
   rows = []
   for task in TASKS.values():
     if only and task.source not in only:

@@ -1,7 +1,8 @@
 """T0-SF: the P3 training datasets not already in Flan 2021, rendered at run time with every
 template promptsource ships for the dataset (``promptsource``'s YAML, read with jinja2)."""
 
-from flan_jax.tasks.flan2022 import registry, sizes, sources
+from flan_jax.data import local_sources as sources
+from flan_jax.tasks.flan2022 import registry, sizes
 
 DATASETS = tuple(sizes.T0)
 

@@ -234,7 +234,7 @@ def _cumulative_join(blocks: tf.Tensor) -> tf.Tensor:
 def candidates_from_patterns(templates: Sequence, fields: Sequence[str]) -> Callable:
   """Candidates step for pattern templates (:class:`flan_jax.templates.Template`): each template
   rendered without its ``{options_}`` block; templates that had one show ``options``."""
-  from flan_jax import templates as tmpl
+  from flan_jax.data import templates as tmpl
   stripped = [t.without_options() for t in templates]
   shows = [t.has_options for t in templates]
   content = sorted(fields)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 import seqio
 import tensorflow as tf
 
-from flan_jax.dataset_spec import MissingDataError
+from flan_jax.data.spec import MissingDataError
 
 ENV_VARS = {"niv2": "FLAN_NIV2_DIR", "cot": "FLAN_COT_DIR", "t0": "FLAN_T0_DIR"}
 HOW_TO_GET = {
