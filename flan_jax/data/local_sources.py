@@ -212,24 +212,31 @@ def _jinja_env():
   env.globals.update(zip=zip)
   env.filters["highlight"] = lambda x: x
   env.filters["most_frequent"] = lambda xs: max(set(xs), key=list(xs).count) if xs else ""
+  # promptsource's random choice, drawn from the row's own seeded generator (thread-safe).
+  env.filters["choice"] = jinja2.pass_context(lambda ctx, xs: ctx[_RNG].choice(list(xs)))
   return env
 
 
+@functools.lru_cache(maxsize=4096)
+def _compiled(source: str):
+  return _jinja_env().from_string(source)
+
+
+_RNG = "__flan_jax_rng"
 _PIPE = "\u241f\u241f\u241f"  # stands in for "|||" inside field values while rendering
 
 
 def render_promptsource(template: dict, row: Mapping) -> tuple[str, str, list[str]] | None:
   """(input, target, answer choices) of one row with one promptsource template; None when the
   template renders no target for the row (promptsource skips such rows too)."""
-  env = _jinja_env()
   rng = random.Random(_uid(template["name"], json.dumps(row, sort_keys=True, default=str)))
-  env.filters["choice"] = lambda xs: rng.choice(list(xs))
   safe = {k: v.replace("|||", _PIPE) if isinstance(v, str) else v for k, v in row.items()}
   choices: list[str] = []
   if template["answer_choices"]:
-    text = env.from_string(template["answer_choices"]).render(**safe)
+    text = _compiled(template["answer_choices"]).render(**safe, **{_RNG: rng})
     choices = [c.strip().replace(_PIPE, "|||") for c in text.split("|||")]
-  parts = env.from_string(template["jinja"]).render(**safe, answer_choices=choices).split("|||")
+  parts = _compiled(template["jinja"]).render(**safe, answer_choices=choices, **{_RNG: rng})
+  parts = parts.split("|||")
   parts = [p.strip().replace(_PIPE, "|||") for p in parts]
   if len(parts) < 2 or not parts[0] or not parts[1]:
     return None
