@@ -328,9 +328,20 @@ def test_export_metadata_and_shards_equal_the_whole(tmp_path):
 
 @pytest.mark.slow
 def test_flan2022_submix_shards_equal_the_whole(tmp_path):
-  lines, parts = _sharded_export(tmp_path, mix.SUBMIX, 2000)
-  assert len(lines) == 2000 and collections.Counter(lines) == collections.Counter(
-      parts[0] + parts[1])
+  """The whole collection: NIv2 reads the fixture task file under every training task's name."""
+  import shutil
+
+  from flan_jax.tasks.flan2022 import niv2
+  (tmp_path / "niv2" / "tasks").mkdir(parents=True)
+  for name in niv2.train_tasks():
+    shutil.copyfile(os.path.join(FIXTURES, "niv2", "tasks", "task1289_trec_classification.json"),
+                    tmp_path / "niv2" / "tasks" / f"{name}.json")
+  sources.set_data_dir("niv2", str(tmp_path / "niv2"))
+  lines, parts = _sharded_export(tmp_path, mix.SUBMIX, 3000)
+  assert collections.Counter(lines) == collections.Counter(parts[0] + parts[1])
+  rows = [json.loads(line) for line in lines]
+  assert {r["_task_source"] for r in rows} == {"Flan2021", "T0", "NIv2", "CoT", "Dialog"}
+  assert len(lines) > 2500  # a few mock TFDS tasks filter all their random rows out
 
 
 def test_export_quotas_follow_rates():
