@@ -86,7 +86,8 @@ def _interleaved(counts: list[int]) -> list[int]:
 
 def _mixture_train(provider: seqio.Mixture, tasks: list[seqio.Task], split: str,
                    seed: int | None, shuffle: bool, total: int,
-                   shard: tuple[int, int] | None) -> tf.data.Dataset:
+                   shard: tuple[int, int] | None) -> tuple[tf.data.Dataset, int]:
+  """The interleaved per-task quotas (of this shard) and how many lines they make."""
   streams, counts = [], []
   for task, quota in zip(tasks, quotas([float(provider.get_rate(t)) for t in tasks], total),
                          strict=True):
@@ -103,9 +104,11 @@ def _mixture_train(provider: seqio.Mixture, tasks: list[seqio.Task], split: str,
       streams.append(_task_records(task, split, seed, shuffle, shard).repeat().take(count))
       counts.append(count)
   if not streams:
-    return _task_records(tasks[0], split, seed, shuffle, shard).take(0)
+    return _task_records(tasks[0], split, seed, shuffle, shard).take(0), 0
   order = tf.data.Dataset.from_tensor_slices(tf.constant(_interleaved(counts), tf.int64))
-  return tf.data.Dataset.choose_from_datasets(streams, order)
+  # An empty task (all rows filtered out) is skipped, not the end of the export.
+  return (tf.data.Dataset.choose_from_datasets(streams, order, stop_on_empty_dataset=False),
+          sum(counts))
 
 
 def records(name: str, split: str = "train", *, seed: int | None = 0, shuffle: bool = False,
@@ -121,8 +124,7 @@ def records(name: str, split: str = "train", *, seed: int | None = 0, shuffle: b
     if split == "train":
       # Each task's exact share of the rates; one "epoch" is the sum of the rates.
       total = num_examples if num_examples is not None else int(round(provider.total_rate))
-      ds = _mixture_train(provider, tasks, split, seed, shuffle, total, shard)
-      total = None if shard else total
+      ds, total = _mixture_train(provider, tasks, split, seed, shuffle, total, shard)
     else:
       # Evaluation splits are exported whole, task after task.
       ds = _task_records(tasks[0], split, seed, shuffle, shard)
