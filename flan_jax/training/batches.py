@@ -242,5 +242,4 @@ def cache_tasks_main(argv: list[str] | None = None) -> None:
   argv = sys.argv[1:] if argv is None else list(argv)
   modules = ["--module_import=flan_jax.tasks", "--module_import=flan_jax.mixtures",
              "--module_import=flan_jax.mixtures.flan2022"]  # Flan 2022: --tasks='flan2022_cot_.*'
-
   app.run(seqio_cache.main, argv=["flan-jax cache-tasks", *modules, *argv])
