@@ -17,4 +17,7 @@ offline suite; ``c`` = a held-out cluster):
 * ``P_all_train``: every training task.
 """
 
-from flan_jax.mixtures import flan  # noqa: F401
+from flan_jax.data import registry as _registry
+
+with _registry.bulk_registration():
+  from flan_jax.mixtures import flan  # noqa: F401

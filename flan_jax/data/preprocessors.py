@@ -109,17 +109,17 @@ def assign_template(templates: Sequence[tmpl.Template], fields: Sequence[str]) -
 def relabel_options(options: Sequence[str], words: Sequence[str]) -> Callable:
   """Rewrites a fixed-option example's options, ``answer`` and ``answers`` as other words (the
   continuation prompts' "true"/"false" for "yes"/"no"), position by position."""
-  old = tf.constant(list(options))
-  new = tf.constant(list(words))
+  options, words = list(options), list(words)  # Made tensors when traced, not at registration.
 
   def _map(values: tf.Tensor) -> tf.Tensor:
+    old, new = tf.constant(options), tf.constant(words)
     hits = tf.cast(tf.equal(values[..., None], old), tf.int32)
     return tf.gather(new, tf.argmax(hits, axis=-1))
 
   @seqio.map_over_dataset
   def _relabel(ex: Example) -> Example:
     ex = dict(ex)
-    ex[OPTIONS_KEY] = new
+    ex[OPTIONS_KEY] = tf.constant(words)
     ex["answer"] = _map(ex["answer"])
     if ANSWERS_KEY in ex:
       ex[ANSWERS_KEY] = _map(ex[ANSWERS_KEY])

@@ -4,20 +4,40 @@ modules that register other teams' tasks (t5x's ``MIXTURE_OR_TASK_MODULE``, seqi
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import fnmatch
+import gc
 import importlib
 import importlib.util
 import os
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import seqio
 
 
 class UnknownNameError(ValueError):
   """A task or mixture name that is not registered."""
+
+
+@contextlib.contextmanager
+def bulk_registration() -> Iterator[None]:
+  """Pauses Python's cyclic garbage collector while thousands of tasks are registered.
+
+  Registering ~12.5k seqio tasks allocates many small objects; with TensorFlow's large heap already
+  loaded each full collection walks it again, which took ~80% of registration time (cProfile:
+  1.4 s of 1.7 s). Registration creates no reference cycles worth collecting, so collection
+  resumes (and catches up) when the block ends.
+  """
+  enabled = gc.isenabled()
+  gc.disable()
+  try:
+    yield
+  finally:
+    if enabled:
+      gc.enable()
 
 
 def ensure_registered() -> None:
