@@ -59,7 +59,7 @@ setup(
         # both); google-crc32c: Beam's TFRecord writer.
         "cache": ["apache-beam>=2.50", "google-crc32c>=1.5", "sentencepiece>=0.2,<0.2.1"],
         "hf": ["safetensors>=0.4", "tokenizers>=0.19", "transformers>=4.45", "torch==2.13.0"],
-        "lm_eval": ["lm-eval[hf]==0.4.13"],  # flan_jax.interop.lm_eval: `flan-jax lm-eval`.
+        "lm_eval": ["lm-eval[hf]==0.4.13"],  # flan_jax.evaluation.lm_eval: `flan-jax lm-eval`.
         # Flan 2022's T0-SF templates: promptsource's YAML read with jinja2. promptsource 0.2.3
         # itself declares Python < 3.10 and unusable pins, so it cannot be an extra here; install
         # it apart: `pip install --no-deps --ignore-requires-python promptsource==0.2.3`.

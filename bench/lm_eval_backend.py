@@ -6,7 +6,7 @@ A random LlamaForCausalLM (d_model 256, 4 layers, 8 x 32 heads, vocab 8,000, flo
 Llama-2-style tokenizer trained offline is saved as a Hugging Face directory. An lm-eval YAML task
 (local JSON, 4 choices, ~200-token contexts) is built by lm-eval's TaskManager; its
 ``loglikelihood`` instances go through ``HFLM(pretrained=DIR)`` and
-``flan_jax.interop.lm_eval.FlanJaxLM(pretrained=DIR)`` (prefix-shared scoring), one thread each,
+``flan_jax.evaluation.lm_eval.FlanJaxLM(pretrained=DIR)`` (prefix-shared scoring), one thread each,
 both
 warmed up (compiled) first, then interleaved ``--reps`` times; medians reported. Decisions are
 acc (argmax log-likelihood) and acc_norm (per character) per document.
@@ -117,7 +117,7 @@ def main() -> None:
   torch.set_num_threads(1)
   from lm_eval.models.huggingface import HFLM
 
-  from flan_jax.interop.lm_eval import FlanJaxLM
+  from flan_jax.evaluation.lm_eval import FlanJaxLM
   with tempfile.TemporaryDirectory() as root:
     model_dir, include = build(root, args.docs)
     insts = instances(include)

@@ -129,7 +129,7 @@ DELEGATED = {
     "plan": ("flan_jax.plan", "cli_main"),
     "import-hf": ("flan_jax.interop.hf", "main_import"),
     "export-hf": ("flan_jax.interop.hf", "main_export"),
-    "lm-eval": ("flan_jax.interop.lm_eval", "main"),
+    "lm-eval": ("flan_jax.evaluation.lm_eval", "main"),
 }
 
 

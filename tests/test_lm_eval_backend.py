@@ -88,7 +88,7 @@ def test_rolling_and_generate_until_match_hflm(hf_dir):
   from lm_eval.api.instance import Instance
   from lm_eval.models.huggingface import HFLM
 
-  from flan_jax.interop.lm_eval import FlanJaxLM
+  from flan_jax.evaluation.lm_eval import FlanJaxLM
   hflm = HFLM(pretrained=hf_dir, device="cpu", batch_size=2, dtype="float32")
   ours = FlanJaxLM(pretrained=hf_dir, batch_size=2)
   texts = [fx.QUESTIONS[5][0] * 2, "Le café est très bon.", "日本語 🙂"]  # The first: 3 windows.
@@ -102,7 +102,7 @@ def test_rolling_and_generate_until_match_hflm(hf_dir):
 
 
 def test_backend_needs_one_model_source():
-  from flan_jax.interop.lm_eval import FlanJaxLM
+  from flan_jax.evaluation.lm_eval import FlanJaxLM
   with pytest.raises(ValueError, match="exactly one of pretrained"):
     FlanJaxLM()
 
@@ -113,7 +113,7 @@ import jax
 import numpy as np
 from lm_eval.api.instance import Instance
 from flan_jax.parallel import partitioning
-from flan_jax.interop.lm_eval import FlanJaxLM
+from flan_jax.evaluation.lm_eval import FlanJaxLM
 from tests import lm_eval_fixtures as fx
 assert jax.device_count() == 4, jax.devices()
 lms = {m: FlanJaxLM(pretrained=sys.argv[1], batch_size=3, mesh=m) for m in ("data=-1;model=1",

@@ -243,12 +243,19 @@ def tokenize_chain() -> list:
   ]
 
 
+# The truncation counters of the training pipelines being built, innermost last:
+# flan_jax.training.batches.get_dataset pushes its TruncationCounter (anything with
+# ``wrap(dataset, output_features)``) while seqio builds the pipeline; empty elsewhere.
+TRUNCATION_COUNTERS: list = []
+
+
 def append_eos_after_trim(dataset: tf.data.Dataset, output_features: Mapping[str, seqio.Feature],
                           sequence_length: Mapping[str, int] | None = None) -> tf.data.Dataset:
-  """seqio's ``append_eos_after_trim``; the training pipeline first counts the examples it
-  truncates (:func:`flan_jax.training.batches.count_truncation`)."""
-  from flan_jax.training import batches as data
-  dataset = data.count_truncation(dataset, output_features)
+  """seqio's ``append_eos_after_trim``; in a training pipeline being built, its counter first
+  counts the examples the feature lengths truncate (see :data:`TRUNCATION_COUNTERS`)."""
+  counter = TRUNCATION_COUNTERS[-1] if TRUNCATION_COUNTERS else None
+  if counter is not None:
+    dataset = counter.wrap(dataset, output_features)
   return seqio.preprocessors.append_eos_after_trim(dataset, output_features, sequence_length)
 
 

@@ -40,10 +40,16 @@ def bulk_registration() -> Iterator[None]:
       gc.enable()
 
 
+# The modules that register the FLAN tasks and mixtures (tasks/ and mixtures/ at the repository
+# top). They sit above this package (they are built from its specs), so they are imported by name
+# as any team's task module is (`--module_import`).
+FLAN_MODULES = ("flan_jax.tasks", "flan_jax.mixtures")
+
+
 def ensure_registered() -> None:
   """Imports the FLAN task and mixture registries (idempotent)."""
-  import flan_jax.mixtures  # noqa: F401
-  import flan_jax.tasks  # noqa: F401
+  for module in FLAN_MODULES:
+    importlib.import_module(module)
 
 
 def import_modules(modules: str | Iterable[str] | None) -> list[str]:

@@ -1,1 +1,1 @@
-"""Evaluation: reports, the paper's published results and plots."""
+"""Evaluation: reports, the paper's published results and plots, the lm-eval backend."""

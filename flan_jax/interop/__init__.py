@@ -1,1 +1,1 @@
-"""Interoperability: Hugging Face models and tokenizers, the lm-evaluation-harness backend."""
+"""Interoperability: Hugging Face models and tokenizers."""

@@ -30,6 +30,7 @@ import seqio
 import tensorflow as tf
 from jax.sharding import Mesh
 
+from flan_jax.data import preprocessors as prep
 from flan_jax.parallel import partitioning
 
 
@@ -126,7 +127,7 @@ class TruncationCounter:
             "them" for k, (over, seen, longest) in self.counts().items() if over]
 
 
-_COUNTERS: list[TruncationCounter | None] = []  # The counter of the get_dataset being built.
+_COUNTERS: list[TruncationCounter | None] = prep.TRUNCATION_COUNTERS  # Being built.
 
 
 def count_truncation(ds: tf.data.Dataset,

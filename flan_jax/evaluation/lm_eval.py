@@ -1,9 +1,10 @@
 """flan_jax as an lm-evaluation-harness model type (``flan_jax``): a faster backend than ``HFLM``.
 
     flan-jax lm-eval --model_dir DIR --tasks arc_easy            # or, from Python:
-    import lm_eval, flan_jax.interop.lm_eval
+    import lm_eval, flan_jax.evaluation.lm_eval
     lm_eval.simple_evaluate(model="flan_jax", model_args="pretrained=DIR", tasks=["arc_easy"])
-    lm_eval.simple_evaluate(model=flan_jax.interop.lm_eval.FlanJaxLM(model=flan_jax.load(DIR)), ...)
+    lm = flan_jax.evaluation.lm_eval.FlanJaxLM(model=flan_jax.load(DIR))
+    lm_eval.simple_evaluate(model=lm, ...)
 
 ``DIR`` is anything :func:`flan_jax.load` reads: a flan_jax model directory (or one of its
 ``checkpoint_<step>`` dirs), an ``import-hf`` output or a Hugging Face Llama directory.
@@ -26,7 +27,7 @@ continuation`` as one string split after the context; here the context (after se
 none after the continuation, unlike ``flan-jax eval``'s seqio layout. Numbers are therefore
 comparable across lm-eval backends for the same model, not to ``flan-jax eval`` or the paper.
 
-This module is ``flan_jax.interop.lm_eval``; its ``import lm_eval`` lines are absolute imports of
+This module is ``flan_jax.evaluation.lm_eval``; its ``import lm_eval`` lines are absolute imports of
 the
 lm-evaluation-harness package (``pip install 'flan_jax[lm_eval]'``).
 """
