@@ -36,7 +36,7 @@ import jax
 import numpy as np
 
 from flan_jax.data import registry
-from flan_jax.inference import scoring
+from flan_jax.inference import loading, scoring
 from flan_jax.models import DecoderConfig
 from flan_jax.models import checkpoint as model_checkpoint
 from flan_jax.parallel import partitioning
@@ -49,26 +49,12 @@ REQUIRED_MACROS = ("MIXTURE_OR_TASK_NAME", "CHECKPOINT_PATH", "EVAL_OUTPUT_DIR")
 
 def load_model(checkpoint_path: str, mesh: jax.sharding.Mesh, rules: Any,
                dtype: str | None = None) -> tuple[DecoderConfig, Any, int, bool]:
-  """(config, params sharded on ``mesh``, step, prefix_lm) of a flan_jax model dir,
-  ``checkpoint_<step>`` dir or Hugging Face directory (HF models are causal LMs)."""
-  from flan_jax.interop import hf as hf_interop
-  model_dir, step = model_checkpoint.split_step_dir(checkpoint_path)
-  if hf_interop.is_hf_model_dir(model_dir):
-    config, params = hf_interop.load_hf(model_dir, dtype=dtype or "float32")
-    shardings = partitioning.param_shardings(config, mesh, rules)
-    return config, jax.device_put(params, shardings), 0, False
-  from flan_jax.training import checkpoints
-  foreign = checkpoints.foreign_checkpoint(model_dir)
-  if foreign:
-    raise checkpoints.CheckpointError(f"CHECKPOINT_PATH: {foreign}")
-  # The shared restore path: an explicit step must pass every check; else the newest good one.
-  step = checkpoints.resolve_step(model_dir, step)
-  config = checkpoints.load_config(model_dir, step)
-  if dtype:
-    config = config.replace(dtype=dtype)
-  params = model_checkpoint.restore_params(
-      model_dir, config, step=step, shardings=partitioning.param_shardings(config, mesh, rules))
-  return config, params, step, hf_interop.source_config(model_dir) is None  # import-hf: causal.
+  """(config, params sharded on ``mesh``, step, prefix_lm) of any model directory
+  (:func:`flan_jax.inference.loading.load_model`)."""
+  loaded = loading.load_model(
+      checkpoint_path, dtype=dtype,
+      shardings=lambda config: partitioning.param_shardings(config, mesh, rules))
+  return loaded.config, loaded.params, loaded.step, loaded.prefix_lm
 
 
 # --- t5x-style inference over global batches --------------------------------------------------

@@ -28,7 +28,6 @@ RANK = {name: i for i, name in enumerate(LAYERS)}
 PENDING = {
     ("flan_jax.models.checkpoint", "flan_jax.training.checkpoints"): "checkpoint io -> models/",
     ("flan_jax.interop.hf", "flan_jax.training.checkpoints"): "checkpoint io -> models/",
-    ("flan_jax.inference.interactive", "flan_jax.training.checkpoints"): "checkpoint io -> models/",
 }
 
 

@@ -23,7 +23,6 @@ context as the model's input prefix, the targets as the scored tokens.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -32,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from flan_jax.inference import scoring
+from flan_jax.inference import loading, scoring
 from flan_jax.models import Decoder, DecoderConfig
 from flan_jax.parallel import partitioning
 
@@ -302,28 +301,9 @@ def load(path: str, dtype: str | None = None, step: int | None = None,
   """Loads a flan_jax model directory (or one of its ``checkpoint_<step>`` dirs), an
   ``import-hf`` output or a Hugging Face directory (``dtype`` overrides the compute dtype;
   Hugging Face directories default to float32)."""
-  from flan_jax.interop import hf as hf_interop
-  from flan_jax.models import checkpoint as model_checkpoint
-  if not os.path.isdir(path):
-    raise FileNotFoundError(f"{path} is not a directory; pass a flan_jax model directory, a "
-                            "checkpoint_<step> directory or a Hugging Face model directory")
-  if hf_interop.is_hf_model_dir(path):
-    config, params = hf_interop.load_hf(path, dtype=dtype or "float32")
-    with open(os.path.join(path, "config.json")) as f:
-      hf = json.load(f)
-    return _causal_model(path, config, params, hf, batch_size=batch_size)
-  model_dir, step_in_path = model_checkpoint.split_step_dir(path)
-  if step_in_path is not None:
-    if step is not None and step != step_in_path:
-      raise ValueError(f"step={step} contradicts the checkpoint directory {path}")
-    step = step_in_path
-  from flan_jax.training import checkpoints
-  step = checkpoints.resolve_step(model_dir, step)  # The shared restore path (verified).
-  config = model_checkpoint.load_config(model_dir, step)
-  if dtype:
-    config = config.replace(dtype=dtype)
-  params = model_checkpoint.restore_params(model_dir, config, step=step)
-  source = hf_interop.source_config(model_dir)
-  if source is not None:  # An import-hf output: the causal source model.
-    return _causal_model(model_dir, config, params, source, batch_size=batch_size)
-  return Model(config, params, _vocabulary(model_dir, config), model_dir, batch_size=batch_size)
+  loaded = loading.load_model(path, dtype=dtype, step=step, what="path")
+  if loaded.hf_config is not None:  # A Hugging Face directory or an import-hf output: causal.
+    return _causal_model(loaded.model_dir, loaded.config, loaded.params, loaded.hf_config,
+                         batch_size=batch_size)
+  return Model(loaded.config, loaded.params, _vocabulary(loaded.model_dir, loaded.config),
+               loaded.model_dir, batch_size=batch_size)
