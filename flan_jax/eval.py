@@ -26,7 +26,6 @@ import functools
 import json
 import logging
 import os
-import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -40,6 +39,7 @@ from flan_jax.inference import loading, scoring
 from flan_jax.models import DecoderConfig
 from flan_jax.models import checkpoint as model_checkpoint
 from flan_jax.parallel import partitioning
+from flan_jax.parallel.console import announce
 
 REQUIRED_MACROS = ("MIXTURE_OR_TASK_NAME", "CHECKPOINT_PATH", "EVAL_OUTPUT_DIR")
 
@@ -302,12 +302,6 @@ def checkpoints_to_evaluate(checkpoint_path: str, mode: str, done: set[int] = fr
           if s not in done]
 
 
-def _announce(message: str) -> None:
-  logging.info(message)
-  if jax.process_index() == 0:
-    print(message, file=sys.stderr, flush=True)
-
-
 def evaluate(mixture_or_task_name: str = gin.REQUIRED, checkpoint_path: str = gin.REQUIRED,
              output_dir: str = gin.REQUIRED, split: str = "test",
              dev_split: str | None = "validation",
@@ -353,7 +347,7 @@ def evaluate(mixture_or_task_name: str = gin.REQUIRED, checkpoint_path: str = gi
 
   def run_model(label: str, path: str) -> tuple[int, dict[str, dict]]:
     config, params, step, prefix_lm = load_model(path, device_mesh, rules, dtype)
-    _announce(f"evaluating {label}: {path} (step {step})")
+    announce(f"evaluating {label}: {path} (step {step})")
     inference = Inference(config, params, device_mesh, rules, batch_size, prefix_lm,
                           max_decode_length, decode_kwargs=decode_kwargs,
                           on_task_done=bar.update if bar is not None else None)
@@ -384,7 +378,7 @@ def evaluate(mixture_or_task_name: str = gin.REQUIRED, checkpoint_path: str = gi
       if mode != "all" or not wait_for_checkpoints_s:
         break
       if time.time() - last_new > wait_for_checkpoints_s:
-        _announce(f"no new checkpoint in {path} for {wait_for_checkpoints_s:g}s; done")
+        announce(f"no new checkpoint in {path} for {wait_for_checkpoints_s:g}s; done")
         break
       time.sleep(poll_s)
       paths = checkpoints_to_evaluate(path, mode, set(steps))
@@ -420,7 +414,7 @@ def write_report(results: Mapping[str, Mapping[str, Mapping]], chance: Mapping[s
     return None if by_task is None else {t: v for t, v in by_task.items() if t in TASK_TO_DATASET}
 
   if not known(results["model"][split]):
-    _announce("no paper-style report: no task belongs to a flan_jax dataset (see metrics.json)")
+    announce("no paper-style report: no task belongs to a flan_jax dataset (see metrics.json)")
     return {}
   by_dataset: dict[str, float] = {}
   for task, value in chance.items():

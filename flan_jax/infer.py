@@ -35,6 +35,7 @@ import numpy as np
 from flan_jax import eval as eval_lib
 from flan_jax.data import registry
 from flan_jax.parallel import partitioning
+from flan_jax.parallel.console import announce
 
 REQUIRED_MACROS = ("MIXTURE_OR_TASK_NAME", "CHECKPOINT_PATH", "INFER_OUTPUT_DIR",
                    "TASK_FEATURE_LENGTHS")
@@ -95,7 +96,7 @@ def infer_task(task: Any, inference: eval_lib.Inference, output_dir: str, split:
   if os.path.exists(path):
     with open(path) as f:
       count = sum(1 for _ in f)
-    eval_lib._announce(f"{task.name}: {path} exists ({count} lines); skipped")
+    announce(f"{task.name}: {path} exists ({count} lines); skipped")
     return path, count
   chunk_dir = f"{path}.chunks"
   if writer:
@@ -149,7 +150,7 @@ def infer_task(task: Any, inference: eval_lib.Inference, output_dir: str, split:
         lines.extend(f.readlines())
     _write_atomic(path, lines)
     shutil.rmtree(chunk_dir)
-  eval_lib._announce(f"{task.name}: {start} predictions -> {path}")
+  announce(f"{task.name}: {start} predictions -> {path}")
   return path, start
 
 
@@ -187,7 +188,7 @@ def infer(mixture_or_task_name: str = gin.REQUIRED, checkpoint_path: str = gin.R
   config, params, step, prefix_lm = eval_lib.load_model(checkpoint_path, device_mesh, rules,
                                                         dtype)
   registry.check_vocab_size(mixture_or_task_name, config.vocab_size, "MIXTURE_OR_TASK_NAME")
-  eval_lib._announce(f"inference with {checkpoint_path} (step {step}) on {len(tasks)} task(s)")
+  announce(f"inference with {checkpoint_path} (step {step}) on {len(tasks)} task(s)")
   eos_id = tasks[0].output_features["targets"].vocabulary.eos_id
   inference = eval_lib.Inference(config, params, device_mesh, rules, batch_size, prefix_lm,
                                  task_feature_lengths["targets"], eos_id=eos_id,

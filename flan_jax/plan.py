@@ -361,11 +361,12 @@ def candidates(devices: int, num_heads: int, batch_size: int,
                remats: Sequence[str] = ("minimal", "full"),
                microbatches: Sequence[int] = (1, 2)) -> list[Candidate]:
   """Every mesh with the rule sets that apply to it, remat policies and microbatch counts."""
+  from flan_jax.parallel import partitioning  # As elsewhere here: jax only once planning runs.
   out = []
   for mesh in candidate_meshes(devices, num_heads, batch_size):
     rule_sets = ("fsdp",) if "fsdp" in mesh else ("1d", "2d_params", "2d")
-    replicas = math.prod(int(v) for k, v in (a.split("=") for a in mesh.split(","))
-                         if k in ("data", "fsdp"))
+    axis_sizes = {k: int(v) for k, v in (a.split("=") for a in mesh.split(","))}
+    replicas = partitioning.replicas(axis_sizes)
     for rules, remat, micro in itertools.product(rule_sets, remats, microbatches):
       if batch_size % micro == 0 and (batch_size // micro) % replicas == 0:
         out.append(Candidate(mesh, rules, remat, micro))

@@ -7,9 +7,8 @@ from collections.abc import Sequence
 
 import gin
 
+from flan_jax.config.gin_utils import GIN_ROOT, REPO_ROOT  # noqa: F401  (REPO_ROOT re-exported)
 from flan_jax.models.config import DecoderConfig
-
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _model_config(config: DecoderConfig = gin.REQUIRED) -> DecoderConfig:
@@ -33,13 +32,13 @@ def rewrite_gin_args(argv: Sequence[str]) -> list[str]:
 
 def config_from_gin(gin_files: Sequence[str] = (), gin_bindings: Sequence[str] = (),
                     macro: str = "MODEL_CONFIG", clear: bool = True) -> DecoderConfig:
-  """Parses gin files/bindings (search path: cwd, repo root) and evaluates ``%MODEL_CONFIG``.
+  """Parses gin files/bindings (search path: cwd, the gin root) and evaluates ``%MODEL_CONFIG``.
 
   ``clear`` resets gin first, so bindings of earlier parses do not leak into this config.
   """
   if clear:
     gin.clear_config()
-  for path in (os.getcwd(), REPO_ROOT):
+  for path in (os.getcwd(), GIN_ROOT):
     gin.add_config_file_search_path(path)
   gin.parse_config_files_and_bindings(list(gin_files), list(gin_bindings), finalize_config=False,
                                       skip_unknown=False)

@@ -244,9 +244,17 @@ def host_local_to_global(batch: Mapping[str, np.ndarray], mesh: Mesh) -> dict[st
           for k, v in batch.items()}
 
 
+DATA_AXES = ("data", "fsdp")  # The mesh axes the batch dimension is split over.
+
+
+def replicas(axis_sizes: Mapping[str, int]) -> int:
+  """Data-parallel replicas of a mesh given as ``{axis: size}`` (the product of DATA_AXES)."""
+  return int(np.prod([int(n) for a, n in axis_sizes.items() if a in DATA_AXES]))
+
+
 def data_parallel_size(mesh: Mesh) -> int:
   """Devices the batch dimension is split over (the data and fsdp axes)."""
-  return int(np.prod([n for a, n in mesh.shape.items() if a in ("data", "fsdp")]))
+  return replicas(mesh.shape)
 
 
 def params_mesh(params: Any) -> Mesh | None:
