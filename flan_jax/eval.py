@@ -351,56 +351,78 @@ def evaluate(mixture_or_task_name: str = gin.REQUIRED, checkpoint_path: str = gi
     inference = Inference(config, params, device_mesh, rules, batch_size, prefix_lm,
                           max_decode_length, decode_kwargs=decode_kwargs,
                           on_task_done=bar.update if bar is not None else None)
-    if bar is not None:
-      bar.total += sum(len(e.eval_tasks) for e in evaluators.values())
-      bar.refresh()
-    by_split = {}
-    for s, evaluator in evaluators.items():
-      if bar is not None:
-        bar.set_postfix_str(f"{label}/{s}")
-      set_log_dir(evaluator, os.path.join(output_dir, label, s), json_write_n_results)
-      by_split[s] = run_evaluator(evaluator, inference, step)
-    return step, by_split
+    return step, _run_splits(evaluators, inference, step, os.path.join(output_dir, label),
+                             json_write_n_results, bar, label)
 
   for label, path in models.items():
     if label != "model":
       results[label] = run_model(label, path)[1]
-      continue
-    paths = checkpoints_to_evaluate(path, mode)
-    if not paths and not wait_for_checkpoints_s:
-      raise FileNotFoundError(f"no checkpoint_<step> directory in {path}; train first")
-    last_new = time.time()
-    while True:
-      for checkpoint in paths:
-        step, results["model"] = run_model(label, checkpoint)
-        steps[step] = results["model"]
-        last_new = time.time()
-      if mode != "all" or not wait_for_checkpoints_s:
-        break
-      if time.time() - last_new > wait_for_checkpoints_s:
-        announce(f"no new checkpoint in {path} for {wait_for_checkpoints_s:g}s; done")
-        break
-      time.sleep(poll_s)
-      paths = checkpoints_to_evaluate(path, mode, set(steps))
-    if "model" not in results:
-      raise FileNotFoundError(f"no checkpoint_<step> directory appeared in {path} within "
-                              f"{wait_for_checkpoints_s:g}s")
+    else:
+      results["model"] = _follow_checkpoints(
+          path, mode, wait_for_checkpoints_s, poll_s, lambda c: run_model("model", c), steps)
   if bar is not None:
     bar.close()
   chance = chance_accuracy(evaluators[split])
   out: dict[str, Any] = {"results": results, "steps": steps, "chance": chance, "paths": {}}
   if jax.process_index() != 0:
     return out
-  os.makedirs(output_dir, exist_ok=True)
-  path = os.path.join(output_dir, "metrics.json")
-  with open(path, "w") as f:
-    json.dump({"checkpoints": models, "split": split, "dev_split": dev_split,
-               "results": results, "steps": {str(k): v for k, v in steps.items()},
-               "chance": chance}, f, indent=2, sort_keys=True)
-  out["paths"]["metrics"] = path
+  out["paths"]["metrics"] = _write_metrics(output_dir, {
+      "checkpoints": models, "split": split, "dev_split": dev_split, "results": results,
+      "steps": {str(k): v for k, v in steps.items()}, "chance": chance})
   if report:
     out["paths"].update(write_report(results, chance, split, dev_split, output_dir))
   return out
+
+
+def _run_splits(evaluators: Mapping[str, Any], inference: Inference, step: int, log_dir: str,
+                json_write_n_results: int | None, bar: Any, label: str) -> dict[str, dict]:
+  """``{split: {task: metrics}}`` of one model, seqio's logs under ``log_dir/<split>``."""
+  if bar is not None:
+    bar.total += sum(len(e.eval_tasks) for e in evaluators.values())
+    bar.refresh()
+  by_split = {}
+  for s, evaluator in evaluators.items():
+    if bar is not None:
+      bar.set_postfix_str(f"{label}/{s}")
+    set_log_dir(evaluator, os.path.join(log_dir, s), json_write_n_results)
+    by_split[s] = run_evaluator(evaluator, inference, step)
+  return by_split
+
+
+def _follow_checkpoints(path: str, mode: str, wait_s: float | None, poll_s: float,
+                        run: Callable[[str], tuple[int, dict]], steps: dict[int, dict]) -> dict:
+  """Runs ``run`` on each checkpoint of ``path`` that ``mode`` selects, filling ``steps``; with
+  ``wait_s`` (mode 'all') polls for new ones until none appeared for that long. Returns the
+  results of the last one."""
+  paths = checkpoints_to_evaluate(path, mode)
+  if not paths and not wait_s:
+    raise FileNotFoundError(f"no checkpoint_<step> directory in {path}; train first")
+  latest, last_new = None, time.time()
+  while True:
+    for checkpoint in paths:
+      step, latest = run(checkpoint)
+      steps[step] = latest
+      last_new = time.time()
+    if mode != "all" or not wait_s:
+      break
+    if time.time() - last_new > wait_s:
+      announce(f"no new checkpoint in {path} for {wait_s:g}s; done")
+      break
+    time.sleep(poll_s)
+    paths = checkpoints_to_evaluate(path, mode, set(steps))
+  if latest is None:
+    raise FileNotFoundError(f"no checkpoint_<step> directory appeared in {path} within "
+                            f"{wait_s:g}s")
+  return latest
+
+
+def _write_metrics(output_dir: str, metrics: Mapping[str, Any]) -> str:
+  """``output_dir/metrics.json``; returns its path."""
+  os.makedirs(output_dir, exist_ok=True)
+  path = os.path.join(output_dir, "metrics.json")
+  with open(path, "w") as f:
+    json.dump(metrics, f, indent=2, sort_keys=True)
+  return path
 
 
 def write_report(results: Mapping[str, Mapping[str, Mapping]], chance: Mapping[str, float],

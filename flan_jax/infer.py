@@ -86,6 +86,37 @@ def _task_rows(task: Any, split: str, lengths: Mapping[str, int], use_cached: bo
   return ds, model_ds
 
 
+def _chunk_lines(chunk: Sequence[tuple[Any, Any]], start: int, inference: eval_lib.Inference,
+                 vocabulary: Any, scores: bool) -> list[str]:
+  """The JSONL lines of one chunk of (example, model features) rows numbered from ``start``."""
+  enumerated = _Rows((start + i, features) for i, (_, features) in enumerate(chunk))
+  predictions = dict(inference.predict_fn(enumerated))
+  row_scores = dict(inference.score_fn(enumerated)) if scores else {}
+  lines = []
+  for i, (example, _) in enumerate(chunk):
+    index = start + i
+    record: dict[str, Any] = {"index": index}
+    for key in ("inputs", "targets"):
+      value = _text(example, key, vocabulary)
+      if value is not None:
+        record[key] = value
+    record["prediction"] = vocabulary.decode([int(t) for t in predictions[index]])
+    if scores:
+      record["score"] = float(row_scores[index])
+    lines.append(json.dumps(record) + "\n")
+  return lines
+
+
+def _join_chunks(chunk_dir: str, path: str) -> None:
+  """Writes the chunks' lines, in order, to ``path`` and removes ``chunk_dir``."""
+  lines = []
+  for name in sorted(n for n in os.listdir(chunk_dir) if n.endswith(".jsonl")):
+    with open(os.path.join(chunk_dir, name)) as f:
+      lines.extend(f.readlines())
+  _write_atomic(path, lines)
+  shutil.rmtree(chunk_dir)
+
+
 def infer_task(task: Any, inference: eval_lib.Inference, output_dir: str, split: str,
                lengths: Mapping[str, int], chunk_size: int, scores: bool = False,
                use_cached: bool = False, shard_id: int = 0, num_shards: int = 1,
@@ -120,21 +151,7 @@ def infer_task(task: Any, inference: eval_lib.Inference, output_dir: str, split:
       from jax.experimental import multihost_utils
       done = bool(multihost_utils.broadcast_one_to_all(np.int32(done)))
     if not done:
-      enumerated = _Rows((start + i, features) for i, (_, features) in enumerate(chunk))
-      predictions = dict(inference.predict_fn(enumerated))
-      row_scores = dict(inference.score_fn(enumerated)) if scores else {}
-      lines = []
-      for i, (example, _) in enumerate(chunk):
-        index = start + i
-        record: dict[str, Any] = {"index": index}
-        for key in ("inputs", "targets"):
-          value = _text(example, key, vocabulary)
-          if value is not None:
-            record[key] = value
-        record["prediction"] = vocabulary.decode([int(t) for t in predictions[index]])
-        if scores:
-          record["score"] = float(row_scores[index])
-        lines.append(json.dumps(record) + "\n")
+      lines = _chunk_lines(chunk, start, inference, vocabulary, scores)
       if writer:
         _write_atomic(chunk_path, lines)
     start += len(chunk)
@@ -143,13 +160,7 @@ def infer_task(task: Any, inference: eval_lib.Inference, output_dir: str, split:
   if bar is not None:
     bar.close()
   if writer:
-    chunks = sorted(n for n in os.listdir(chunk_dir) if n.endswith(".jsonl"))
-    lines = []
-    for name in chunks:
-      with open(os.path.join(chunk_dir, name)) as f:
-        lines.extend(f.readlines())
-    _write_atomic(path, lines)
-    shutil.rmtree(chunk_dir)
+    _join_chunks(chunk_dir, path)
   announce(f"{task.name}: {start} predictions -> {path}")
   return path, start
 

@@ -276,3 +276,21 @@ def test_load_seqio_metrics_from_json_logger(tmp_path):
   assert rep.dataset("rte").mean == pytest.approx((75.0 + 42.0) / 2)
   with pytest.raises(FileNotFoundError):
     report_lib.load_seqio_metrics(str(tmp_path / "missing"))
+
+
+def test_every_registered_task_of_a_dataset_has_one_variant_record():
+  """The report reads the TaskVariant records registration leaves (no second list of names)."""
+  from flan_jax.data import spec as ds
+  assert set(ds.TASK_VARIANTS) == set(ds.TASK_TO_DATASET)
+  assert set(ds.TASK_VARIANTS) <= set(seqio.TaskRegistry.names())
+  assert sum(map(len, ds.DATASET_VARIANTS.values())) == len(ds.TASK_VARIANTS)
+  from flan_jax import metrics
+  for name, v in ds.TASK_VARIANTS.items():  # The record says what the registered task does.
+    fns = seqio.get_mixture_or_task(name).metric_fns
+    assert any(getattr(f, "func", f) is metrics.rank_classification for f in fns) == v.scoring
+  rte = ds.DATASETS["rte"]
+  turned = [i for i, t in enumerate(rte.templates) if t.turned]
+  assert turned and ds.TASK_VARIANTS[ds.eval_task("rte", turned[0])].metric == "rouge"
+  assert ds.eval_task("rte", turned[0]) not in {
+      v.task for v in ds.DATASET_VARIANTS["rte"] if v.scoring}
+  assert ds.TASK_VARIANTS["rte_10templates_five_shot"].shot == "5_shot"

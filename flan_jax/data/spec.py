@@ -296,31 +296,32 @@ class _Builder:
     return prep.fewshot(self.pool(self.spec.templates), SHOTS[shot], vocab_lib.DEFAULT_VOCABULARY,
                         FEWSHOT_MAX_INPUT_TOKENS, FEWSHOT_SEED, mixed_templates=mixed_templates)
 
-  def register(self, name: str, steps: list, *, scoring: bool, metric: str | None = None) -> None:
+  def register(self, variant: TaskVariant, steps: list) -> None:
+    """Registers ``variant``'s seqio task (and its shot-alias names) from the spec's head steps
+    and ``steps``; records the variant for :data:`TASK_VARIANTS`."""
     spec = self.spec
-    if scoring:
+    if variant.scoring:
       num_classes = len(spec.options) if spec.options is not None else None
       metric_fns = [functools.partial(metrics.rank_classification, num_classes=num_classes)]
       postprocess_fn = metrics.rank_classification_postprocessor
       steps = steps + [prep.rank_classification]
     else:
-      kind = metric or spec.metric
-      metric_fns = metrics.metric_fns(kind, options=spec.options)
-      postprocess_fn = metrics.postprocessor(kind)
+      metric_fns = metrics.metric_fns(variant.metric, options=spec.options)
+      postprocess_fn = metrics.postprocessor(variant.metric)
     seqio.TaskRegistry.add(
-        name,
+        variant.task,
         source=spec.source,
         preprocessors=self.head + steps + prep.tokenize_chain(),
         output_features=vocab_lib.output_features(),
         postprocess_fn=postprocess_fn,
         metric_fns=metric_fns,
     )
-    TASK_TO_DATASET[name] = spec.name
+    _record(variant)
     for alias, canonical in SHOT_ALIASES.items():
-      if name.endswith("_" + canonical):
-        alias_name = name[: -len(canonical)] + alias
-        seqio.TaskRegistry.add_provider(alias_name, seqio.TaskRegistry.get(name))
-        TASK_TO_DATASET[alias_name] = spec.name
+      if variant.task.endswith("_" + canonical):
+        alias_name = variant.task[: -len(canonical)] + alias
+        seqio.TaskRegistry.add_provider(alias_name, seqio.TaskRegistry.get(variant.task))
+        _record(dataclasses.replace(variant, task=alias_name))
 
 
 def shot_name(shot: str) -> str:
@@ -337,8 +338,54 @@ TASK_TO_DATASET: dict[str, str] = {}
 TURNED_METRIC = "rouge"
 
 
-def register_dataset(spec: DatasetSpec) -> DatasetSpec:
-  """Validates ``spec`` and registers all its seqio tasks. Returns the spec (with sizes filled)."""
+@dataclasses.dataclass(frozen=True)
+class TaskVariant:
+  """What one registered task is (one record per task name, shot aliases included).
+
+  Attributes:
+    task: the seqio task name.
+    dataset: the spec's name.
+    kind: ``"train"``, ``"ablation"``, ``"eval"`` (generative, per template), ``"scoring"``
+        (rank classification, per template) or ``"continuation"``.
+    template: index into ``spec.templates`` (``spec.continuations`` for continuations; None for
+        training tasks over several templates).
+    turned: the template is turned around (its target is not the label).
+    scoring: rank classification (else decoded output).
+    shot: the canonical ``{k}_shot`` for few-shot tasks, else None.
+    extra: ``"no_options"``, ``"no_template"`` or ``"dataset_name"``, else None.
+    metric: the metric kind of a generative task (:func:`generative_metric`); None for scoring.
+  """
+
+  task: str
+  dataset: str
+  kind: str
+  template: int | None
+  turned: bool = False
+  scoring: bool = False
+  shot: str | None = None
+  extra: str | None = None
+  metric: str | None = None
+
+
+TASK_VARIANTS: dict[str, TaskVariant] = {}
+DATASET_VARIANTS: dict[str, list[TaskVariant]] = {}
+
+
+def _record(variant: TaskVariant) -> None:
+  TASK_VARIANTS[variant.task] = variant
+  TASK_TO_DATASET[variant.task] = variant.dataset
+  DATASET_VARIANTS.setdefault(variant.dataset, []).append(variant)
+
+
+def generative_metric(spec: DatasetSpec, turned: bool = False) -> str:
+  """The metric kind of a generative task. A turned template generates free text (a premise, a
+  question): it is scored with ROUGE, except where the dataset's own metric already compares free
+  text (BLEU for reverse translation)."""
+  return TURNED_METRIC if turned and spec.metric not in ("bleu", "rouge") else spec.metric
+
+
+def _validated(spec: DatasetSpec) -> DatasetSpec:
+  """``spec`` checked, with its train size and display name filled in."""
   if not re.fullmatch(r"[\w]+", spec.name):
     raise ValueError(f"Dataset name {spec.name!r} must be letters, digits and underscores.")
   if spec.name in DATASETS:
@@ -361,47 +408,64 @@ def register_dataset(spec: DatasetSpec) -> DatasetSpec:
                      f"{spec.options!r}; got {spec.continuation_options!r}.")
   if spec.note and isinstance(spec.source, TfdsSource) and not spec.source.note:
     spec.source.note = spec.note  # the missing-data error repeats the manual-download note
+  return spec
 
-  b = _Builder(spec)
-  templates = spec.templates
-  fields = spec.fields
 
+def _register_training(b: _Builder) -> None:
+  """``t_{N}templates``, few-shot training and the two instruction ablations."""
+  spec, templates, fields = b.spec, b.spec.templates, b.spec.fields
+  train = functools.partial(TaskVariant, dataset=spec.name, kind="train", template=None,
+                            metric=spec.metric)
   for n in sorted({n for n in NUM_TEMPLATES_LIST if n <= len(templates)} | {len(templates)}):
-    b.register(train_task(spec.name, n), [prep.assign_template(templates[:n], fields)],
-               scoring=False)
+    b.register(train(train_task(spec.name, n)), [prep.assign_template(templates[:n], fields)])
   for shot in SHOTS:
-    b.register(train_task(spec.name, len(templates), shot),
+    b.register(train(train_task(spec.name, len(templates), shot), shot=shot),
                [prep.assign_template(templates, fields),
-                b.fewshot(shot, mixed_templates=spec.fewshot_mixed_templates)], scoring=False)
+                b.fewshot(shot, mixed_templates=spec.fewshot_mixed_templates)])
   for kind, template in (("no_template", no_template(spec)),
                          ("dataset_name", dataset_name_template(spec))):
-    b.register(ablation_task(spec.name, kind), [prep.apply_template(template)], scoring=False)
+    ablation = functools.partial(TaskVariant, dataset=spec.name, kind="ablation", template=0,
+                                 extra=kind)
+    b.register(ablation(ablation_task(spec.name, kind), metric=spec.metric),
+               [prep.apply_template(template)])
     if spec.is_classification:
-      b.register(ablation_task(spec.name, kind, scoring=True), [prep.apply_template(template)],
-                 scoring=True)
+      b.register(ablation(ablation_task(spec.name, kind, scoring=True), scoring=True),
+                 [prep.apply_template(template)])
 
-  for i, template in enumerate(templates):
-    # A turned template generates free text (a premise, a question): score it with ROUGE, except
-    # where the dataset's own metric already compares free text (BLEU for reverse translation).
-    metric = TURNED_METRIC if template.turned and spec.metric not in ("bleu", "rouge") else None
-    render = prep.apply_template(template, i)
-    b.register(eval_task(spec.name, i), [render], scoring=False, metric=metric)
-    for shot in SHOTS:
-      b.register(eval_task(spec.name, i, shot), [render, b.fewshot(shot)],
-                 scoring=False, metric=metric)
-    if spec.is_classification and not template.turned:
-      b.register(scoring_task(spec.name, i), [render], scoring=True)
-      b.register(scoring_task(spec.name, i, no_options=True),
-                 [prep.apply_template(template.without_options(), i)], scoring=True)
-      for shot in SHOTS:
-        b.register(scoring_task(spec.name, i, shot=shot), [render, b.fewshot(shot)],
-                   scoring=True)
 
+def _register_template(b: _Builder, i: int, template: tmpl.Template) -> None:
+  """The eval tasks of template ``i``: generative (+ few-shot), rank classification (+ without
+  options, few-shot) for classification datasets' non-turned templates."""
+  spec = b.spec
+  render = prep.apply_template(template, i)
+  gen = functools.partial(TaskVariant, dataset=spec.name, kind="eval", template=i,
+                          turned=template.turned, metric=generative_metric(spec, template.turned))
+  b.register(gen(eval_task(spec.name, i)), [render])
+  for shot in SHOTS:
+    b.register(gen(eval_task(spec.name, i, shot), shot=shot), [render, b.fewshot(shot)])
+  if not spec.is_classification or template.turned:
+    return  # Turned templates get no scoring variants (their target is not the label).
+  rank = functools.partial(TaskVariant, dataset=spec.name, kind="scoring", template=i,
+                           scoring=True)
+  b.register(rank(scoring_task(spec.name, i)), [render])
+  b.register(rank(scoring_task(spec.name, i, no_options=True), extra="no_options"),
+             [prep.apply_template(template.without_options(), i)])
+  for shot in SHOTS:
+    b.register(rank(scoring_task(spec.name, i, shot=shot), shot=shot), [render, b.fewshot(shot)])
+
+
+def register_dataset(spec: DatasetSpec) -> DatasetSpec:
+  """Validates ``spec`` and registers all its seqio tasks. Returns the spec (with sizes filled)."""
+  spec = _validated(spec)
+  b = _Builder(spec)
+  _register_training(b)
+  for i, template in enumerate(spec.templates):
+    _register_template(b, i, template)
   relabel = ([prep.relabel_options(spec.options, spec.continuation_options)]
              if spec.continuation_options is not None else [])
   for i, template in enumerate(spec.continuations):
-    b.register(continuation_task(spec, i), relabel + [prep.apply_template(template, i)],
-               scoring=spec.is_classification)
-
+    b.register(TaskVariant(continuation_task(spec, i), spec.name, "continuation", i,
+                           scoring=spec.is_classification, metric=spec.metric),
+               relabel + [prep.apply_template(template, i)])
   DATASETS[spec.name] = spec
   return spec

@@ -100,33 +100,21 @@ class UnknownTaskError(ValueError):
 
 @functools.cache
 def _dataset_tasks(dataset: str) -> dict[str, ParsedTask]:
-  """Every eval task name of ``dataset``, built with the same helpers that registered them."""
+  """Every eval task of ``dataset``, from the TaskVariant records its registration left."""
   from flan_jax.data import spec as ds
-  spec = ds.DATASETS[dataset]
+  is_classification = ds.DATASETS[dataset].is_classification
   out: dict[str, ParsedTask] = {}
-
-  def add(task: str, i: int, turned: bool, scoring: bool, extra: str | None) -> None:
-    natural_scoring = spec.is_classification and not turned
-    parts = [] if scoring == natural_scoring else ["generative"]
-    setting = "_".join(parts + ([extra] if extra else [])) or ZERO_SHOT
-    out[task] = ParsedTask(task, dataset, i, turned, scoring, setting)
-
-  for i, template in enumerate(spec.templates):
-    add(ds.eval_task(dataset, i), i, template.turned, False, None)
-    for shot in [*ds.SHOTS, *ds.SHOT_ALIASES]:  # an alias reports under the canonical setting
-      add(ds.eval_task(dataset, i, shot), i, template.turned, False, ds.shot_name(shot))
-    if spec.is_classification and not template.turned:
-      add(ds.scoring_task(dataset, i), i, False, True, None)
-      add(ds.scoring_task(dataset, i, no_options=True), i, False, True, "no_options")
-      for shot in [*ds.SHOTS, *ds.SHOT_ALIASES]:
-        add(ds.scoring_task(dataset, i, shot=shot), i, False, True, ds.shot_name(shot))
-  for i in range(len(spec.continuations)):
-    out[ds.continuation_task(spec, i)] = ParsedTask(ds.continuation_task(spec, i), dataset, i,
-                                                    False, spec.is_classification, CONTINUATIONS)
-  for kind in ("no_template", "dataset_name"):
-    add(ds.ablation_task(dataset, kind), 0, False, False, kind)
-    if spec.is_classification:
-      add(ds.ablation_task(dataset, kind, scoring=True), 0, False, True, kind)
+  for v in ds.DATASET_VARIANTS[dataset]:
+    if v.kind == "train":
+      continue
+    if v.kind == "continuation":
+      setting = CONTINUATIONS
+    else:  # An alias reports under the canonical shot setting.
+      natural_scoring = is_classification and not v.turned
+      parts = [] if v.scoring == natural_scoring else ["generative"]
+      extra = v.shot or v.extra
+      setting = "_".join(parts + ([extra] if extra else [])) or ZERO_SHOT
+    out[v.task] = ParsedTask(v.task, dataset, v.template, v.turned, v.scoring, setting)
   return out
 
 
@@ -159,10 +147,7 @@ def primary_metric(dataset: str, *, scoring: bool, turned: bool = False) -> str:
   spec = ds.DATASETS[dataset]
   if scoring:
     return "f1" if spec.metric == "multirc" else SCORING_METRIC
-  kind = spec.metric
-  if turned and kind not in ("bleu", "rouge"):
-    kind = ds.TURNED_METRIC
-  return PRIMARY_METRIC[kind]
+  return PRIMARY_METRIC[ds.generative_metric(spec, turned)]
 
 
 # ----------------------------------------------------------------------------- report data
@@ -592,24 +577,12 @@ _COLORS = {"ours": "#1f77b4", "chance": "#bbbbbb", "FLAN 137B (paper)": "#6baed6
 _BASELINE_COLORS = ("#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
 
 
-def plot(report: Report, path: str, title: str = "Zero-shot performance on held-out clusters"
-         ) -> str:
-  """A Figure-1-style grouped bar chart of the zero-shot clusters, written as PNG to ``path``.
-
-  Per cluster: ours, each baseline and chance (on the paper's datasets when the cluster is a
-  complete Figure 1 cluster, else on all its datasets), then the paper's FLAN 137B and GPT-3
-  zero-/few-shot where known.
-  """
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-
-  clusters = [c for c in report.clusters if c.setting == ZERO_SHOT]
-  colors = dict(_COLORS)
-  for i, label in enumerate(report.baseline_labels):
-    colors[label] = _BASELINE_COLORS[i % len(_BASELINE_COLORS)]
+def _plot_groups(report: Report) -> list[tuple[str, list[tuple[str, float]]]]:
+  """(x label, [(bar name, value)]) of each zero-shot cluster, as :func:`plot` draws them."""
   groups = []
-  for c in clusters:
+  for c in report.clusters:
+    if c.setting != ZERO_SHOT:
+      continue
     a = c.comparable
     bars = [("ours", a.mean)] + [(label, a.baselines[label]) for label in report.baseline_labels
                                  if label in a.baselines]
@@ -623,7 +596,25 @@ def plot(report: Report, path: str, title: str = "Zero-shot performance on held-
     if c.paper is not None and c.paper_subset is None:
       label += "\n(paper datasets incomplete)"
     groups.append((label, bars))
+  return groups
 
+
+def plot(report: Report, path: str, title: str = "Zero-shot performance on held-out clusters"
+         ) -> str:
+  """A Figure-1-style grouped bar chart of the zero-shot clusters, written as PNG to ``path``.
+
+  Per cluster: ours, each baseline and chance (on the paper's datasets when the cluster is a
+  complete Figure 1 cluster, else on all its datasets), then the paper's FLAN 137B and GPT-3
+  zero-/few-shot where known.
+  """
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  groups = _plot_groups(report)
+  colors = dict(_COLORS)
+  for i, label in enumerate(report.baseline_labels):
+    colors[label] = _BASELINE_COLORS[i % len(_BASELINE_COLORS)]
   width = 0.8
   fig, ax = plt.subplots(figsize=(max(6.0, 2.2 * len(groups) + 2), 4.5))
   seen: set[str] = set()
