@@ -20,7 +20,7 @@ import time
 import jax
 import numpy as np
 
-from flan_jax.inference import scoring
+from flan_jax.inference import batching, scoring
 from flan_jax.models import DecoderConfig, init_params
 
 CONFIG = DecoderConfig(vocab_size=32_000, num_layers=8, d_model=512, num_heads=8, head_dim=64,
@@ -50,7 +50,7 @@ def main() -> None:
   params = init_params(CONFIG, jax.random.key(0))
   items = flan_like_items(args.items)
   rows = 4 * args.batch  # Same number of options per call on both paths.
-  length = scoring._round_up(max(len(it.context) + len(o) - 1 for it in items for o in it.options),
+  length = batching.round_up(max(len(it.context) + len(o) - 1 for it in items for o in it.options),
                              16)
 
   def per_option():

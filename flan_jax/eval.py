@@ -27,7 +27,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import gin
@@ -35,7 +35,7 @@ import jax
 import numpy as np
 
 from flan_jax.data import registry
-from flan_jax.inference import loading, scoring
+from flan_jax.inference import batching, loading, scoring
 from flan_jax.models import DecoderConfig
 from flan_jax.models import checkpoint as model_checkpoint
 from flan_jax.parallel import partitioning
@@ -58,13 +58,6 @@ def load_model(checkpoint_path: str, mesh: jax.sharding.Mesh, rules: Any,
 
 
 # --- t5x-style inference over global batches --------------------------------------------------
-
-
-def _global_batches(num_units: int, batch_size: int) -> Iterator[np.ndarray]:
-  """Unit indices of each global batch; the last one padded with -1."""
-  for start in range(0, num_units, batch_size):
-    idx = np.arange(start, min(start + batch_size, num_units))
-    yield np.concatenate([idx, -np.ones(batch_size - len(idx), int)])
 
 
 def _local_rows(batch_size: int) -> slice:
@@ -115,18 +108,18 @@ class Inference:
            desc: str) -> list[np.ndarray]:
     """Outputs of ``step(params, global_batch)`` for every unit, in unit order."""
     outputs: list[np.ndarray | None] = [None] * len(units)
-    batches = list(_global_batches(len(units), self.batch_size))
+    batches = list(batching.padded_batches(len(units), self.batch_size))
     if self.progress:
       import tqdm
       batches = tqdm.tqdm(batches, desc=desc, unit="batch", leave=False)
     rows = _local_rows(self.batch_size)
     for idx in batches:
-      chosen = [units[i if i >= 0 else idx[0]] for i in idx]  # -1: a copy of the first unit.
+      chosen = [units[i] for i in batching.filled(idx)]  # Padding: copies of the first unit.
       arrays = pack(chosen)  # Same shapes on every host: built from the global batch.
       local = {k: v[rows] for k, v in arrays.items()}
       out = _gather(step(self.params, partitioning.host_local_to_global(local, self.mesh)))
       for row, i in enumerate(idx):
-        if i >= 0:
+        if i != batching.PAD:
           outputs[i] = out[row]
     return outputs  # type: ignore[return-value]
 
@@ -161,7 +154,7 @@ class Inference:
       self._decode = partitioning.partition(step, self.mesh, self.rules)
 
     def pack(chunk):
-      tokens, lengths = decoding.left_pad(chunk, length=scoring._round_up(
+      tokens, lengths = decoding.left_pad(chunk, length=batching.round_up(
           max(len(p) for p in chunk), 16))
       return {"tokens": tokens, "lengths": lengths}
 

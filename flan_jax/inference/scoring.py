@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from flan_jax.inference import batching
 from flan_jax.models import Decoder, DecoderConfig, init_cache
 from flan_jax.models import cache as cache_lib
 from flan_jax.parallel import partitioning
@@ -103,10 +104,6 @@ def group_rows(rows: Iterable[tuple[int, Mapping[str, np.ndarray]]]) -> list[Ite
   return list(items.values())
 
 
-def _round_up(n: int, multiple: int) -> int:
-  return max(multiple, -(-n // multiple) * multiple)
-
-
 def pack_items(items: Sequence[Item], context_length: int | None = None,
                option_length: int | None = None, num_options: int | None = None,
                length_multiple: int = 16) -> dict[str, np.ndarray]:
@@ -116,8 +113,8 @@ def pack_items(items: Sequence[Item], context_length: int | None = None,
   Returns ``context`` [B, C], ``context_length`` [B], ``options`` [B, K, A], ``option_length``
   [B, K] (0 for missing options).
   """
-  c = context_length or _round_up(max(len(it.context) for it in items), length_multiple)
-  a = option_length or _round_up(max(len(o) for it in items for o in it.options), 4)
+  c = context_length or batching.round_up(max(len(it.context) for it in items), length_multiple)
+  a = option_length or batching.round_up(max(len(o) for it in items for o in it.options), 4)
   k = num_options or max(len(it.options) for it in items)
   out = {"context": np.zeros((len(items), c), np.int32),
          "context_length": np.zeros((len(items),), np.int32),
@@ -218,14 +215,13 @@ def score_items(config: DecoderConfig, params: Any, items: Sequence[Item], batch
   """
   order = sorted(range(len(items)), key=lambda i: -len(items[i].context))
   out: list[np.ndarray | None] = [None] * len(items)
-  starts = range(0, len(order), batch_size)
+  batches = batching.padded_batches(len(order), batch_size)
   if progress:
     import tqdm
-    starts = tqdm.tqdm(starts, desc="score", unit="batch")
-  for start in starts:
-    chunk = order[start:start + batch_size]
-    batch_items = [items[i] for i in chunk]
-    batch_items += [batch_items[0]] * (batch_size - len(batch_items))
+    batches = tqdm.tqdm(list(batches), desc="score", unit="batch")
+  for idx in batches:
+    chunk = [order[j] for j in idx if j != batching.PAD]
+    batch_items = [items[order[j]] for j in batching.filled(idx)]
     arrays, _ = partitioning.place_batch_like(params, pack_items(batch_items))
     result = _shared_scores_jit(config, params, bidirectional_context=bidirectional_context,
                                 greedy=greedy, **arrays)
@@ -264,13 +260,9 @@ def score_items_per_option(config: DecoderConfig, params: Any, items: Sequence[I
     del feats["decoder_causal_attention"]
   n = len(feats["decoder_input_tokens"])
   scores = []
-  for start in range(0, n, batch_size):
-    chunk = {k: v[start:start + batch_size] for k, v in feats.items()}
-    short = batch_size - len(chunk["decoder_input_tokens"])
-    if short:  # Pad rows (zero weights) to keep one compiled shape.
-      chunk = {k: np.concatenate([v, np.zeros((short, v.shape[1]), v.dtype)]) for k, v in
-               chunk.items()}
-    scores.append(np.asarray(_score_batch_jit(config, params, chunk))[:batch_size - short])
+  for idx in batching.padded_batches(n, batch_size):
+    chunk = {k: v[batching.filled(idx)] for k, v in feats.items()}
+    scores.append(np.asarray(_score_batch_jit(config, params, chunk))[idx != batching.PAD])
   flat = np.concatenate(scores)
   out, start = [], 0
   for it in items:

@@ -142,7 +142,7 @@ class Decoder(nn.Module):
         return x, jnp.asarray(embed.embedding, cfg.compute_dtype)
       logits = embed.attend(x)
     else:
-      kernel = layers._param(self, "logits_kernel", layers._kernel_init(0, 1),
+      kernel = layers.param(self, "logits_kernel", layers.kernel_init(0, 1),
                              (cfg.d_model, cfg.vocab_size), ("embed", "vocab"), cfg)
       if return_hidden:
         return x, kernel

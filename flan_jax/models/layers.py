@@ -18,14 +18,15 @@ from flan_jax.models import positions as pos_lib
 from flan_jax.models.config import DecoderConfig
 
 
-def _param(module: nn.Module, name: str, init: Callable, shape: tuple[int, ...],
+def param(module: nn.Module, name: str, init: Callable, shape: tuple[int, ...],
            names: tuple[str, ...], cfg: DecoderConfig) -> jnp.ndarray:
   """A parameter with logical axis names, cast to the compute dtype."""
   value = module.param(name, nn.with_logical_partitioning(init, names), shape, cfg.weight_dtype)
   return jnp.asarray(value, cfg.compute_dtype)
 
 
-def _kernel_init(in_axis, out_axis) -> Callable:
+def kernel_init(in_axis, out_axis) -> Callable:
+  """Fan-in truncated-normal initializer (t5x's dense kernels) over the given axes."""
   return nn.initializers.variance_scaling(1.0, "fan_in", "truncated_normal", in_axis=in_axis,
                                           out_axis=out_axis)
 
@@ -43,7 +44,7 @@ class RMSNorm(nn.Module):
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     cfg = self.config
-    scale = _param(self, "scale", nn.initializers.ones, (x.shape[-1],), ("embed",), cfg)
+    scale = param(self, "scale", nn.initializers.ones, (x.shape[-1],), ("embed",), cfg)
     x32 = x.astype(jnp.float32)
     x32 = x32 * lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + cfg.norm_eps)
     return x32.astype(cfg.compute_dtype) * scale
@@ -78,19 +79,19 @@ class Mlp(nn.Module):
   def __call__(self, x: jnp.ndarray, deterministic: bool) -> jnp.ndarray:
     cfg = self.config
     d, f = cfg.d_model, cfg.d_ff
-    init_in, init_out = _kernel_init(0, 1), _kernel_init(0, 1)
+    init_in, init_out = kernel_init(0, 1), kernel_init(0, 1)
     act = {"gated_gelu": nn.gelu, "swiglu": nn.silu, "gelu": nn.gelu, "relu": nn.relu}[
         cfg.activation]
     if cfg.gated:
-      wi_0 = _param(self, "wi_0", init_in, (d, f), ("embed", "mlp"), cfg)
-      wi_1 = _param(self, "wi_1", init_in, (d, f), ("embed", "mlp"), cfg)
+      wi_0 = param(self, "wi_0", init_in, (d, f), ("embed", "mlp"), cfg)
+      wi_1 = param(self, "wi_1", init_in, (d, f), ("embed", "mlp"), cfg)
       h = act(jnp.einsum("btd,df->btf", x, wi_0)) * jnp.einsum("btd,df->btf", x, wi_1)
     else:
-      wi = _param(self, "wi", init_in, (d, f), ("embed", "mlp"), cfg)
+      wi = param(self, "wi", init_in, (d, f), ("embed", "mlp"), cfg)
       h = act(jnp.einsum("btd,df->btf", x, wi))
     h = constrain(h, ("batch", "length", "mlp"))  # [B, T, d_ff]
     h = nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,))(h, deterministic=deterministic)
-    wo = _param(self, "wo", init_out, (f, d), ("mlp", "embed"), cfg)
+    wo = param(self, "wo", init_out, (f, d), ("mlp", "embed"), cfg)
     return jnp.einsum("btf,fd->btd", h, wo)
 
 
@@ -113,11 +114,11 @@ class Attention(nn.Module):
     cfg = self.config
     b, t, d = x.shape
     h, kvh, hd = cfg.num_heads, cfg.kv_heads, cfg.head_dim
-    init_in, init_out = _kernel_init(0, (1, 2)), _kernel_init((0, 1), 2)
-    wq = _param(self, "query", init_in, (d, h, hd), ("embed", "heads", "kv"), cfg)
-    wk = _param(self, "key", init_in, (d, kvh, hd), ("embed", "kv_heads", "kv"), cfg)
-    wv = _param(self, "value", init_in, (d, kvh, hd), ("embed", "kv_heads", "kv"), cfg)
-    wo = _param(self, "out", init_out, (h, hd, d), ("heads", "kv", "embed"), cfg)
+    init_in, init_out = kernel_init(0, (1, 2)), kernel_init((0, 1), 2)
+    wq = param(self, "query", init_in, (d, h, hd), ("embed", "heads", "kv"), cfg)
+    wk = param(self, "key", init_in, (d, kvh, hd), ("embed", "kv_heads", "kv"), cfg)
+    wv = param(self, "value", init_in, (d, kvh, hd), ("embed", "kv_heads", "kv"), cfg)
+    wo = param(self, "out", init_out, (h, hd, d), ("heads", "kv", "embed"), cfg)
 
     q = constrain(jnp.einsum("btd,dhk->bthk", x, wq), ("batch", "length", "heads", "kv"))
     k = jnp.einsum("btd,dhk->bthk", x, wk)  # [B, T, kv_heads, head_dim]
