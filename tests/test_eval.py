@@ -54,9 +54,12 @@ def test_score_fn_equals_per_row_scores(evaluator, mesh_spec, batch_size):
 
 
 def test_global_batches_pad_with_minus_one():
-  batches = list(eval_lib._global_batches(5, 4))
+  from flan_jax.inference import batching
+  batches = list(batching.padded_batches(5, 4))
   np.testing.assert_array_equal(batches[0], [0, 1, 2, 3])
   np.testing.assert_array_equal(batches[1], [4, -1, -1, -1])
+  np.testing.assert_array_equal(batching.filled(batches[1]), [4, 4, 4, 4])  # Copies of a real unit.
+  assert [batching.round_up(n, 16) for n in (0, 1, 16, 17)] == [16, 16, 16, 32]
 
 
 def test_chance_accuracy(evaluator):
