@@ -21,10 +21,8 @@ are evaluated alongside; the report (:mod:`flan_jax.evaluation.report`) lands in
 
 from __future__ import annotations
 
-import collections
 import functools
 import json
-import logging
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -35,6 +33,12 @@ import jax
 import numpy as np
 
 from flan_jax.data import registry
+from flan_jax.evaluation.seqio_glue import (  # noqa: F401  (re-exported: train, tests)
+  chance_accuracy,
+  make_evaluator,
+  run_evaluator,
+  set_log_dir,
+)
 from flan_jax.inference import batching, loading, scoring
 from flan_jax.models import DecoderConfig
 from flan_jax.models import checkpoint as model_checkpoint
@@ -176,106 +180,6 @@ def pad_prediction(tokens: Sequence[int], length: int, eos_id: int = 1) -> np.nd
 
 
 # --- evaluators -------------------------------------------------------------------------------
-
-
-def make_evaluator(mixture_or_task_name: str, split: str, log_dir: str | None,
-                   task_feature_lengths: Mapping[str, int] | None = None,
-                   num_examples: int | None = None, use_cached: bool | None = False,
-                   seed: int = 42,
-                   write_n_results: int | None = None) -> Any:
-  """A ``seqio.Evaluator`` over unpacked prefix-LM features with JSON + Python logging.
-
-  ``num_examples`` counts examples, and for rank classification *questions* with all their
-  options (seqio's own ``num_examples`` counts rows, which would cut a question's options).
-  """
-  import seqio
-
-  from flan_jax.training import batches as data
-  registry.ensure_registered()
-  registry.get(mixture_or_task_name)  # Unknown names raise with close matches.
-  use_cached = data.resolve_use_cached(mixture_or_task_name, use_cached)
-  loggers: tuple = ()
-  if log_dir and jax.process_index() == 0:
-    loggers = (seqio.PyLoggingLogger, seqio.TensorBoardLogger,
-               functools.partial(seqio.JSONLogger, write_n_results=write_n_results))
-  absl_logger = logging.getLogger("absl")
-  level = absl_logger.level
-  if not loggers:  # Loggers are set later (set_log_dir); skip seqio's "will not log" warning.
-    absl_logger.setLevel(logging.ERROR)
-  try:
-    evaluator = seqio.Evaluator(
-        mixture_or_task_name, feature_converter=seqio.DecoderFeatureConverter(pack=False),
-        eval_split=split, use_cached=use_cached, seed=seed,
-        sequence_length=dict(task_feature_lengths) if task_feature_lengths else None,
-        logger_cls=loggers, log_dir=log_dir)
-  finally:
-    absl_logger.setLevel(level)
-  if num_examples:
-    _take_examples(evaluator, num_examples)
-  return evaluator
-
-
-def _take_examples(evaluator: Any, n: int) -> None:
-  """Keeps each task's first ``n`` examples (rank classification: the rows of its first ``n``
-  questions) in the evaluator's cached task and model datasets, which stay index-aligned."""
-  for name, task_ds in list(evaluator._cached_task_datasets.items()):
-    rows = n
-    if "idx" in task_ds.element_spec:  # Rows come question by question (idx[0] ascending).
-      rows = sum(1 for ex in task_ds.as_numpy_iterator()
-                 if int(np.asarray(ex["idx"]).reshape(-1)[0]) < n)
-    evaluator._cached_task_datasets[name] = task_ds.take(rows)
-    evaluator._cached_model_datasets[name] = evaluator._cached_model_datasets[name].take(rows)
-
-
-def chance_accuracy(evaluator: Any) -> dict[str, float]:
-  """Per rank-classification task, the expected accuracy of a uniform random pick (x100):
-  the mean over questions of (#correct options / #options)."""
-  out = {}
-  for name, ds in evaluator.cached_task_datasets.items():
-    if "is_correct" not in ds.element_spec or "idx" not in ds.element_spec:
-      continue
-    groups: dict[int, list[bool]] = collections.defaultdict(list)
-    for ex in ds.as_numpy_iterator():
-      groups[int(np.asarray(ex["idx"]).reshape(-1)[0])].append(bool(ex["is_correct"]))
-    if groups:
-      out[name] = 100.0 * float(np.mean([np.mean(v) for v in groups.values()]))
-  return out
-
-
-def run_evaluator(evaluator: Any, inference: Inference, step: int | None = None
-                  ) -> dict[str, dict[str, float]]:
-  """Runs every task; ``{task: {metric: value}}`` on process 0 (``{}`` elsewhere)."""
-  if not evaluator.eval_tasks:
-    return {}
-  try:
-    future, _ = evaluator.evaluate(compute_metrics=jax.process_index() == 0, step=step,
-                                   predict_fn=inference.predict_fn, score_fn=inference.score_fn)
-    metrics = future.result() or {}
-  except Exception:
-    # seqio keeps a failed metrics future and re-raises it at the next evaluate(): forget it, so
-    # one failed evaluation (e.g. in training) does not fail all later ones.
-    evaluator._metrics_future = None
-    raise
-  return {task: {k: float(getattr(v, "value", v)) for k, v in values.items()
-                 if np.ndim(getattr(v, "value", v)) == 0}
-          for task, values in metrics.items()}
-
-
-def set_log_dir(evaluator: Any, log_dir: str, write_n_results: int | None = None) -> None:
-  """Points the evaluator's loggers at ``log_dir`` (one evaluator serves several checkpoints:
-  its cached datasets are reused; seqio only takes loggers in the constructor): t5x's three,
-  Python logging, TensorBoard summaries (``log_dir/<task>/``) and JSONL (every prediction unless
-  ``write_n_results`` caps them)."""
-  if jax.process_index() != 0:
-    return
-  import seqio
-  os.makedirs(log_dir, exist_ok=True)
-  loggers = getattr(evaluator, "_flan_jax_loggers", {})
-  if log_dir not in loggers:  # One TensorBoard writer per directory (its event file).
-    loggers[log_dir] = (seqio.PyLoggingLogger(log_dir), seqio.TensorBoardLogger(log_dir),
-                        seqio.JSONLogger(log_dir, write_n_results=write_n_results))
-    evaluator._flan_jax_loggers = loggers
-  evaluator._loggers = loggers[log_dir]
 
 
 def checkpoints_to_evaluate(checkpoint_path: str, mode: str, done: set[int] = frozenset()
