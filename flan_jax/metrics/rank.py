@@ -8,6 +8,43 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from sklearn import metrics as skm
 
+_Groups = dict[int, dict[int, tuple[float, bool]]]  # example -> option -> (score, is_correct)
+
+
+def _group_rows(targets: Sequence[tuple[Sequence[int], bool]], scores: Sequence[float]
+                ) -> tuple[_Groups, dict[str, dict[tuple[int, int], int] | None]]:
+  """Rows grouped by example, and each row's token/char length (None: not every row has it)."""
+  groups: dict[int, dict[int, tuple[float, bool]]] = collections.defaultdict(dict)
+  lengths: dict[str, dict[tuple[int, int], int]] = {"token": {}, "char": {}}
+  for target, score in zip(targets, scores, strict=True):
+    idx = tuple(int(i) for i in np.asarray(target[0]).reshape(-1))
+    if len(idx) < 2:
+      raise ValueError(f"A target's idx must be (example_index, option_index); got {idx}.")
+    example, option = idx[0], idx[1]
+    if option in groups[example]:
+      raise ValueError(
+          f"idx {(example, option)} occurs more than once. Rank classification needs unique "
+          "(example, option) pairs; this is most likely caused by running it in a multi-host "
+          "setting where each host evaluated (and so duplicated) the same examples.")
+    groups[example][option] = (float(score), bool(target[1]))
+    for name, pos in (("token", 2), ("char", 3)):
+      if len(target) > pos and lengths[name] is not None and int(target[pos]) > 0:
+        lengths[name][(example, option)] = int(target[pos])
+      else:
+        lengths[name] = None  # Not every row has the length: no such normalisation.
+  return groups, lengths
+
+
+def _length_normalised_accuracy(groups: _Groups, by_row: Mapping[tuple[int, int], int]) -> float:
+  """Accuracy (x100) ranking each example's options by score / length."""
+  hits = []
+  for example in sorted(groups):
+    rows = groups[example]
+    options = sorted(rows)
+    normed = [rows[o][0] / by_row[(example, o)] for o in options]
+    hits.append(rows[options[int(np.argmax(normed))]][1])
+  return 100.0 * float(np.mean(hits))
+
 
 def rank_classification(
     targets: Sequence[tuple[Sequence[int], bool]],
@@ -42,25 +79,7 @@ def rank_classification(
   if not len(targets):
     raise ValueError("No examples to score.")
 
-  groups: dict[int, dict[int, tuple[float, bool]]] = collections.defaultdict(dict)
-  lengths: dict[str, dict[tuple[int, int], int]] = {"token": {}, "char": {}}
-  for target, score in zip(targets, scores, strict=True):
-    idx = tuple(int(i) for i in np.asarray(target[0]).reshape(-1))
-    if len(idx) < 2:
-      raise ValueError(f"A target's idx must be (example_index, option_index); got {idx}.")
-    example, option = idx[0], idx[1]
-    if option in groups[example]:
-      raise ValueError(
-          f"idx {(example, option)} occurs more than once. Rank classification needs unique "
-          "(example, option) pairs; this is most likely caused by running it in a multi-host "
-          "setting where each host evaluated (and so duplicated) the same examples.")
-    groups[example][option] = (float(score), bool(target[1]))
-    for name, pos in (("token", 2), ("char", 3)):
-      if len(target) > pos and lengths[name] is not None and int(target[pos]) > 0:
-        lengths[name][(example, option)] = int(target[pos])
-      else:
-        lengths[name] = None  # Not every row has the length: no such normalisation.
-
+  groups, lengths = _group_rows(targets, scores)
   correct, labels, preds = [], [], []
   for example in sorted(groups):
     rows = groups[example]
@@ -78,15 +97,8 @@ def rank_classification(
 
   out = {"accuracy": 100.0 * float(np.mean(correct))}
   for name, by_row in lengths.items():  # lm-eval's acc_norm is the per-character one.
-    if by_row is None:
-      continue
-    hits = []
-    for example in sorted(groups):
-      rows = groups[example]
-      options = sorted(rows)
-      normed = [rows[o][0] / by_row[(example, o)] for o in options]
-      hits.append(rows[options[int(np.argmax(normed))]][1])
-    out[f"accuracy_per_{name}"] = 100.0 * float(np.mean(hits))
+    if by_row is not None:
+      out[f"accuracy_per_{name}"] = _length_normalised_accuracy(groups, by_row)
   if num_classes is not None:
     out[f"mean_{num_classes}class_f1"] = 100.0 * float(skm.f1_score(
         labels, preds, labels=list(range(num_classes)), average="macro", zero_division=0.0))
