@@ -344,7 +344,7 @@ def correct(config, params, evalset: EvalSet) -> np.ndarray:
              for c, options, _ in rows]
     scores = scoring.score_items(config, params, items, batch_size=64,
                                  bidirectional_context=False)
-    hits.append([float(np.argmax(s) == a) for s, (_, _, a) in zip(scores, rows)])
+    hits.append([float(np.argmax(s) == a) for s, (_, _, a) in zip(scores, rows, strict=True)])
   return np.mean(np.array(hits), axis=0)
 
 
@@ -497,7 +497,7 @@ def plot(summaries: Sequence[dict], path: str, title: str, xlabel: str = "") -> 
   untuned = np.array([s["untuned"] for s in summaries])
   ax.errorbar(xs, tuned[:, 0], yerr=[tuned[:, 0] - tuned[:, 1], tuned[:, 2] - tuned[:, 0]],
               fmt="o-", color="C0", capsize=4, label="instruction-tuned (mean, 95% CI)")
-  for x, s in zip(xs, summaries):
+  for x, s in zip(xs, summaries, strict=True):
     ax.scatter([x + 0.08] * len(s["tuned_per_seed"]), s["tuned_per_seed"], s=12, color="C0",
                alpha=0.5)
   ax.plot(xs, untuned[:, 0], "s--", color="C1", label="untuned (same prompts)")
