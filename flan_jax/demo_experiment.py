@@ -9,9 +9,9 @@ over its datasets. 95 % intervals come from a two-level bootstrap (seeds, then e
 dataset; paired for the tuned - untuned difference).
 
 It runs in one process on the library's pieces (:mod:`flan_jax.models`, the Adafactor of
-:mod:`flan_jax.trainer`, prefix-shared scoring of :mod:`flan_jax.scoring`, the offline suite's
-:class:`~flan_jax.dataset_spec.DatasetSpec` templates) rather than through ``flan_jax.train``'s
-gin/seqio/orbax job, so 3 seeds fit in minutes on 2 CPU cores.
+:mod:`flan_jax.training.step`, prefix-shared scoring of :mod:`flan_jax.inference.scoring`, the
+offline suite's :class:`~flan_jax.data.spec.DatasetSpec` templates) rather than through
+``flan_jax.train``'s gin/seqio/orbax job, so 3 seeds fit in minutes on 2 CPU cores.
 
 Ablations (``--ablations``): the number of training clusters (1, 2, 4, all) and the instruction
 format of the training data (instructions / no template / dataset name; the paper's Figure 7: the
@@ -32,10 +32,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from flan_jax import dataset_spec as ds
-from flan_jax import mixing, registry
-from flan_jax import templates as tmpl
-from flan_jax.offline import world
+from flan_jax.data import mixing, registry
+from flan_jax.data import spec as ds
+from flan_jax.data import templates as tmpl
+from flan_jax.data.offline import world
 
 SUITE = "offline"
 KINDS = ("instructions", "no_template", "dataset_name")
@@ -219,8 +219,8 @@ def training_clusters(heldout: str) -> list[str]:
 
 
 def model_config(budget: Budget):
+  from flan_jax.data.vocab import DEFAULT_VOCABULARY
   from flan_jax.models import DecoderConfig
-  from flan_jax.vocab import DEFAULT_VOCABULARY
   heads = 4
   return DecoderConfig(vocab_size=DEFAULT_VOCABULARY.vocab_size, num_layers=budget.num_layers,
                        d_model=budget.d_model, num_heads=heads, head_dim=budget.d_model // heads,
@@ -229,7 +229,7 @@ def model_config(budget: Budget):
 
 
 def _encode(text: str) -> list[int]:
-  from flan_jax.vocab import DEFAULT_VOCABULARY
+  from flan_jax.data.vocab import DEFAULT_VOCABULARY
   return list(DEFAULT_VOCABULARY.encode(text))
 
 
@@ -271,8 +271,8 @@ def _train(config, params, data: dict[str, np.ndarray], steps: int, batch: int, 
   import optax
   import tqdm
 
-  from flan_jax import trainer
   from flan_jax.models import Decoder
+  from flan_jax.training import step as trainer
   model = Decoder(config)
   tx = trainer.make_optimizer("adafactor", lr)
 
@@ -336,7 +336,7 @@ def tune(config, params, pairs: list[tuple[str, str]], budget: Budget, seed: int
 
 def correct(config, params, evalset: EvalSet) -> np.ndarray:
   """Per example, the fraction of templates whose rank classification picks the answer."""
-  from flan_jax import scoring
+  from flan_jax.inference import scoring
   hits = []
   for rows in evalset.rows:
     items = [scoring.Item(np.array([0] + _encode(c), np.int32),

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from flan_jax import dataset_spec as ds
 from flan_jax import demo_experiment as de
-from flan_jax import registry
-from flan_jax.templates import T
+from flan_jax.data import registry
+from flan_jax.data import spec as ds
+from flan_jax.data.templates import T
 
 
 @pytest.fixture(scope="module", autouse=True)
