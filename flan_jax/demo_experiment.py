@@ -540,22 +540,33 @@ def main(argv: list[str] | None = None) -> dict:
   parser.add_argument("--output_dir", default="demo_out/experiment")
   parser.add_argument("--ablations", action="store_true",
                       help="also the cluster-count and instruction-format ablations")
+  parser.add_argument("--clusters", default=None,
+                      help="comma-separated training clusters of the main run (default: all)")
+  parser.add_argument("--pretrain_steps", type=int, default=None, help="overrides the preset")
+  parser.add_argument("--tune_steps", type=int, default=None, help="overrides the preset")
   parser.add_argument("--no_progress", action="store_true")
   args = parser.parse_args(argv)
   registry.ensure_registered()
   budget = PRESETS[args.preset]
+  overrides = {k: getattr(args, k) for k in ("pretrain_steps", "tune_steps")
+               if getattr(args, k) is not None}
+  budget = dataclasses.replace(budget, **overrides)
+  chosen = args.clusters.split(",") if args.clusters else None
   seeds = list(range(args.seeds))
   progress = not args.no_progress
   pre = Pretrained(budget, progress)
   print(f"== FLAN in miniature: held-out cluster {args.heldout!r}, {len(seeds)} seeds, "
         f"{args.preset} budget {budget}")
   print(f"   training clusters: {training_clusters(args.heldout)}")
-  main_run = run(args.heldout, seeds, budget, label="all clusters", pretrained=pre,
+  main_run = run(args.heldout, seeds, budget, clusters=chosen,
+                 label=" + ".join(chosen) if chosen else "all clusters", pretrained=pre,
                  progress=progress).summary()
   out = {"main": write([main_run], args.output_dir, "demo",
                        f"Held-out {args.heldout}: instruction tuning vs untuned, "
                        f"{len(seeds)} seeds")}
   print(table([main_run]))
+  if args.ablations and chosen:
+    raise ValueError("--ablations runs from every training cluster; drop --clusters")
   if args.ablations:
     clusters = training_clusters(args.heldout)
     counts = []
