@@ -487,27 +487,29 @@ def table(summaries: Sequence[dict]) -> str:
 
 
 def plot(summaries: Sequence[dict], path: str, title: str, xlabel: str = "") -> str:
-  """Tuned mean ± 95 % CI per run, per-seed dots, untuned (± CI band) and chance lines."""
+  """Tuned and untuned mean ± 95 % CI per run, per-seed dots, the chance line."""
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
-  fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(summaries), 3.6))
+  fig, ax = plt.subplots(figsize=(max(4.8, 1.8 + 1.4 * len(summaries)), 3.8))
   xs = np.arange(len(summaries))
-  tuned = np.array([s["tuned"] for s in summaries])
-  untuned = np.array([s["untuned"] for s in summaries])
-  ax.errorbar(xs, tuned[:, 0], yerr=[tuned[:, 0] - tuned[:, 1], tuned[:, 2] - tuned[:, 0]],
-              fmt="o-", color="C0", capsize=4, label="instruction-tuned (mean, 95% CI)")
-  for x, s in zip(xs, summaries, strict=True):
-    ax.scatter([x + 0.08] * len(s["tuned_per_seed"]), s["tuned_per_seed"], s=12, color="C0",
-               alpha=0.5)
-  ax.plot(xs, untuned[:, 0], "s--", color="C1", label="untuned (same prompts)")
-  ax.fill_between(xs, untuned[:, 1], untuned[:, 2], color="C1", alpha=0.15)
+  for key, dx, color, marker, label in (
+      ("tuned", -0.06, "C0", "o", "instruction-tuned"),
+      ("untuned", 0.06, "C1", "s", "untuned (same prompts)")):
+    v = np.array([s[key] for s in summaries])
+    ax.errorbar(xs + dx, v[:, 0], yerr=[v[:, 0] - v[:, 1], v[:, 2] - v[:, 0]], fmt=marker + "-",
+                color=color, capsize=4, label=f"{label}: mean, 95% CI")
+    for x, s in zip(xs, summaries, strict=True):
+      seeds = s[f"{key}_per_seed"]
+      ax.scatter([x + 3 * dx] * len(seeds), seeds, s=10, color=color, alpha=0.5)
   ax.axhline(summaries[0]["chance"], color="gray", ls=":", label="chance")
-  ax.set_xticks(xs, [s["label"] for s in summaries])
+  ax.set_xticks(xs, [s["label"] for s in summaries], fontsize=8)
+  ax.set_xlim(-0.5, len(summaries) - 0.5)
   ax.set_ylabel(f"held-out {summaries[0]['heldout']} accuracy (%)")
   ax.set_xlabel(xlabel)
-  ax.set_title(title, fontsize=10)
-  ax.legend(fontsize=7, loc="best")
+  import textwrap
+  ax.set_title("\n".join(textwrap.wrap(title + " (dots: seeds)", 60)), fontsize=9)
+  ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)
