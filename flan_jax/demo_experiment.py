@@ -9,7 +9,7 @@ over its datasets. 95 % intervals come from a two-level bootstrap (seeds, then e
 dataset; paired for the tuned - untuned difference).
 
 It runs in one process on the library's pieces (:mod:`flan_jax.models`, the Adafactor of
-:mod:`flan_jax.training.step`, prefix-shared scoring of :mod:`flan_jax.inference.scoring`, the
+:mod:`flan_jax.training.optim`, prefix-shared scoring of :mod:`flan_jax.inference.scoring`, the
 offline suite's :class:`~flan_jax.data.spec.DatasetSpec` templates) rather than through
 ``flan_jax.train``'s gin/seqio/orbax job, so 3 seeds fit in minutes on 2 CPU cores.
 
@@ -272,7 +272,7 @@ def _train(config, params, data: dict[str, np.ndarray], steps: int, batch: int, 
   import tqdm
 
   from flan_jax.models import Decoder
-  from flan_jax.training import step as trainer
+  from flan_jax.training import optim as trainer
   model = Decoder(config)
   tx = trainer.make_optimizer("adafactor", lr)
 
