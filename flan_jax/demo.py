@@ -2,18 +2,18 @@
 
 1. The data: the leave-one-cluster-out mixture for a held-out cluster (its tasks and capped
    rates), rendered training examples, the held-out evaluation tasks, a JSONL export of both.
-2. The experiment (:mod:`flan_jax.demo_experiment`), for 3 seeds: pretrain a small decoder as a
-   plain LM on the world's corpus, instruction-tune it on the other clusters, score the held-out
-   cluster zero-shot by rank classification; the untuned (pretrained) model gets exactly the same
-   prompts. Prints tuned / untuned / difference with bootstrap 95 % intervals and writes
-   ``OUTPUT_DIR/experiment/demo.{md,json,png}``. ``make demo-ablations`` adds the cluster-count
-   and instruction-format ablations.
-3. ``--pipeline``: instead, the gin/seqio job once (``flan_jax.train`` with
-   ``gin/runs/demo_pretrain.gin`` then ``gin/runs/demo.gin``; ``flan_jax.eval``'s report), the
-   untuned model on the GPT-3-style continuation prompts as in the paper.
+2. Pretraining (the paper starts from a pretrained LM): the tiny preset as a plain LM on the
+   offline world's corpus (``flan_jax.train`` with ``gin/runs/demo_pretrain.gin``).
+3. Instruction tuning: that model finetuned on the mixture (``gin/runs/demo.gin``).
+4. Zero-shot evaluation of the held-out cluster by rank classification (``flan_jax.eval``'s
+   report, every template), against the untuned (pretrained) model on the GPT-3-style
+   continuation prompts as in the paper, and chance; table and plot in ``OUTPUT_DIR/eval``.
+``--experiment`` (``make demo-experiment``): instead of 2-4, the 3-seed experiment of
+:mod:`flan_jax.demo_experiment` (the same prompts for tuned and untuned, bootstrap 95 %
+intervals; ``--ablations``: ``make demo-ablations``).
 
-    python -m flan_jax.demo [--heldout nli] [--output_dir demo_out] [--seeds 3] [--ablations]
-                            [--pipeline [--pretrain_steps 300] [--train_steps 300]]
+    python -m flan_jax.demo [--heldout nli] [--output_dir demo_out] [--pretrain_steps 300]
+                            [--train_steps 300] [--experiment [--seeds 3] [--ablations]]
 """
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ def main(argv: list[str] | None = None) -> None:
                       help="plain-LM steps before instruction tuning (0: start from random init)")
   parser.add_argument("--train_steps", type=int, default=300,
                       help="instruction-tuning steps (0 stops after showing the data)")
-  parser.add_argument("--pipeline", action="store_true",
-                      help="run the gin/seqio train + eval job once instead of the experiment")
+  parser.add_argument("--experiment", action="store_true",
+                      help="instead of the gin/seqio job: the 3-seed experiment with intervals")
   parser.add_argument("--seeds", type=int, default=3, help="experiment seeds")
   parser.add_argument("--preset", default="demo", help="experiment budget (demo_experiment)")
   parser.add_argument("--ablations", action="store_true", help="also the experiment's ablations")
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{vocab.vocab_size} ids; seqio {seqio.__version__}")
   if not args.train_steps:
     return
-  if not args.pipeline:
+  if args.experiment:
     from flan_jax import demo_experiment
     demo_experiment.main(["--heldout", args.heldout, "--seeds", str(args.seeds), "--preset",
                           args.preset, "--output_dir", os.path.join(args.output_dir, "experiment")]

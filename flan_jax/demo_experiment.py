@@ -235,63 +235,38 @@ def _encode(text: str) -> list[int]:
 
 def _pack(seqs: list[tuple[list[int], list[float]]], length: int, rng: random.Random
           ) -> dict[str, np.ndarray]:
-  """Greedy packing into rows of ``length`` (segment ids; the decoder input is the target
-  shifted right within each segment)."""
+  """Shuffled (tokens, loss weights) sequences packed into rows of ``length`` by the library's
+  packer (:func:`flan_jax.data.packing.best_fit_pack`, ``window=1``: next-fit, as seqio packs)."""
+  from flan_jax.data import packing
   seqs = list(seqs)
   rng.shuffle(seqs)
-  rows: list[list[tuple[list[int], list[float]]]] = [[]]
-  used = 0
-  for tokens, weights in seqs:
-    tokens, weights = tokens[:length], weights[:length]
-    if used + len(tokens) > length:
-      rows.append([])
-      used = 0
-    rows[-1].append((tokens, weights))
-    used += len(tokens)
-  shape = (len(rows), length)
-  out = {"decoder_input_tokens": np.zeros(shape, np.int32),
-         "decoder_target_tokens": np.zeros(shape, np.int32),
-         "decoder_segment_ids": np.zeros(shape, np.int32), "weights": np.zeros(shape, np.float32)}
-  for i, row in enumerate(rows):
-    p = 0
-    for s, (tokens, weights) in enumerate(row):
-      k = len(tokens)
-      out["decoder_target_tokens"][i, p:p + k] = tokens
-      out["decoder_input_tokens"][i, p + 1:p + k] = tokens[:-1]
-      out["decoder_segment_ids"][i, p:p + k] = s + 1
-      out["weights"][i, p:p + k] = weights
-      p += k
-  return out
+
+  def rows():  # unpacked DecoderFeatureConverter rows: inputs are the targets shifted right.
+    for tokens, weights in seqs:
+      tokens, weights = tokens[:length], weights[:length]
+      yield {"decoder_target_tokens": np.asarray(tokens, np.int32),
+             "decoder_input_tokens": np.asarray([0] + tokens[:-1], np.int32),
+             "decoder_loss_weights": np.asarray(weights, np.float32)}
+
+  packed = list(packing.best_fit_pack(rows(), length, window=1))
+  return {k: np.stack([r[k] for r in packed]) for k in packed[0]}
 
 
 def _train(config, params, data: dict[str, np.ndarray], steps: int, batch: int, lr: float,
            seed: int, desc: str, progress: bool):
+  """The library's train step (:func:`flan_jax.training.step.make_train_step`: its loss,
+  normalisation and Adafactor) over shuffled epochs of the packed rows; no gin/seqio/orbax."""
   import jax
-  import jax.numpy as jnp
-  import optax
   import tqdm
 
-  from flan_jax.models import Decoder
-  from flan_jax.training import optim as trainer
-  model = Decoder(config)
-  tx = trainer.make_optimizer("adafactor", lr)
-
-  def loss_fn(p, b):
-    logits = model.apply({"params": p}, b["decoder_input_tokens"], b["decoder_target_tokens"],
-                         b["decoder_segment_ids"])
-    ll = jnp.take_along_axis(jax.nn.log_softmax(logits), b["decoder_target_tokens"][..., None],
-                             -1)[..., 0]
-    return -(ll * b["weights"]).sum() / jnp.maximum(b["weights"].sum(), 1.0)
-
-  @jax.jit
-  def step(p, opt, b):
-    loss, grads = jax.value_and_grad(loss_fn)(p, b)
-    updates, opt = tx.update(grads, opt, p)
-    return optax.apply_updates(p, updates), opt, loss
-
-  opt = tx.init(params)
+  from flan_jax.parallel import partitioning
+  from flan_jax.training import optim
+  from flan_jax.training import step as train_step
+  state = partitioning.TrainState.create(params, optim.make_optimizer("adafactor", lr))
+  step = jax.jit(train_step.make_train_step(config))
+  dropout_rng = jax.random.key(seed)
   order_rng = np.random.default_rng(seed)
-  n = len(data["weights"])
+  n = len(data["decoder_target_tokens"])
   order = np.array([], np.int64)
   losses = []
   bar = tqdm.trange(steps, desc=desc, leave=False, disable=not progress)
@@ -299,11 +274,11 @@ def _train(config, params, data: dict[str, np.ndarray], steps: int, batch: int, 
     if len(order) < batch:
       order = np.concatenate([order, order_rng.permutation(n)])
     idx, order = order[:batch], order[batch:]
-    params, opt, loss = step(params, opt, {k: v[idx] for k, v in data.items()})
+    state, metrics = step(state, {k: v[idx] for k, v in data.items()}, dropout_rng)
     if i % 25 == 0 or i == steps - 1:
-      losses.append(float(loss))
+      losses.append(float(metrics["loss"]))
       bar.set_postfix(loss=f"{losses[-1]:.3f}")
-  return params, losses
+  return state.params, losses
 
 
 def pretrain(config, budget: Budget, seed: int, progress: bool = False):
