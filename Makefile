@@ -12,7 +12,7 @@ CACHE_VENV := .venv-cache
 CACHE_PY := $(CACHE_VENV)/bin/python
 CACHE_STAMP := $(CACHE_VENV)/.flan_jax-cache-installed
 
-.PHONY: install cache-venv test test-all demo notebook lint clean
+.PHONY: install cache-venv test test-all demo demo-experiment demo-ablations notebook lint clean
 
 # promptsource: Flan 2022's T0-SF templates, installed apart (setup.py's flan2022 extra says why).
 $(STAMP): setup.py
@@ -43,6 +43,14 @@ test-all: $(STAMP) $(CACHE_STAMP)
 
 demo: $(STAMP)
 	$(PY) -m flan_jax.demo
+
+# The 3-seed experiment (tuned vs untuned on the same prompts, bootstrap 95 % intervals).
+demo-experiment: $(STAMP)
+	$(PY) -m flan_jax.demo_experiment --output_dir demo_out/experiment
+
+# The demo's experiment plus the number-of-clusters and instruction-format ablations (longer).
+demo-ablations: $(STAMP)
+	$(PY) -m flan_jax.demo_experiment --ablations --output_dir demo_out/experiment
 
 # Executes notebooks/flan_jax_tour.ipynb top to bottom (also part of `make test`).
 notebook: $(STAMP)

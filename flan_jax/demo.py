@@ -1,19 +1,19 @@
-"""``make demo``: the main job on the embedded offline suite, end to end.
+"""``make demo``: FLAN in miniature on the embedded offline suite, end to end.
 
 1. The data: the leave-one-cluster-out mixture for a held-out cluster (its tasks and capped
    rates), rendered training examples, the held-out evaluation tasks, a JSONL export of both.
 2. Pretraining (the paper starts from a pretrained LM): the tiny preset as a plain LM on the
-   offline world's corpus (``gin/runs/demo_pretrain.gin``).
-3. Instruction tuning: that model finetuned on the mixture (``gin/runs/demo.gin``), with the loss
-   printed at the start and the end.
-4. Zero-shot evaluation of the held-out cluster by rank classification (every template, dev split
-   to pick the best template), against the untuned (pretrained) model and chance: the report table
-   is printed and written with its plot to ``OUTPUT_DIR/eval``. As in the paper, the untuned model
-   gets GPT-3-style continuation prompts (``continuations_*`` tasks) where the datasets define
-   them, on the same examples.
+   offline world's corpus (``flan_jax.train`` with ``gin/runs/demo_pretrain.gin``).
+3. Instruction tuning: that model finetuned on the mixture (``gin/runs/demo.gin``).
+4. Zero-shot evaluation of the held-out cluster by rank classification (``flan_jax.eval``'s
+   report, every template), against the untuned (pretrained) model on the GPT-3-style
+   continuation prompts as in the paper, and chance; table and plot in ``OUTPUT_DIR/eval``.
+``--experiment`` (``make demo-experiment``): instead of 2-4, the 3-seed experiment of
+:mod:`flan_jax.demo_experiment` (the same prompts for tuned and untuned, bootstrap 95 %
+intervals; ``--ablations``: ``make demo-ablations``).
 
     python -m flan_jax.demo [--heldout nli] [--output_dir demo_out] [--pretrain_steps 300]
-                            [--train_steps 300]
+                            [--train_steps 300] [--experiment [--seeds 3] [--ablations]]
 """
 
 from __future__ import annotations
@@ -44,6 +44,11 @@ def main(argv: list[str] | None = None) -> None:
                       help="plain-LM steps before instruction tuning (0: start from random init)")
   parser.add_argument("--train_steps", type=int, default=300,
                       help="instruction-tuning steps (0 stops after showing the data)")
+  parser.add_argument("--experiment", action="store_true",
+                      help="instead of the gin/seqio job: the 3-seed experiment with intervals")
+  parser.add_argument("--seeds", type=int, default=3, help="experiment seeds")
+  parser.add_argument("--preset", default="demo", help="experiment budget (demo_experiment)")
+  parser.add_argument("--ablations", action="store_true", help="also the experiment's ablations")
   args = parser.parse_args(argv)
 
   registry.ensure_registered()
@@ -73,6 +78,12 @@ def main(argv: list[str] | None = None) -> None:
   print(f"vocabulary: {type(getattr(vocab, 'delegate', vocab)).__name__}, "
         f"{vocab.vocab_size} ids; seqio {seqio.__version__}")
   if not args.train_steps:
+    return
+  if args.experiment:
+    from flan_jax import demo_experiment
+    demo_experiment.main(["--heldout", args.heldout, "--seeds", str(args.seeds), "--preset",
+                          args.preset, "--output_dir", os.path.join(args.output_dir, "experiment")]
+                         + (["--ablations"] if args.ablations else []))
     return
   pretrained = os.path.join(args.output_dir, "pretrained")
   model = os.path.join(args.output_dir, "model")

@@ -78,6 +78,15 @@ TEMPLATES = {
         turned("{passage}\n\nWrite a question about the paragraph above whose answer is "
                "\"{answer}\".", "{question}"),
     ),
+    "world_passage_choice": (
+        T("{passage}\n\nAnswer the question based on the paragraph above: {question}\n\n"
+          "{options_}"),
+        T("Read the text and answer the question.\n\nText: {passage}\nQuestion: {question}\n\n"
+          "{options_}"),
+        T("{passage}\n\nQ: {question}\n\n{options_}"),
+        T("Passage: {passage}\n\n{question} Pick the answer from the passage.\n\n{options_}"),
+        T("{passage}\n\nUsing the passage, answer: {question}\n\n{options_}"),
+    ),
     "world_passage_yesno": (
         T("{passage}\n\nBased on the paragraph above, answer the question: {question}\n\n"
           "{options_}"),

@@ -11,7 +11,8 @@ Tasks (cluster: dataset — kind):
 * nli: ``world_nli`` (3-way), ``world_entailment`` (yes/no)
 * sentiment: ``world_reviews``, ``world_posts`` (negative/positive)
 * closed_book_qa: ``world_qa`` (generative), ``world_qa_choice`` (4 choices)
-* reading_comprehension: ``world_passage_qa`` (generative), ``world_passage_yesno`` (yes/no)
+* reading_comprehension: ``world_passage_qa`` (generative), ``world_passage_choice`` (4 choices),
+  ``world_passage_yesno`` (yes/no), all about visitors with random facts (read, not recalled)
 * struct_to_text: ``world_data_to_text``, ``world_triples_to_text`` (generative)
 """
 
@@ -176,23 +177,44 @@ def _qa_choice(rng: random.Random, pool: tuple[Person, ...]) -> dict:
   return {"question": QUESTIONS[attr].format(n=p.name), "answer": answer, "options": options}
 
 
-def _passage(rng: random.Random, pool: tuple[Person, ...]) -> tuple[str, Person, Person]:
-  a, b = rng.sample(pool, 2)
-  sentences = [person.fact(attr, rng.randrange(2)) for person in (a, b) for attr in ATTRS]
-  rng.shuffle(sentences)
-  return " ".join(sentences), a, b
+# Reading comprehension is about visitors, not the world's people: each passage gives a visitor
+# random facts, so its questions can only be answered by reading the passage (measured: passages
+# of the world's own people were answered from memory, and the tuned model never learned to read).
+VISITORS = (
+    "Abe", "Bea", "Cal", "Dee", "Eli", "Fay", "Gil", "Hal", "Ike", "Joy", "Ken", "Liv", "Max",
+    "Ned", "Oli", "Pat", "Ray", "Sue", "Ted", "Val", "Wes", "Xia", "Yul", "Zoe",
+)
+PASSAGE_FACTS = 3
+
+
+def _passage(rng: random.Random, pool: tuple[Person, ...]) -> tuple[str, Person, list[str]]:
+  """A visitor's passage: PASSAGE_FACTS random facts; returns the attributes it states."""
+  del pool
+  a = Person(rng.choice(VISITORS), {attr: rng.choice(VALUES[attr]) for attr in ATTRS})
+  shown = rng.sample(ATTRS, PASSAGE_FACTS)
+  return " ".join(a.fact(attr, rng.randrange(2)) for attr in shown), a, shown
 
 
 def _passage_qa(rng: random.Random, pool: tuple[Person, ...]) -> dict:
-  passage, a, _ = _passage(rng, pool)
-  attr = rng.choice(ATTRS)
+  passage, a, shown = _passage(rng, pool)
+  attr = rng.choice(shown)
   return {"passage": passage, "question": QUESTIONS[attr].format(n=a.name),
           "answer": a.facts[attr]}
 
 
+def _passage_choice(rng: random.Random, pool: tuple[Person, ...]) -> dict:
+  passage, a, shown = _passage(rng, pool)
+  attr = rng.choice(shown)
+  answer = a.facts[attr]
+  options = rng.sample([v for v in VALUES[attr] if v != answer], 3) + [answer]
+  rng.shuffle(options)
+  return {"passage": passage, "question": QUESTIONS[attr].format(n=a.name), "answer": answer,
+          "options": options}
+
+
 def _passage_yesno(rng: random.Random, pool: tuple[Person, ...]) -> dict:
-  passage, a, _ = _passage(rng, pool)
-  attr = rng.choice(ATTRS)
+  passage, a, shown = _passage(rng, pool)
+  attr = rng.choice(shown)
   yes = rng.random() < 0.5
   value = a.facts[attr] if yes else _other(rng, attr, a.facts[attr])
   return {"passage": passage, "question": YES_NO_QUESTIONS[attr].format(n=a.name, v=value),
@@ -243,6 +265,8 @@ TASKS: tuple[WorldTask, ...] = (
               per_example_options=True, split_people=True),
     WorldTask("world_passage_qa", "reading_comprehension", _passage_qa,
               ("passage", "question", "answer")),
+    WorldTask("world_passage_choice", "reading_comprehension", _passage_choice,
+              ("passage", "question", "answer"), per_example_options=True),
     WorldTask("world_passage_yesno", "reading_comprehension", _passage_yesno,
               ("passage", "question", "answer"), YES_NO),
     WorldTask("world_data_to_text", "struct_to_text", _data_to_text, ("data", "answer")),
