@@ -54,6 +54,7 @@ from flan_jax.data import registry
 from flan_jax.models import DecoderConfig
 from flan_jax.models import checkpoint as model_checkpoint  # noqa: F401  (re-exported)
 from flan_jax.parallel import partitioning
+from flan_jax.training import batches as batches_lib
 from flan_jax.training import checkpoints, hooks, logs, loop, losses, perf
 from flan_jax.training import config as training_config
 from flan_jax.training import step as step_lib
@@ -213,6 +214,8 @@ def check_batch_divisibility(batch_size: int, num_microbatches: int,
 
 def _check_run(cfg: training_config.TrainConfig) -> None:
   """The checks that need no devices: names, data, vocabulary sizes, steps."""
+  if cfg.packer not in batches_lib.PACKERS:
+    raise ValueError(f"unknown PACKER {cfg.packer!r}; use one of {batches_lib.PACKERS}")
   _validate(cfg.mixture_or_task_name, cfg.task_feature_lengths, cfg.batch_size,
             cfg.optimizer.num_microbatches)
   if cfg.eval.period and not cfg.eval.mixture_or_task_name:
@@ -271,7 +274,7 @@ def train(model_dir: str = gin.REQUIRED, model_config: DecoderConfig = gin.REQUI
           train_steps: int | None = gin.REQUIRED, batch_size: int = 128,
           dropout_rate: float = 0.0,
           initial_checkpoint_path: str | None = None, use_cached_tasks: bool = False,
-          random_seed: int | None = 0, checkpoint_period: int = 1000,
+          packer: str = "seqio", random_seed: int | None = 0, checkpoint_period: int = 1000,
           keep_checkpoints: int | None = None, num_microbatches: int = 1,
           optimizer: str = "adafactor", learning_rate: float = 1e-3, schedule: str = "constant",
           warmup_steps: int = 0, weight_decay: float = 0.0, grad_clip_norm: float | None = None,
@@ -298,6 +301,8 @@ def train(model_dir: str = gin.REQUIRED, model_config: DecoderConfig = gin.REQUI
   decoding); metrics go to TensorBoard (``eval/<task>/<metric>``) and seqio's logs in
   ``MODEL_DIR/inference_eval``. ``partitioning_rules``: a name of
   :data:`flan_jax.parallel.partitioning.RULE_SETS` (``1d``, ``2d_params``, ``2d``, ``fsdp``).
+  ``packer``: ``"seqio"`` (seqio's greedy packing) or ``"best_fit"`` (less padding; see
+  :mod:`flan_jax.training.batches`); a resumed run must keep its packer.
   """
   cfg = training_config.from_arguments(locals())
   _check_run(cfg)

@@ -469,3 +469,21 @@ def test_unknown_gin_binding_fails_at_parse_time(binding, message):
       train_lib.parse_gin(["gin/runs/demo.gin"], [binding])
   finally:
     gin.clear_config()
+
+
+def test_best_fit_packer_trains_and_resumes_exactly(tmp_path, compile_cache):
+  """PACKER='best_fit': a run stopped at step 2 and resumed gives the uninterrupted run's params
+  (the packed stream skips the consumed batches); resuming with another packer fails."""
+  kw = dict(packer="best_fit", task_feature_lengths={"inputs": 64, "targets": 16})
+  full = _train(tmp_path / "full", 4, **kw)
+  part = tmp_path / "part"
+  _train(part, 2, **kw)
+  with pytest.raises(Exception, match="PACKER='seqio' but .* trained with 'best_fit'"):
+    _train(part, 4, task_feature_lengths=kw["task_feature_lengths"])
+  resumed = _train(part, 4, **kw)
+  for a, b in zip(jax.tree.leaves(full.params), jax.tree.leaves(resumed.params), strict=True):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  meta = json.load(open(part / "checkpoint_4" / "data" / "metadata"))
+  assert meta["packer"] == "best_fit" and meta["data_position"] == 4
+  rows = [json.loads(line) for line in open(part / "train_metrics.jsonl")]
+  assert [r["step"] for r in rows] == [1, 2, 3, 4] and all(np.isfinite(r["loss"]) for r in rows)

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import signal
+import time
 
 import gin
 import jax.numpy as jnp
@@ -295,3 +296,42 @@ def test_run_gin_header_lists_every_required_macro(run):
   required = set(re.findall(r"^(\w+) = %gin.REQUIRED", text, re.M))
   required |= set(command.REQUIRED_MACROS) - {"MODEL_CONFIG"}  # MODEL_CONFIG: the model file.
   assert required and all(re.search(rf"\b{m}\b", header) for m in required), required
+
+
+class TimedBatches(Batches):
+  """Batches that take ``wait`` seconds each to arrive."""
+
+  def __init__(self, wait: float):
+    super().__init__()
+    self.wait = wait
+
+  def __next__(self):
+    time.sleep(self.wait)
+    return super().__next__()
+
+
+class TimedStep(Step):
+  """A step that takes ``seconds``."""
+
+  def __init__(self, seconds: float):
+    self.seconds = seconds
+
+  def __call__(self, state, batch, rng):
+    time.sleep(self.seconds)
+    return super().__call__(state, batch, rng)
+
+
+@pytest.mark.parametrize("wait, step", [(0.05, 0.0), (0.0, 0.05), (0.02, 0.02)])
+def test_input_wait_fraction_is_the_share_of_time_waiting_for_batches(wait, step):
+  meter = hooks.Throughput(tokens_per_batch=1, flops_per_token=1.0, peak_flops=0.0)
+  parts = type("P", (), {"step_fn": TimedStep(step)})()
+  loop.train_loop(state.Start(Counter(0), parts, None, 0, 6, 1, 0, 0), TimedBatches(wait),
+                  hooks.Hooks([meter]))
+  fraction = meter.fields([{"num_target_tokens": 1.0}], True)["timing/input_wait_fraction"]
+  assert 0.0 <= fraction <= 1.0
+  if wait > step:  # Input-bound: nearly all the time is spent waiting.
+    assert fraction > 0.6
+  elif step > wait:  # Step-bound: the batches are there when asked for.
+    assert fraction < 0.4
+  else:
+    assert 0.2 < fraction < 0.8

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator, Mapping
 import numpy as np
 
 # Features of DecoderFeatureConverter rows that are concatenated per segment.
-_CONCAT = ("decoder_target_tokens", "decoder_input_tokens", "decoder_loss_weights",
+PACKED_FEATURES = ("decoder_target_tokens", "decoder_input_tokens", "decoder_loss_weights",
            "decoder_causal_attention")
 
 
@@ -32,7 +32,7 @@ def example_length(row: Mapping[str, np.ndarray]) -> int:
 
 
 def _emit(parts: list[dict[str, np.ndarray]], length: int) -> dict[str, np.ndarray]:
-  keys = [k for k in _CONCAT if k in parts[0]]
+  keys = [k for k in PACKED_FEATURES if k in parts[0]]
   out = {}
   for k in keys:
     row = np.zeros(length, parts[0][k].dtype)
@@ -76,7 +76,7 @@ def best_fit_pack(rows: Iterable[Mapping[str, np.ndarray]], length: int, window:
       continue
     if n > length:
       raise ValueError(f"an example of {n} tokens does not fit packed rows of {length}")
-    part = {k: np.asarray(row[k])[:n] for k in _CONCAT if k in row}
+    part = {k: np.asarray(row[k])[:n] for k in PACKED_FEATURES if k in row}
     fits = [i for i, (used, _) in enumerate(open_rows) if used + n <= length]
     if fits:
       i = min(fits, key=lambda j: (length - open_rows[j][0] - n, j))

@@ -17,6 +17,13 @@ pipeline and skips exactly ``position`` batches (``Dataset.skip``). Skipping re-
 preprocessing for the skipped batches (cost linear in the position, no storage) instead of
 saving tf.data iterator state (t5x's ``save_dataset=True``). Changing the shard count or batch
 size changes the order.
+
+Packers (``DataConfig.packer``, gin ``PACKER``): ``"seqio"`` (default) is seqio's greedy
+``DecoderFeatureConverter(pack=True)``; ``"best_fit"`` packs the converter's unpacked rows with
+:func:`flan_jax.data.packing.best_fit_pack` (window ``pack_window`` open rows; 99.7 % non-padding
+at 1024 / 256 against seqio's 95.5 %, ``bench/packing.py``) into the same features (segment ids,
+positions, per-segment inputs, loss weights and causal attention). It is a pure function of the
+(deterministic) unpacked stream, so resume skips batches the same way.
 """
 
 from __future__ import annotations
@@ -30,8 +37,11 @@ import seqio
 import tensorflow as tf
 from jax.sharding import Mesh
 
+from flan_jax.data import packing
 from flan_jax.data import preprocessors as prep
 from flan_jax.parallel import partitioning
+
+PACKERS = ("seqio", "best_fit")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +57,12 @@ class DataConfig:
   use_cached: bool | None = False  # None: the seqio cache when every sub-task has one.
   pack: bool = True
   num_shards: int | None = None
+  packer: str = "seqio"  # With ``pack``: one of PACKERS.
+  pack_window: int = 32  # Open rows of the best-fit packer.
+
+  def __post_init__(self):
+    if self.packer not in PACKERS:
+      raise ValueError(f"unknown packer {self.packer!r} (PACKER); use one of {PACKERS}")
 
   @property
   def resolved_num_shards(self) -> int:
@@ -144,20 +160,39 @@ def get_dataset(cfg: DataConfig, shard_id: int = 0, num_shards: int = 1,
   ``counter`` counts the examples the feature lengths truncate (batches unchanged)."""
   if cfg.batch_size % num_shards:
     raise ValueError(f"global batch {cfg.batch_size} not divisible by {num_shards} data shards")
-  converter = seqio.DecoderFeatureConverter(pack=cfg.pack)
+  best_fit = cfg.pack and cfg.packer == "best_fit"
+  converter = seqio.DecoderFeatureConverter(pack=cfg.pack and not best_fit)
+  batch_size = cfg.batch_size // num_shards
   _COUNTERS.append(counter)
   try:
     ds = seqio.get_dataset(
         cfg.mixture_or_task_name, task_feature_lengths=dict(cfg.task_feature_lengths),
         dataset_split=cfg.split, shuffle=cfg.shuffle, num_epochs=None,
         use_cached=resolve_use_cached(cfg.mixture_or_task_name, cfg.use_cached),
-        seed=cfg.seed, batch_size=cfg.batch_size // num_shards, feature_converter=converter,
-        shard_info=seqio.ShardInfo(shard_id, num_shards))
+        seed=cfg.seed, batch_size=None if best_fit else batch_size,
+        feature_converter=converter, shard_info=seqio.ShardInfo(shard_id, num_shards))
   finally:
     _COUNTERS.pop()
+  if best_fit:
+    length = sum(cfg.task_feature_lengths.values())
+    ds = best_fit_dataset(ds, length, cfg.pack_window).batch(batch_size, drop_remainder=True)
   options = tf.data.Options()
   options.deterministic = True
   return ds.with_options(options)
+
+
+def best_fit_dataset(unpacked: tf.data.Dataset, length: int, window: int) -> tf.data.Dataset:
+  """Rows of ``length`` slots best-fit packed (:func:`flan_jax.data.packing.best_fit_pack`) from
+  ``unpacked`` (``DecoderFeatureConverter(pack=False)`` rows, unbatched), with seqio's packed
+  features; read in order by one Python generator, so the stream stays deterministic."""
+  spec = unpacked.element_spec
+  names = [k for k in packing.PACKED_FEATURES if k in spec]
+  signature = {k: tf.TensorSpec([length], spec[k].dtype) for k in names}
+  signature |= {k: tf.TensorSpec([length], tf.int32)
+                for k in ("decoder_segment_ids", "decoder_positions")}
+  return tf.data.Dataset.from_generator(
+      lambda: packing.best_fit_pack(unpacked.as_numpy_iterator(), length, window),
+      output_signature=signature)
 
 
 def process_row_block(mesh: Mesh, batch_size: int,

@@ -84,6 +84,7 @@ class TrainConfig:
   dropout_rate: float = 0.0
   initial_checkpoint_path: str | None = None
   use_cached_tasks: bool | None = False
+  packer: str = "seqio"  # flan_jax.training.batches.PACKERS: seqio's greedy or "best_fit".
   random_seed: int | None = 0
   num_data_shards: int | None = None
   mesh: str = "data=-1,model=1"

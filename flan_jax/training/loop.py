@@ -38,7 +38,7 @@ def default_hooks(cfg: TrainConfig, start: Start, batches: batches_lib.TrainIter
   progress = hooks.Progress(cfg.progress, int(start.state.step), start.final_step, log)
   ckpts = checkpoints.TrainCheckpoints(cfg.model_dir, cfg.checkpoint.keep,
                                        cfg.checkpoint.async_checkpointing)
-  meta = {"seed": start.seed, "num_data_shards": start.num_shards,
+  meta = {"seed": start.seed, "num_data_shards": start.num_shards, "packer": cfg.packer,
           "initial_step": start.first_step, "model_config": config.to_dict()}
   guard = hooks.NonFiniteGuard(cfg.model_dir, log, ckpts, cfg.optimizer.skip_nonfinite_updates)
   saver = hooks.Checkpointer(ckpts, cfg.checkpoint.period,
@@ -80,7 +80,7 @@ def run(cfg: TrainConfig, mesh: jax.sharding.Mesh, rules: Any,
       f.write(gin.operative_config_str())
   data_cfg = batches_lib.DataConfig(
       cfg.mixture_or_task_name, dict(cfg.task_feature_lengths), cfg.batch_size, seed=start.seed,
-      use_cached=cfg.use_cached_tasks, num_shards=start.num_shards)
+      use_cached=cfg.use_cached_tasks, num_shards=start.num_shards, packer=cfg.packer)
   batches = batches_lib.TrainIterator(data_cfg, mesh, start.position)
   run_hooks = default_hooks(cfg, start, batches, evaluate)
   if int(start.state.step) >= start.final_step:  # TRAIN_STEPS(_RELATIVE) = 0.

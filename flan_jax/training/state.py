@@ -51,6 +51,10 @@ def _setup(cfg: TrainConfig, mesh: jax.sharding.Mesh, rules: Any, path: str | No
     raise checkpoints.BadValueError(
         f"NUM_DATA_SHARDS={cfg.num_data_shards} but {path} was trained with {shards} (the data "
         "order would change); leave it unset")
+  if meta.get("packer", cfg.packer) != cfg.packer:
+    raise checkpoints.BadValueError(
+        f"PACKER={cfg.packer!r} but {path} was trained with {meta['packer']!r} (the data order "
+        f"would change); set PACKER={meta['packer']!r}")
   parts = build_train_step(config, mesh, rules, train_steps=final,
                            **cfg.optimizer.step_kwargs())
   restored = None
