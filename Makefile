@@ -17,7 +17,7 @@ CACHE_STAMP := $(CACHE_VENV)/.flan_jax-cache-installed
 # promptsource: Flan 2022's T0-SF templates, installed apart (setup.py's flan2022 extra says why).
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip setuptools wheel
+	$(PY) -m pip install -q --upgrade pip 'setuptools<81' wheel  # promptsource imports pkg_resources (gone in 81)
 	$(PY) -m pip install -q -e '.[test,hf,flan2022]'
 	$(PY) -m pip install -q --no-deps --ignore-requires-python promptsource==0.2.3
 	touch $(STAMP)

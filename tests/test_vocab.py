@@ -20,7 +20,11 @@ def test_round_trip_and_special_ids():
   text = "Mira lives in Oakton.\n\nOPTIONS:\n- yes\n- no — Überraschung 日本"
   ids = v.encode(text)
   assert v.decode(ids) == text  # byte fallback covers anything outside the world's text
-  assert len(v.encode("Mira lives in Oakton.")) <= 8  # world words are single pieces
+  # World text is compressed well below one piece per character. (Since the reading-comprehension
+  # passages about visitors joined the training text, some people's names, e.g. "Mira", are no
+  # longer single pieces: 10 pieces here, 8 before.)
+  assert len(v.encode("Mira lives in Oakton.")) <= 10
+  assert len(v.encode("Oakton")) == 1  # a town of the world is one piece
 
 
 def test_gin_switches_to_bytes():
