@@ -132,11 +132,15 @@ def test_disk_full_stops_at_the_failed_save_keeping_earlier_checkpoints(tmp_path
     if meta["step"] == 4:
       self.finish()  # checkpoint_2 is on disk; then the disk fills up.
       if real:
-        with open(mount / "filler", "wb") as f:
+        # Unbuffered, so that closing the file has nothing left to flush (a buffered file
+        # re-raises ENOSPC from close() when its last write was partial).
+        fd = os.open(mount / "filler", os.O_WRONLY | os.O_CREAT)
+        try:
           with pytest.raises(OSError):
             while True:
-              f.write(b"\0" * 65536)
-              f.flush()
+              os.write(fd, b"\0" * 65536)
+        finally:
+          os.close(fd)
       else:
         monkeypatch.setattr(checkpoints, "write_checksums", _enospc)
     return save(self, state, meta)
