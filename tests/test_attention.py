@@ -121,7 +121,7 @@ def test_blocked_skips_empty_blocks_and_causal_tail():
 
 
 @pytest.mark.parametrize("position,num_kv_heads", [
-    ("relative", 4), ("rope", 2),
+    ("relative", 4), pytest.param("rope", 2, marks=pytest.mark.slow),
     pytest.param("relative", 2, marks=pytest.mark.slow),
     pytest.param("rope", 4, marks=pytest.mark.slow)])
 def test_decoder_blocked_equals_dense(position, num_kv_heads):

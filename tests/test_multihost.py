@@ -59,6 +59,7 @@ def test_process_row_blocks_follow_process_order():
     data_lib.shards_for_process(cfg.__class__(**{**cfg.__dict__, "num_shards": 3}), mesh)
 
 
+@pytest.mark.slow  # ~100 s of two processes; aborted once when -n 2 workers shared 2 cores
 def test_two_processes_match_one_process(tmp_path):
   """2 processes x 2 devices (gloo) and 1 process x 4 devices, both with 2 data shards, give the
   same global batches and so the same losses."""

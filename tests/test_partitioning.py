@@ -109,6 +109,7 @@ def _packed_batch(seed: int, b: int = 8, length: int = 32) -> dict[str, np.ndarr
           "decoder_causal_attention": causal}
 
 
+@pytest.mark.slow  # ~80 s; test_2x4_mesh_matches_single_device covers the mesh in make test
 def test_rule_sets_train_tiny_preset_like_one_device():
   """``train``'s own step (Adafactor, z-loss, dropout) on the tiny preset: every selectable rule
   set on 8 devices gives the 1-device losses (1e-5) and parameters."""

@@ -80,6 +80,7 @@ def _params(model_dir: str, step: int) -> list[np.ndarray]:
 
 
 # ~40 s on 2 quiet cores (~70 s loaded): 3 train subprocesses, 2 side by side.
+@pytest.mark.slow  # ~100 s; test_trainer's resume test checks bitwise resume in make test
 def test_sigkill_then_resume_is_bitwise_exact(tmp_path):
   # Each child spends ~15 s starting (imports, data pipeline, compiles); the steps take ~3 s.
   steps = 80  # Leaves ~19 checkpoints after the kill point: the kill lands mid-run.
