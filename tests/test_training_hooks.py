@@ -335,3 +335,32 @@ def test_input_wait_fraction_is_the_share_of_time_waiting_for_batches(wait, step
     assert fraction < 0.4
   else:
     assert 0.2 < fraction < 0.8
+
+
+def test_device_prefetch_keeps_order_overlaps_the_step_and_reraises():
+  def slow(n: int, fail_at: int | None = None):
+    for i in range(n):
+      time.sleep(0.03)
+      if i == fail_at:
+        raise ValueError("batch 3 is broken")
+      yield i
+
+  prefetch = batches_lib.DevicePrefetch(slow(6), depth=2)
+  got, waited = [], 0.0
+  for _ in range(6):
+    time.sleep(0.05)  # The "step": longer than a batch takes, so the batch is already there.
+    t = time.time()
+    got.append(next(prefetch))
+    waited += time.time() - t
+  assert got == list(range(6))
+  assert waited < 0.03 * 6 / 2  # Without prefetch next() would wait 0.03 s each time.
+  with pytest.raises(StopIteration):
+    next(prefetch)
+  failing = batches_lib.DevicePrefetch(slow(6, fail_at=3), depth=2)
+  assert [next(failing) for _ in range(3)] == [0, 1, 2]
+  with pytest.raises(ValueError, match="batch 3 is broken"):
+    next(failing)
+  stopped = batches_lib.DevicePrefetch(slow(1000), depth=2)
+  next(stopped)
+  stopped.close()
+  assert not stopped._thread.is_alive()  # A stopped run leaves no thread behind.

@@ -29,6 +29,8 @@ positions, per-segment inputs, loss weights and causal attention). It is a pure 
 from __future__ import annotations
 
 import dataclasses
+import queue
+import threading
 from collections.abc import Iterator, Mapping
 
 import jax
@@ -59,6 +61,7 @@ class DataConfig:
   num_shards: int | None = None
   packer: str = "seqio"  # With ``pack``: one of PACKERS.
   pack_window: int = 32  # Open rows of the best-fit packer.
+  device_prefetch: int = 2  # Global batches put on the devices ahead of the step (0: none).
 
   def __post_init__(self):
     if self.packer not in PACKERS:
@@ -249,14 +252,78 @@ class TrainIterator(Iterator[dict[str, jax.Array]]):
     ds = parts[0] if len(parts) == 1 else tf.data.Dataset.zip(tuple(parts)).map(_concat)
     if position:
       ds = ds.skip(position)
-    self._it = ds.prefetch(2).as_numpy_iterator()
+    it = ds.prefetch(2).as_numpy_iterator()
+    self._it: Iterator[tuple[dict, dict]] = (
+        (local, partitioning.host_local_to_global(local, mesh))
+        for local in ({k: np.asarray(v) for k, v in b.items()} for b in it))
+    if cfg.device_prefetch > 0:
+      self._it = DevicePrefetch(self._it, cfg.device_prefetch)
     self.last_local_batch: dict[str, np.ndarray] | None = None
 
   def __next__(self) -> dict[str, jax.Array]:
-    batch = {k: np.asarray(v) for k, v in next(self._it).items()}
+    self.last_local_batch, batch = next(self._it)
     self.position += 1
-    self.last_local_batch = batch
-    return partitioning.host_local_to_global(batch, self.mesh)
+    return batch
+
+  def close(self) -> None:
+    """Stops the device-prefetch thread (the pipeline is dropped with the iterator)."""
+    if isinstance(self._it, DevicePrefetch):
+      self._it.close()
+
+
+class DevicePrefetch:
+  """Iterates ``source`` on a background thread, up to ``depth`` items ahead.
+
+  Here the items are (host batch, global ``jax.Array`` batch): reading tf.data and copying the
+  batch to the devices overlap the running step. Written by hand because the libraries' helpers
+  do something else: ``flax.jax_utils.prefetch_to_device`` splits a leading axis over local
+  devices for ``pmap`` and runs in the caller's thread; ``tf.data``'s ``prefetch_to_device`` puts
+  tensors on TensorFlow devices. One producer keeps the order, so batches stay deterministic; an
+  exception in the producer is raised by the next ``next()``.
+  """
+
+  _END = object()
+
+  def __init__(self, source: Iterator, depth: int):
+    self._queue: queue.Queue = queue.Queue(maxsize=depth)
+    self._stop = threading.Event()
+    self._thread = threading.Thread(target=self._produce, args=(source,), daemon=True,
+                                    name="flan_jax-device-prefetch")
+    self._thread.start()
+
+  def _produce(self, source: Iterator) -> None:
+    try:
+      for item in source:
+        if not self._put(item):
+          return
+      self._put(self._END)
+    except BaseException as e:  # noqa: BLE001 -- re-raised in the consumer's thread.
+      self._put(e)
+
+  def _put(self, item) -> bool:
+    while not self._stop.is_set():
+      try:
+        self._queue.put(item, timeout=0.1)
+        return True
+      except queue.Full:
+        continue
+    return False
+
+  def __iter__(self) -> DevicePrefetch:
+    return self
+
+  def __next__(self):
+    item = self._queue.get()
+    if item is self._END:
+      self._queue.put(item)  # Later calls stop too.
+      raise StopIteration
+    if isinstance(item, BaseException):
+      raise item
+    return item
+
+  def close(self) -> None:
+    self._stop.set()
+    self._thread.join(timeout=5)
 
 
 # --- offline caching (seqio's cache_tasks_main) ------------------------------------------------

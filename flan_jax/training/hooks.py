@@ -161,6 +161,9 @@ class Throughput(Hook):
   def _reset(self) -> None:
     self.start, self.steps, self.input_wait = time.time(), 0, 0.0
 
+  def open(self) -> None:  # The first window starts with the loop, not when the hook was built.
+    self._reset()
+
   def after_step(self, info: StepInfo) -> None:
     self.steps += 1
     self.input_wait += info.input_wait

@@ -82,9 +82,12 @@ def run(cfg: TrainConfig, mesh: jax.sharding.Mesh, rules: Any,
       cfg.mixture_or_task_name, dict(cfg.task_feature_lengths), cfg.batch_size, seed=start.seed,
       use_cached=cfg.use_cached_tasks, num_shards=start.num_shards, packer=cfg.packer)
   batches = batches_lib.TrainIterator(data_cfg, mesh, start.position)
-  run_hooks = default_hooks(cfg, start, batches, evaluate)
-  if int(start.state.step) >= start.final_step:  # TRAIN_STEPS(_RELATIVE) = 0.
-    logs.announce(f"nothing to train: the run starts at step {int(start.state.step)} and "
-                  f"TRAIN_STEPS is {start.final_step}; returning the initial state (no checkpoint "
-                  "written)")
-  return train_loop(start, batches, run_hooks)
+  try:
+    run_hooks = default_hooks(cfg, start, batches, evaluate)
+    if int(start.state.step) >= start.final_step:  # TRAIN_STEPS(_RELATIVE) = 0.
+      logs.announce(f"nothing to train: the run starts at step {int(start.state.step)} and "
+                    f"TRAIN_STEPS is {start.final_step}; returning the initial state (no "
+                    "checkpoint written)")
+    return train_loop(start, batches, run_hooks)
+  finally:
+    batches.close()
