@@ -49,7 +49,8 @@ def _config(dtype: str, **changes):
   return cfg.replace(**changes)
 
 
-def jax_step(cfg, batch: int, seq: int):
+def jax_step(cfg, batch: int, seq: int, part: str = "step"):
+  """A runner of the jax train step, or of one of its parts (``PARTS``)."""
   import jax
   import optax
 
@@ -62,24 +63,33 @@ def jax_step(cfg, batch: int, seq: int):
   tokens = jax.random.randint(jax.random.key(1), (batch, seq + 1), 1, cfg.vocab_size)
   data = {"decoder_input_tokens": tokens[:, :-1], "decoder_target_tokens": tokens[:, 1:]}
 
-  def step(p, o, data):
+  def loss(p, data):
     weights = losses.batch_weights(data, "NUM_REAL_TARGET_TOKENS")
-    (loss, _), grads = jax.value_and_grad(trainer.loss_fn, has_aux=True)(
-        p, data, weights, None, cfg)
+    return trainer.loss_fn(p, data, weights, None, cfg)
+
+  if part == "forward":
+    forward = jax.jit(lambda p, d: loss(p, d)[0])
+    return lambda: float(forward(params, data))
+  if part == "grad":
+    grad = jax.jit(jax.value_and_grad(loss, has_aux=True))
+    return lambda: float(jax.block_until_ready(grad(params, data))[0][0])
+
+  def step(p, o, data):
+    (value, _), grads = jax.value_and_grad(loss, has_aux=True)(p, data)
     updates, o = tx.update(grads, o, p)
-    return optax.apply_updates(p, updates), o, loss
+    return optax.apply_updates(p, updates), o, value
 
   step = jax.jit(step, donate_argnums=(0, 1))
   state = [params, opt_state]
 
   def run():
-    state[0], state[1], loss = step(state[0], state[1], data)
-    return float(loss)
+    state[0], state[1], value = step(state[0], state[1], data)
+    return float(value)
 
   return run
 
 
-def torch_step(cfg, batch: int, seq: int, bf16: bool):
+def torch_step(cfg, batch: int, seq: int, bf16: bool, part: str = "step"):
   import torch
   import transformers
   torch.manual_seed(0)
@@ -92,17 +102,73 @@ def torch_step(cfg, batch: int, seq: int, bf16: bool):
   opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
   tokens = torch.randint(1, cfg.vocab_size, (batch, seq + 1))
 
-  def run():
+  def loss():
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
       logits = model(tokens[:, :-1]).logits
     logp = torch.log_softmax(logits.float(), -1)
-    loss = -logp.gather(-1, tokens[:, 1:, None]).mean()
+    return -logp.gather(-1, tokens[:, 1:, None]).mean()
+
+  def run():
+    if part == "forward":
+      with torch.no_grad():
+        return float(loss())
+    value = loss()
     opt.zero_grad()
-    loss.backward()
-    opt.step()
-    return float(loss)
+    value.backward()
+    if part == "step":
+      opt.step()
+    return float(value)
 
   return run
+
+
+PARTS = ("forward", "grad", "step")  # --breakdown: forward; forward + backward; + AdamW update.
+
+
+def breakdown(args) -> dict:
+  """Times each part of the last variant's step and torch's, interleaved (``--breakdown``)."""
+  import torch
+  torch.set_num_threads(args.threads)
+
+  from flan_jax.training.perf import measured_matmul_flops
+  peak = max(measured_matmul_flops(d, n=2048, reps=3) for d in ("float32", "bfloat16"))
+  name = args.variants.split(",")[-1]
+  cfg = _config(args.dtype, **VARIANTS[name])
+  runs = {}
+  for part in PARTS:
+    runs[f"jax {part}"] = jax_step(cfg, args.batch, args.seq, part)
+    runs[f"torch {part}"] = torch_step(_config(args.dtype), args.batch, args.seq,
+                                       args.dtype == "bfloat16", part)
+  for fn in runs.values():
+    fn(), fn()  # Compile and warm up.
+  times: dict[str, list[float]] = {k: [] for k in runs}
+  for _ in range(args.steps):
+    for key, fn in runs.items():
+      times[key].append(_timed(fn))
+  tokens = args.batch * args.seq
+  return {"peak": peak, "variant": name, "times": times,
+          "flops_per_token": _config(args.dtype).train_flops_per_token(args.seq, causal=True),
+          "tokens": tokens}
+
+
+def _report_breakdown(r: dict) -> None:
+  """Prints each side's seconds per part and what the matmul peak allows (1/3 of the train
+  FLOPs are the forward's)."""
+  med = {k: statistics.median(v) for k, v in r["times"].items()}
+  flops = r["flops_per_token"] * r["tokens"]
+  at_peak = {"forward": flops / 3 / r["peak"], "backward": 2 * flops / 3 / r["peak"],
+             "optimizer": 0.0}
+  print(f"[breakdown, 1 core, jax variant {r['variant']}] seconds per step (median); "
+        f"matmul peak {r['peak'] / 1e9:.1f} GFLOP/s")
+  print("| part | jax s | torch s | jax / torch | model FLOPs at the peak, s |")
+  print("|---|---|---|---|---|")
+  for side in ("jax", "torch"):
+    med[f"{side} backward"] = med[f"{side} grad"] - med[f"{side} forward"]
+    med[f"{side} optimizer"] = med[f"{side} step"] - med[f"{side} grad"]
+  for part in ("forward", "backward", "optimizer", "step"):
+    peak_s = at_peak.get(part, flops / r["peak"])
+    print(f"| {part} | {med['jax ' + part]:.2f} | {med['torch ' + part]:.2f} | "
+          f"{med['jax ' + part] / med['torch ' + part]:.2f} | {peak_s:.2f} |")
 
 
 def _timed(fn) -> float:
@@ -142,8 +208,8 @@ def child(args) -> None:
   print(json.dumps(out))
 
 
-def _child_run(args, cores: str | None, threads: int) -> dict:
-  cmd = [sys.executable, os.path.abspath(__file__), "--child", "--threads", str(threads),
+def _child_run(args, cores: str | None, threads: int, extra: list[str] = ()) -> dict:
+  cmd = [sys.executable, os.path.abspath(__file__), "--child", *extra, "--threads", str(threads),
          "--steps", str(args.steps), "--dtype", args.dtype, "--variants", args.variants,
          "--batch", str(args.batch), "--seq", str(args.seq)] + (
              ["--no_torch"] if args.no_torch else [])
@@ -188,12 +254,15 @@ def main(argv=None) -> None:
   parser.add_argument("--no_2core", action="store_true")
   parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
   parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
+  parser.add_argument("--breakdown", action="store_true",
+                      help="also time forward / backward / optimizer of the last variant and "
+                           "torch on one core")
   args = parser.parse_args(argv)
   unknown = set(args.variants.split(",")) - set(VARIANTS)
   if unknown:
     parser.error(f"unknown variants {sorted(unknown)}; choose from {sorted(VARIANTS)}")
   if args.child:
-    return child(args)
+    return print(json.dumps(breakdown(args))) if args.breakdown else child(args)
 
   ncpu = len(os.sched_getaffinity(0))
   load0 = os.getloadavg()[0]
@@ -202,6 +271,8 @@ def main(argv=None) -> None:
   single = _report("1 core", _child_run(args, args.core, 1))
   dual = {} if args.no_2core else _report(f"{ncpu} cores, torch OMP_WAIT_POLICY=PASSIVE",
                                           _child_run(args, None, ncpu))
+  if args.breakdown:
+    _report_breakdown(_child_run(args, args.core, 1, ["--breakdown"]))
   load1 = os.getloadavg()[0]
   noisy = abs(load1 - load0) > 0.5 or max(load0, load1) > ncpu
   best = max(single, key=lambda k: single[k][0])

@@ -274,7 +274,8 @@ def train(model_dir: str = gin.REQUIRED, model_config: DecoderConfig = gin.REQUI
           train_steps: int | None = gin.REQUIRED, batch_size: int = 128,
           dropout_rate: float = 0.0,
           initial_checkpoint_path: str | None = None, use_cached_tasks: bool = False,
-          packer: str = "seqio", random_seed: int | None = 0, checkpoint_period: int = 1000,
+          packer: str = "seqio", device_prefetch: int = 2, random_seed: int | None = 0,
+          checkpoint_period: int = 1000,
           keep_checkpoints: int | None = None, num_microbatches: int = 1,
           optimizer: str = "adafactor", learning_rate: float = 1e-3, schedule: str = "constant",
           warmup_steps: int = 0, weight_decay: float = 0.0, grad_clip_norm: float | None = None,
@@ -302,7 +303,8 @@ def train(model_dir: str = gin.REQUIRED, model_config: DecoderConfig = gin.REQUI
   ``MODEL_DIR/inference_eval``. ``partitioning_rules``: a name of
   :data:`flan_jax.parallel.partitioning.RULE_SETS` (``1d``, ``2d_params``, ``2d``, ``fsdp``).
   ``packer``: ``"seqio"`` (seqio's greedy packing) or ``"best_fit"`` (less padding; see
-  :mod:`flan_jax.training.batches`); a resumed run must keep its packer.
+  :mod:`flan_jax.training.batches`); a resumed run must keep its packer. ``device_prefetch``:
+  global batches a background thread puts on the devices ahead of the step (0: none).
   """
   cfg = training_config.from_arguments(locals())
   _check_run(cfg)

@@ -85,6 +85,7 @@ class TrainConfig:
   initial_checkpoint_path: str | None = None
   use_cached_tasks: bool | None = False
   packer: str = "seqio"  # flan_jax.training.batches.PACKERS: seqio's greedy or "best_fit".
+  device_prefetch: int = 2  # Global batches put on the devices ahead of the step (0: none).
   random_seed: int | None = 0
   num_data_shards: int | None = None
   mesh: str = "data=-1,model=1"

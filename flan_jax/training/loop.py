@@ -80,7 +80,8 @@ def run(cfg: TrainConfig, mesh: jax.sharding.Mesh, rules: Any,
       f.write(gin.operative_config_str())
   data_cfg = batches_lib.DataConfig(
       cfg.mixture_or_task_name, dict(cfg.task_feature_lengths), cfg.batch_size, seed=start.seed,
-      use_cached=cfg.use_cached_tasks, num_shards=start.num_shards, packer=cfg.packer)
+      use_cached=cfg.use_cached_tasks, num_shards=start.num_shards, packer=cfg.packer,
+      device_prefetch=cfg.device_prefetch)
   batches = batches_lib.TrainIterator(data_cfg, mesh, start.position)
   try:
     run_hooks = default_hooks(cfg, start, batches, evaluate)
