@@ -15,7 +15,9 @@ collapse when any other process runs). Each child measures its own matmul peak (
 f32/bf16 2048^3 on the same cores), then interleaves the jax variants and the torch step step
 by step, so machine load hits all alike; medians are reported. Variants: ``dense`` (the
 default attention), ``blocked`` (causal block skipping, ``attention="blocked"``), ``blocked_ce``
-(plus the chunked cross-entropy, ``loss_chunk_size=128``). FLOPs: 6N + 12·L·H·Dh·T halved for
+(plus the chunked cross-entropy, ``loss_chunk_size=128``); on top of ``blocked_ce``: ``scan``
+(``scan_layers``), ``remat_dots`` / ``remat_full`` (remat policies) and ``no_donate`` (the step
+without buffer donation). FLOPs: 6N + 12·L·H·Dh·T halved for
 causal masks (PaLM / MaxText convention, N = matmul params incl. the output projection).
 A run is ``noisy`` when the load average moved by more than 0.5 or exceeded the cores used.
 Last line: ``mfu=<x> torch_ratio=<y> torch_ratio_2core=<z> load=<before>-><after>[ noisy]``
@@ -39,9 +41,18 @@ VARIANTS = {
     "blocked_ce": {"attention": "blocked", "attention_block_q": 256, "attention_block_k": 512,
                    "loss_chunk_size": 128},
 }
+_BEST = VARIANTS["blocked_ce"]
+VARIANTS |= {  # The rest of the step (issue 15 deliverable 3), each on top of blocked_ce.
+    "scan": {**_BEST, "scan_layers": True},
+    "remat_dots": {**_BEST, "remat_policy": "dots"},
+    "remat_full": {**_BEST, "remat_policy": "full"},
+    "no_donate": {**_BEST, "donate": False},
+}
 
 
-def _config(dtype: str, **changes):
+def _config(dtype: str, donate: bool = True, **changes):
+  """The benchmark's config (``donate`` is the step's, not the model's: see ``jax_step``)."""
+  del donate
   from flan_jax.models import DecoderConfig
   cfg = DecoderConfig(vocab_size=8192, num_layers=8, d_model=512, num_heads=8, head_dim=64,
                       d_ff=1408, activation="swiglu", position="rope", tie_embeddings=False,
@@ -49,7 +60,7 @@ def _config(dtype: str, **changes):
   return cfg.replace(**changes)
 
 
-def jax_step(cfg, batch: int, seq: int, part: str = "step"):
+def jax_step(cfg, batch: int, seq: int, part: str = "step", donate: bool = True):
   """A runner of the jax train step, or of one of its parts (``PARTS``)."""
   import jax
   import optax
@@ -79,7 +90,7 @@ def jax_step(cfg, batch: int, seq: int, part: str = "step"):
     updates, o = tx.update(grads, o, p)
     return optax.apply_updates(p, updates), o, value
 
-  step = jax.jit(step, donate_argnums=(0, 1))
+  step = jax.jit(step, donate_argnums=(0, 1) if donate else ())
   state = [params, opt_state]
 
   def run():
@@ -188,7 +199,8 @@ def child(args) -> None:
   runs = {}
   for name in args.variants.split(","):
     cfg = _config(args.dtype, **VARIANTS[name])
-    runs[name] = jax_step(cfg, args.batch, args.seq)
+    runs[name] = jax_step(cfg, args.batch, args.seq,
+                          donate=VARIANTS[name].get("donate", True))
     runs[name]()  # Compile.
   if not args.no_torch:
     runs["torch"] = torch_step(_config(args.dtype), args.batch, args.seq,
