@@ -39,7 +39,8 @@ from flan_jax.evaluation.seqio_glue import (  # noqa: F401  (re-exported: train,
   run_evaluator,
   set_log_dir,
 )
-from flan_jax.inference import batching, loading, scoring
+from flan_jax.inference import batching, scoring
+from flan_jax.interop import loading
 from flan_jax.models import DecoderConfig
 from flan_jax.models import checkpoint as model_checkpoint
 from flan_jax.parallel import partitioning
@@ -54,7 +55,7 @@ REQUIRED_MACROS = ("MIXTURE_OR_TASK_NAME", "CHECKPOINT_PATH", "EVAL_OUTPUT_DIR")
 def load_model(checkpoint_path: str, mesh: jax.sharding.Mesh, rules: Any,
                dtype: str | None = None) -> tuple[DecoderConfig, Any, int, bool]:
   """(config, params sharded on ``mesh``, step, prefix_lm) of any model directory
-  (:func:`flan_jax.inference.loading.load_model`)."""
+  (:func:`flan_jax.interop.loading.load_model`)."""
   loaded = loading.load_model(
       checkpoint_path, dtype=dtype,
       shardings=lambda config: partitioning.param_shardings(config, mesh, rules))

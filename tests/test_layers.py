@@ -21,15 +21,6 @@ LAYERS = ("config", "metrics", "data", "tasks", "models", "parallel", "interop",
           "inference", "evaluation", "commands")
 RANK = {name: i for i, name in enumerate(LAYERS)}
 
-# Known upward arrows, each with the reason and the way out. The test also fails when one of them
-# no longer occurs, so the list cannot go stale. Checkpoint io (orbax save/restore of a model
-# directory) still lives in training/checkpoints.py; issue 13 moves it to models/ (the training
-# package's owner does that move), which removes every entry here.
-PENDING = {
-    ("flan_jax.models.checkpoint", "flan_jax.training.checkpoints"): "checkpoint io -> models/",
-    ("flan_jax.interop.hf", "flan_jax.training.checkpoints"): "checkpoint io -> models/",
-}
-
 
 def _module_name(path: pathlib.Path) -> str:
   rel = path.relative_to(ROOT)
@@ -92,17 +83,17 @@ def upward(arrows: list[tuple[str, str, int]]) -> list[str]:
   bad = []
   for module, target, line in arrows:
     src, dst = layer(module), layer(target)
-    if src != "commands" and RANK[dst] > RANK[src] and (module, target) not in PENDING:
+    if src != "commands" and RANK[dst] > RANK[src]:
       bad.append(f"{module}:{line} ({src}) imports {target} ({dst})")
   return bad
 
 
 def package_cycles(arrows: list[tuple[str, str, int]]) -> list[list[str]]:
-  """Cycles in the graph of layers (arrows within one layer and PENDING ones left out)."""
+  """Cycles in the graph of layers (arrows within one layer left out)."""
   graph: dict[str, set[str]] = {}
   for module, target, _ in arrows:
     src, dst = layer(module), layer(target)
-    if src != dst and (module, target) not in PENDING:
+    if src != dst:
       graph.setdefault(src, set()).add(dst)
   cycles, state = [], {}
 
@@ -136,12 +127,6 @@ def test_no_import_goes_up_the_layers():
 
 def test_no_cycle_between_layers():
   assert not package_cycles(_arrows())
-
-
-def test_pending_exceptions_still_occur():
-  """A PENDING arrow that no longer exists must be removed from the list."""
-  present = {(m, t) for m, t, _ in _arrows()}
-  assert not set(PENDING) - present, set(PENDING) - present
 
 
 @pytest.mark.parametrize("arrow,expected", [

@@ -31,7 +31,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from flan_jax.inference import loading, scoring
+from flan_jax.inference import scoring
+from flan_jax.interop import loading
 from flan_jax.models import Decoder, DecoderConfig
 from flan_jax.parallel import partitioning
 

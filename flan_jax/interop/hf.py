@@ -280,8 +280,7 @@ def import_hf(hf_dir: str, out_dir: str, dtype: str | None = None,
     hf = json.load(f)
   cfg, params = load_hf(hf_dir, dtype=dtype or source_dtype(hf), scan_layers=scan_layers)
   # Never into a live run dir; a different model_config.json there is an error (save_config).
-  from flan_jax.training import checkpoints
-  with checkpoints.locked(out_dir, "flan-jax import-hf"):
+  with model_checkpoint.locked(out_dir, "flan-jax import-hf"):
     model_checkpoint.save_params(out_dir, params, cfg, step=0)
     copy_tokenizer(hf_dir, out_dir)
     with open(os.path.join(out_dir, SOURCE_CONFIG), "w") as f:
@@ -439,13 +438,12 @@ def export_hf(model_dir: str, out_dir: str, step: int | None = None, torch_dtype
   import tempfile
 
   from flan_jax.models import checkpoint as model_checkpoint
-  from flan_jax.training import checkpoints
   if fmt not in FORMATS:
     raise ValueError(f"export format {fmt!r} not in {FORMATS}")
   if os.path.lexists(out_dir) and not overwrite:
     raise FileExistsError(f"{out_dir} exists; pass --overwrite or choose another directory")
   model_dir, named = model_checkpoint.split_step_dir(model_dir)
-  step = checkpoints.resolve_step(model_dir, named if step is None else step)  # Verified.
+  step = model_checkpoint.resolve_step(model_dir, named if step is None else step)  # Verified.
   cfg = model_checkpoint.load_config(model_dir, step)
   params = model_checkpoint.restore_params(model_dir, cfg, step=step, dtype="float32")
   source = source_config(model_dir)
@@ -473,7 +471,7 @@ def export_hf(model_dir: str, out_dir: str, step: int | None = None, torch_dtype
     with open(os.path.join(tmp, "generation_config.json"), "w") as f:
       json.dump({**generation, "_from_model_config": True}, f, indent=2)
     if os.path.isdir(out_dir):  # --overwrite: never replace a live run dir.
-      with checkpoints.locked(out_dir, "flan-jax export-hf"):
+      with model_checkpoint.locked(out_dir, "flan-jax export-hf"):
         _replace_dir(tmp, out_dir, overwrite)
     else:
       _replace_dir(tmp, out_dir, overwrite)
@@ -496,7 +494,7 @@ def main_import(argv: Sequence[str] | None = None) -> int:
                       help="compute dtype of the imported config (default: the source's dtype)")
   parser.add_argument("--no_scan", action="store_true", help="unscanned layers_{i} parameters")
   args = parser.parse_args(argv)
-  from flan_jax.training.checkpoints import ReportedError
+  from flan_jax.models.checkpoint import ReportedError
   try:
     cfg = import_hf(args.hf_dir, args.out_dir, dtype=args.dtype, scan_layers=not args.no_scan)
   except (ReportedError, ValueError, OSError) as e:  # Messages name the problem and the fix.
@@ -523,7 +521,7 @@ def main_export(argv: Sequence[str] | None = None) -> int:
                       f"{DEFAULT_MAX_POSITIONS})")
   parser.add_argument("--overwrite", action="store_true", help="replace an existing OUT_DIR")
   args = parser.parse_args(argv)
-  from flan_jax.training.checkpoints import ReportedError
+  from flan_jax.models.checkpoint import ReportedError
   try:
     fmt = export_hf(args.model_dir, args.out_dir, args.step, args.torch_dtype,
                     int(args.max_shard_gb * 2**30), args.format, args.max_position_embeddings,

@@ -1,601 +1,74 @@
-"""The checkpoint machinery of a MODEL_DIR: layout, verification, fallback, lock and restore.
+"""The trainer's checkpoints of a MODEL_DIR: the TrainState (step, params, optimizer state) saved
+asynchronously with checksums, restore of a run, the resume config check, and the params a run
+starts from (``INITIAL_CHECKPOINT_PATH``, through :func:`flan_jax.interop.loading.load_model`).
 
-Layout (the t5x / orbax ``CheckpointManager`` layout, step prefix ``checkpoint``)::
-
-    MODEL_DIR/
-      model_config.json           DecoderConfig as JSON (never replaced by a different config)
-      .flan_jax.lock              while a trainer / import-hf / export-hf uses the dir: host, pid
-      checkpoint_<step>/state/    orbax PyTree: {"params"} (import-hf) or {step, params, opt_state}
-      checkpoint_<step>/data/     JSON: step, model_config, data position, seed (trainer)
-      checkpoint_<step>/checksums.json   sha256 of every other file of the step (written with it)
-      tokenizer.json, tokenizer_config.json   optional: a Hugging Face tokenizer (import-hf)
-
-Every restore goes through :func:`problem` (completeness, the ``data`` item, its JSON, the
-checksums) and the shapes in the checkpoint's own metadata. Without an explicit step the newest
-good checkpoint is used: the trainer moves a bad one aside (``checkpoint_<step>.bad-<time>``)
-with one log line naming the reason; eval, infer, export and :func:`flan_jax.load` skip it with
-the same line and leave the directory alone. An explicitly requested step that fails a check is
-an error naming the reason. When no checkpoint is good, :class:`CheckpointError` lists each one
-tried with its reason.
+The model-directory io under it (layout, configs, verification, fallback, lock, params) is
+:mod:`flan_jax.models.checkpoint`; its names are re-exported here.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import hashlib
-import json
 import logging
 import os
 import re
-import socket
-import sys
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import jax
-import numpy as np
 import orbax.checkpoint as ocp
 
+from flan_jax.interop import hf as hf_interop
+from flan_jax.interop import loading
 from flan_jax.models import DecoderConfig, abstract_params
-
-CONFIG_FILE = "model_config.json"
-CHECKSUM_FILE = "checksums.json"
-LOCK_FILE = ".flan_jax.lock"
-CONFIG_CHANGES_FILE = "config_changes.jsonl"
-STATE, DATA = "state", "data"
-METADATA_FILE = "_CHECKPOINT_METADATA"
-_STEP_RE = re.compile(r"^checkpoint_(\d+)$")
-_CHUNK = 1 << 22
-
-# Fields that change neither the parameters nor the function the model computes.
-RUNTIME_FIELDS = ("dropout_rate", "remat_policy", "attention", "attention_block_q",
-                  "attention_block_k", "loss_chunk_size")
-# Also ignored when a Hugging Face model initialises a run (its dtype/layout is a load choice).
-_LOAD_FIELDS = ("dtype", "param_dtype", "scan_layers")
-
-
-class ReportedError(Exception):
-  """An error whose message says what was wrong and what to do: command lines print it alone."""
-
-
-class CheckpointError(ReportedError, ValueError):
-  """No usable checkpoint where one is needed; the message lists what was tried and why."""
-
-
-class ConfigMismatchError(ReportedError, ValueError):
-  """A model config differs from the one a MODEL_DIR or checkpoint was written with."""
-
-
-class CheckpointWriteError(ReportedError, OSError):
-  """A checkpoint could not be written (disk full, permissions, ...); the run stops."""
-
-
-class ModelDirLockedError(ReportedError, RuntimeError):
-  """Another live process holds the MODEL_DIR lock."""
-
-
-class UnreadableCheckpointError(Exception):
-  """Reading a checkpoint's arrays failed (a damaged or foreign checkpoint, not a bug)."""
-
-
-class ModelDirError(ReportedError, OSError):
-  """MODEL_DIR is a file, cannot be created or is not writable."""
-
-
-class BadValueError(ReportedError, ValueError):
-  """A configuration value of the wrong type or range (named, with the fix)."""
-
-
-def _log(message: str) -> None:
-  logging.warning(message)
-  if jax.process_index() == 0:
-    print(message, file=sys.stderr, flush=True)
-
-
-# --- paths and configs ------------------------------------------------------------------------
-
-
-def step_dir(model_dir: str, step: int) -> str:
-  return os.path.join(model_dir, f"checkpoint_{step}")
-
-
-def steps(model_dir: str) -> list[int]:
-  if not os.path.isdir(model_dir):
-    return []
-  return sorted(int(m.group(1)) for name in os.listdir(model_dir) if (m := _STEP_RE.match(name)))
-
-
-def split_step_dir(path: str) -> tuple[str, int | None]:
-  """``MODEL_DIR/checkpoint_<step>`` -> (MODEL_DIR, step); a model dir -> (path, None)."""
-  path = os.path.normpath(path)
-  if m := _STEP_RE.match(os.path.basename(path)):
-    return os.path.dirname(path), int(m.group(1))
-  return path, None
-
-
-def config_differences(have: DecoderConfig, want: DecoderConfig,
-                       ignore: tuple[str, ...] = RUNTIME_FIELDS) -> dict[str, tuple[Any, Any]]:
-  """{field: (have, want)} for the fields that differ (``ignore``d fields aside)."""
-  a, b = (dict(c.to_dict(), num_kv_heads=c.kv_heads) for c in (have, want))
-  return {k: (a[k], b[k]) for k in a if k not in ignore and a[k] != b[k]}
-
-
-def describe_differences(diff: Mapping[str, tuple[Any, Any]], have: str, want: str) -> str:
-  return ", ".join(f"{k} ({have} {a!r}, {want} {b!r})" for k, (a, b) in diff.items())
-
-
-def save_config(model_dir: str, config: DecoderConfig, allow_change: bool = False) -> None:
-  """Writes ``model_config.json``; one holding a different config is an error (``allow_change``:
-  the old file is kept as ``model_config.<time>.json`` and the change logged in
-  ``config_changes.jsonl``)."""
-  os.makedirs(model_dir, exist_ok=True)
-  path = os.path.join(model_dir, CONFIG_FILE)
-  if os.path.exists(path):
-    with open(path) as f:
-      old = DecoderConfig.from_json(f.read())
-    diff = config_differences(old, config)
-    if diff and not allow_change:
-      raise ConfigMismatchError(
-          f"{model_dir} holds a model with a different config: "
-          f"{describe_differences(diff, 'there', 'now')}. Use another directory, or (for an "
-          "intended change) --gin.ALLOW_CONFIG_CHANGE=True")
-    if diff:
-      stamp = int(time.time())
-      os.replace(path, os.path.join(model_dir, f"model_config.{stamp}.json"))
-      with open(os.path.join(model_dir, CONFIG_CHANGES_FILE), "a") as f:
-        f.write(json.dumps({"time": stamp, "changes": {k: list(v) for k, v in diff.items()}})
-                + "\n")
-      _log("model config changed (ALLOW_CONFIG_CHANGE): "
-           f"{describe_differences(diff, 'was', 'now')}")
-    elif old == config:
-      return
-  tmp = f"{path}.tmp-{os.getpid()}"
-  with open(tmp, "w") as f:
-    f.write(config.to_json())
-  os.replace(tmp, path)
-
-
-def stored_config(path: str) -> DecoderConfig | None:
-  """The model config a checkpoint (``checkpoint_<step>`` dir) was written with, if recorded."""
-  meta = read_data(path)
-  return None if "model_config" not in meta else DecoderConfig.from_dict(meta["model_config"])
-
-
-def load_config(model_dir: str, step: int | None = None) -> DecoderConfig:
-  """The config stored in ``checkpoint_<step>`` if given and recorded, else ``model_config.json``,
-  else ``MODEL_CONFIG`` from an operative ``config.gin``."""
-  if step is not None and os.path.isdir(step_dir(model_dir, step)):
-    with contextlib.suppress(ValueError, OSError):
-      if (config := stored_config(step_dir(model_dir, step))) is not None:
-        return config
-  path = os.path.join(model_dir, CONFIG_FILE)
-  if os.path.exists(path):
-    with open(path) as f:
-      return DecoderConfig.from_json(f.read())
-  gin_path = os.path.join(model_dir, "config.gin")
-  if os.path.exists(gin_path):
-    from flan_jax.models.gin_config import config_from_gin
-    return config_from_gin([gin_path])
-  foreign = foreign_checkpoint(model_dir)
-  if foreign:
-    raise CheckpointError(foreign)
-  raise FileNotFoundError(f"{model_dir} has neither {CONFIG_FILE} nor config.gin: not a flan_jax "
-                          "model directory (train into it, or `flan-jax import-hf HF_DIR "
-                          f"{model_dir}`)")
-
-
-def foreign_checkpoint(path: str) -> str | None:
-  """A message when ``path`` is a t5x or TensorFlow checkpoint (flan_jax reads neither)."""
-  if not os.path.isdir(path):
-    return None
-  names = set(os.listdir(path))
-  step_dirs = [n for n in names if _STEP_RE.match(n)]
-  convert = ("flan_jax reads its own (orbax) checkpoints and Hugging Face directories; convert it "
-             "to a Hugging Face Llama-style directory (config.json + safetensors) and pass that "
-             "directory, or `flan-jax import-hf HF_DIR MODEL_DIR` it first")
-  if "checkpoint" in names and any(n.startswith("target.") for n in names):
-    return f"{path} is a t5x checkpoint (msgpack `checkpoint` + target.* arrays); {convert}"
-  if any(n.endswith(".index") for n in names) and any(".data-" in n for n in names):
-    return f"{path} is a TensorFlow checkpoint (*.index + *.data-*); {convert}"
-  for name in step_dirs:
-    inner = set(os.listdir(os.path.join(path, name)))
-    if "checkpoint" in inner and STATE not in inner and METADATA_FILE not in inner:
-      return f"{path} holds t5x checkpoints ({name}/checkpoint is t5x's msgpack); {convert}"
-  return None
-
-
-# --- verification -----------------------------------------------------------------------------
-
-
-def is_complete_checkpoint(path: str) -> bool:
-  """Orbax finalises a step by renaming its tmp dir; a finalised dir also holds the step
-  metadata file and the state's metadata. Anything else (e.g. a copy cut short) is incomplete."""
-  return (os.path.isfile(os.path.join(path, METADATA_FILE))
-          and os.path.isfile(os.path.join(path, STATE, "_METADATA")))
-
-
-def _files(path: str) -> list[str]:
-  out = []
-  for root, _, files in os.walk(path):
-    for name in files:
-      rel = os.path.relpath(os.path.join(root, name), path)
-      # Orbax rewrites its step metadata (timestamps) when it commits the step.
-      if not rel.startswith(CHECKSUM_FILE) and rel != METADATA_FILE:
-        out.append(rel)
-  return sorted(out)
-
-
-def _sha256(path: str) -> str:
-  h = hashlib.sha256()
-  with open(path, "rb") as f:
-    while chunk := f.read(_CHUNK):
-      h.update(chunk)
-  return h.hexdigest()
-
-
-def file_checksums(path: str) -> dict[str, list]:
-  """{relative file: [size, sha256]} of every file of a checkpoint dir but the checksum file and
-  orbax's ``_CHECKPOINT_METADATA`` (its presence is checked on its own)."""
-  return {rel: [os.path.getsize(os.path.join(path, rel)), _sha256(os.path.join(path, rel))]
-          for rel in _files(path)}
-
-
-def write_checksums(path: str) -> None:
-  """Writes ``checksums.json`` into the checkpoint dir ``path`` (atomically; process 0 only)."""
-  if jax.process_index() != 0:
-    return
-  target = os.path.join(path, CHECKSUM_FILE)
-  sums = {"algorithm": "sha256", "files": file_checksums(path)}
-  tmp = f"{target}.tmp-{os.getpid()}"
-  with open(tmp, "w") as f:
-    json.dump(sums, f)
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, target)
-
-
-def read_data(path: str) -> dict[str, Any]:
-  """The ``data`` item of a checkpoint dir ({} when it has none); bad JSON raises ValueError."""
-  meta_path = os.path.join(path, DATA, "metadata")
-  if not os.path.isfile(meta_path):
-    return {}
-  with open(meta_path) as f:
-    text = f.read()
-  try:
-    return dict(json.loads(text))
-  except (json.JSONDecodeError, TypeError, ValueError) as e:
-    raise ValueError(f"{DATA}/metadata is not valid JSON ({e})") from e
-
-
-def problem(path: str, need_data: bool = False) -> str | None:
-  """Why the checkpoint dir ``path`` cannot be used (None: it passes every file-level check)."""
-  if not os.path.isdir(path):
-    return "it does not exist"
-  foreign = foreign_checkpoint(os.path.dirname(path)) or foreign_checkpoint(path)
-  if foreign and not os.path.isdir(os.path.join(path, STATE)):
-    return foreign
-  if not os.path.isfile(os.path.join(path, METADATA_FILE)):
-    return f"incomplete: no {METADATA_FILE} (a save cut short)"
-  if not os.path.isfile(os.path.join(path, STATE, "_METADATA")):
-    return f"incomplete: no {STATE}/_METADATA"
-  if need_data and not os.path.isfile(os.path.join(path, DATA, "metadata")):
-    return f"incomplete: no {DATA}/metadata (data position and seed)"
-  sums_path = os.path.join(path, CHECKSUM_FILE)
-  if os.path.isfile(sums_path):
-    try:
-      with open(sums_path) as f:
-        want = json.load(f)["files"]
-    except (ValueError, KeyError, TypeError) as e:
-      return f"{CHECKSUM_FILE} is unreadable ({e})"
-    for rel, (size, digest) in sorted(want.items()):
-      file = os.path.join(path, rel)
-      if not os.path.isfile(file):
-        return f"file {rel} is missing"
-      if os.path.getsize(file) != size:
-        return f"file {rel} is {os.path.getsize(file)} bytes, {size} were written (truncated?)"
-      if _sha256(file) != digest:
-        return f"checksum mismatch in {rel} (its content changed after it was written)"
-  try:
-    read_data(path)
-  except ValueError as e:
-    return str(e)
-  return None
-
-
-def _error_text(error: BaseException) -> str:
-  """One line for an orbax/tensorstore/json exception."""
-  text = " ".join(str(error).split())
-  return f"{type(error).__name__}: {text[:300]}"
-
-
-def set_aside(path: str, reason: str, suffix: str = "bad") -> str:
-  """Renames a bad checkpoint dir to ``<path>.<suffix>-<time>`` (process 0), logging why."""
-  target = f"{path}.{suffix}-{int(time.time())}"
-  if jax.process_index() == 0:
-    os.rename(path, target)
-  _log(f"checkpoint {path} is unusable ({reason}); moved to {target}")
-  return target
-
-
-def set_aside_incomplete(model_dir: str) -> list[str]:
-  """Moves incomplete ``checkpoint_<step>`` dirs to ``*.incomplete-<time>``."""
-  moved = []
-  for step in steps(model_dir):
-    path = step_dir(model_dir, step)
-    if not is_complete_checkpoint(path):
-      moved.append(set_aside(path, "incomplete", "incomplete"))
-  return moved
-
-
-def restore_latest(model_dir: str, restore: Callable[[str], Any], *, need_data: bool = False,
-                   move_bad: bool = False) -> tuple[int, Any] | None:
-  """(step, ``restore(step_dir)``) of the newest checkpoint that passes :func:`problem` and
-  restores without error, older ones tried in turn; None when there is no checkpoint at all.
-
-  A bad one is moved aside (``move_bad``, the trainer) or skipped, with one log line each.
-  """
-  tried = []
-  for step in reversed(steps(model_dir)):
-    path = step_dir(model_dir, step)
-    reason = problem(path, need_data)
-    if reason is None:
-      try:
-        return step, restore(path)
-      except UnreadableCheckpointError as e:  # Only reading errors: a bug must not move data.
-        reason = str(e)
-    tried.append(f"checkpoint_{step}: {reason}")
-    if move_bad:
-      set_aside(path, reason)
-    else:
-      _log(f"checkpoint {path} is unusable ({reason}); trying the next older one")
-  if tried:
-    moved = " (each moved aside as checkpoint_<step>.bad-*)" if move_bad else ""
-    raise CheckpointError(f"no usable checkpoint in {model_dir}{moved}: " + "; ".join(tried))
-  return None
-
-
-def resolve_step(model_dir: str, step: int | None = None) -> int:
-  """The step to read: ``step`` if it passes :func:`problem` (else an error naming the reason),
-  or the newest good one (bad ones skipped with a log line)."""
-  if step is not None:
-    reason = problem(step_dir(model_dir, step))
-    if reason:
-      available = steps(model_dir)
-      raise CheckpointError(f"{step_dir(model_dir, step)} cannot be used: {reason} "
-                            f"(checkpoints in {model_dir}: {available or 'none'})")
-    return step
-  found = restore_latest(model_dir, lambda path: None)
-  if found is None:
-    foreign = foreign_checkpoint(model_dir)
-    raise CheckpointError(foreign or f"no checkpoint_<step> directory in {model_dir}; train "
-                          "first or pass a checkpoint_<step> path")
-  return found[0]
-
-
-# --- arrays -----------------------------------------------------------------------------------
-
-
-def check_shapes(expected: Any, actual: Any, source: str = "checkpoint") -> None:
-  """Raises ValueError naming the first parameter whose shape (or presence) differs."""
-  want = {jax.tree_util.keystr(p): tuple(x.shape)
-          for p, x in jax.tree_util.tree_flatten_with_path(expected)[0]}
-  have = {jax.tree_util.keystr(p): tuple(np.shape(x))
-          for p, x in jax.tree_util.tree_flatten_with_path(actual)[0]}
-  for name, shape in want.items():
-    if name not in have:
-      raise ValueError(f"parameter {name} (shape {shape}) is missing from the {source}")
-    if have[name] != shape:
-      raise ValueError(f"parameter {name}: {source} shape {have[name]} does not match the "
-                       f"model config's shape {shape}")
-  extra = sorted(set(have) - set(want))
-  if extra:
-    raise ValueError(f"the {source} has parameters the model does not: {extra[:5]}")
-
-
-def _state_metadata(path: str) -> dict[str, Any]:
-  # orbax finds a relative directory's item metadata only by its absolute path.
-  metadata = ocp.StandardCheckpointer().metadata(os.path.abspath(os.path.join(path, STATE)))
-  tree = getattr(getattr(metadata, "item_metadata", metadata), "tree", metadata)
-  if not isinstance(tree, Mapping):
-    raise ValueError(f"{STATE}/ holds no orbax PyTree ({type(tree).__name__})")
-  return dict(tree)
-
-
-def restore_tree(path: str, target: Mapping[str, Any], partial: bool = False) -> dict[str, Any]:
-  """The subtrees ``target`` names (ShapeDtypeStructs with shardings) of ``path/state``; shapes
-  are checked against the checkpoint's metadata first."""
-  try:
-    tree = _state_metadata(path)
-    for key, value in target.items():
-      if key not in tree:
-        raise ValueError(f"{STATE}/ holds no {key!r} subtree (keys: {sorted(tree)})")
-      if key == "params":  # (Optimizer states are checked by orbax: their trees differ in form.)
-        check_shapes(value, tree[key], source=f"checkpoint {path}")
-    restore_args = ocp.checkpoint_utils.construct_restore_args(dict(target))
-    return ocp.PyTreeCheckpointer().restore(
-        os.path.join(os.path.abspath(path), STATE),
-        args=ocp.args.PyTreeRestore(item=dict(target), restore_args=restore_args,
-                                    partial_restore=partial))
-  except Exception as e:  # noqa: BLE001 -- orbax/tensorstore/json errors of this checkpoint.
-    raise UnreadableCheckpointError(_error_text(e)) from e
-
-
-def checkpoint_path(model_dir: str, step: int | None = None) -> str:
-  """``MODEL_DIR/checkpoint_<step>/state`` (the newest good step by default)."""
-  model_dir, named = split_step_dir(model_dir)
-  return os.path.join(step_dir(model_dir, resolve_step(model_dir, named if step is None else step)),
-                      STATE)
-
-
-def checkpoint_step(path: str) -> int:
-  """The step of the checkpoint ``path`` names (a model dir: its newest good one)."""
-  model_dir, step = split_step_dir(path)
-  return resolve_step(model_dir, step)
-
-
-def restore_params(model_dir: str, config: DecoderConfig | None = None, step: int | None = None,
-                   shardings: Any = None, dtype: str | None = None) -> Any:
-  """Parameters of ``checkpoint_<step>`` (newest good one by default; sharded if ``shardings``).
-
-  ``model_dir`` may also be a ``checkpoint_<step>`` dir. The checkpoint's stored config must
-  equal ``config`` (when both are known) apart from compute-only fields.
-  """
-  model_dir, named = split_step_dir(model_dir)
-  step = named if step is None else step
-
-  def read(path: str) -> Any:
-    stored = stored_config(path)
-    want = config or stored or load_config(model_dir)
-    if stored is not None:
-      diff = config_differences(stored, want, RUNTIME_FIELDS + ("dtype", "param_dtype"))
-      if diff:
-        raise ConfigMismatchError(f"{path} was written with a different model config: "
-                                  f"{describe_differences(diff, 'checkpoint', 'asked')}")
-    expected = abstract_params(want)
-    placement = shardings
-    if placement is None:
-      device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-      placement = jax.tree.map(lambda _: device, expected)
-    try:
-      stored_dtypes = _state_metadata(path).get("params", expected)
-      check_shapes(expected, stored_dtypes, source=f"checkpoint {path}")
-    except Exception as e:  # noqa: BLE001
-      raise UnreadableCheckpointError(_error_text(e)) from e
-    target = jax.tree.map(
-        lambda m, s: jax.ShapeDtypeStruct(m.shape, dtype or m.dtype, sharding=s), stored_dtypes,
-        placement)
-    return restore_tree(path, {"params": target}, partial=True)["params"]
-
-  if step is not None:  # Asked for: every check must pass, errors name the step.
-    path = step_dir(model_dir, resolve_step(model_dir, step))
-    try:
-      return read(path)
-    except UnreadableCheckpointError as e:
-      raise CheckpointError(f"{path} cannot be read: {e}") from e
-  found = restore_latest(model_dir, read)
-  if found is None:
-    raise CheckpointError(foreign_checkpoint(model_dir) or f"no checkpoint_<step> directory in "
-                          f"{model_dir}; train first or pass a checkpoint_<step> path")
-  return found[1]
-
-
-def save_params(model_dir: str, params: Any, config: DecoderConfig, step: int = 0) -> str:
-  """Writes ``model_config.json`` and ``checkpoint_<step>`` = state {"params"} + data
-  {step, model_config} + checksums."""
-  check_shapes(abstract_params(config), params, source="params")
-  save_config(model_dir, config)
-  options = ocp.CheckpointManagerOptions(step_prefix="checkpoint", create=True)
-  meta = {"step": step, "model_config": config.to_dict()}
-  with ocp.CheckpointManager(os.path.abspath(model_dir), options=options,
-                             item_names=(STATE, DATA)) as manager:
-    manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave({"params": params}), data=ocp.args.JsonSave(meta)),
-        force=True)
-    manager.wait_until_finished()
-  write_checksums(step_dir(model_dir, step))
-  return step_dir(model_dir, step)
-
-
-# --- the MODEL_DIR lock -----------------------------------------------------------------------
-
-
-def _pid_alive(pid: int) -> bool:
-  try:
-    os.kill(pid, 0)
-  except ProcessLookupError:
-    return False
-  except PermissionError:
-    return True
-  return True
-
-
-def _read_lock(path: str) -> dict[str, Any]:
-  try:
-    with open(path) as f:
-      return dict(json.load(f))
-  except (OSError, ValueError, TypeError):
-    return {}
-
-
-@contextlib.contextmanager
-def locked(model_dir: str, purpose: str) -> Iterator[None]:
-  """Holds ``MODEL_DIR/.flan_jax.lock`` (host, pid, purpose) for the block; process 0 only.
-
-  A lock of a dead process on this host (or an unreadable one) is stale and taken over; a live
-  holder raises :class:`ModelDirLockedError` naming it.
-  """
-  if jax.process_index() != 0:
-    yield
-    return
-  check_writable_dir(model_dir)
-  path = os.path.join(model_dir, LOCK_FILE)
-  me = {"host": socket.gethostname(), "pid": os.getpid(), "purpose": purpose,
-        "since": time.strftime("%Y-%m-%d %H:%M:%S")}
-  for _ in range(3):
-    try:
-      fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-    except FileExistsError:
-      holder = _read_lock(path)
-      same_host = holder.get("host") == me["host"]
-      pid = holder.get("pid")
-      if holder and not (same_host and isinstance(pid, int) and not _pid_alive(pid)):
-        if same_host and pid == me["pid"]:
-          raise ModelDirLockedError(f"{model_dir} is already in use by this process "
-                                    f"({holder.get('purpose')})") from None
-        raise ModelDirLockedError(
-            f"{model_dir} is in use by {holder.get('purpose')} (pid {pid} on "
-            f"{holder.get('host')}, since {holder.get('since')}): wait for it to finish or use "
-            f"another MODEL_DIR; if that process is gone, delete {path}") from None
-      _log(f"removing the stale lock {path} of a process that is gone ({holder or 'unreadable'})")
-      with contextlib.suppress(FileNotFoundError):
-        os.remove(path)
-      continue
-    with os.fdopen(fd, "w") as f:
-      json.dump(me, f)
-    break
-  else:
-    raise ModelDirLockedError(f"could not take the lock {path}")
-  try:
-    yield
-  finally:
-    if _read_lock(path).get("pid") == me["pid"]:
-      with contextlib.suppress(FileNotFoundError):
-        os.remove(path)
-
-
-def check_writable_dir(model_dir: str, what: str = "MODEL_DIR") -> None:
-  """Creates ``model_dir``; a file there or a directory without write access is a clear error."""
-  if os.path.exists(model_dir) and not os.path.isdir(model_dir):
-    raise ModelDirError(f"{what} {model_dir!r} is a file, not a directory; pass a directory "
-                             "path (it is created if missing)")
-  try:
-    os.makedirs(model_dir, exist_ok=True)
-  except OSError as e:
-    raise ModelDirError(f"{what} {model_dir!r} cannot be created ({e.strerror}); pick a "
-                        "writable location") from None
-  probe = os.path.join(model_dir, f".write_test-{os.getpid()}")
-  try:
-    with open(probe, "w"):
-      pass
-    os.remove(probe)
-  except OSError as e:
-    raise ModelDirError(f"{what} {model_dir!r} is not writable ({e.strerror}); fix its "
-                        "permissions or pick another directory") from None
-
-
-def is_disk_error(error: BaseException) -> OSError | None:
-  """The OSError (ENOSPC, EDQUOT, EROFS, EACCES, EIO) at the root of ``error``, if any."""
-  seen = set()
-  while error is not None and id(error) not in seen:
-    seen.add(id(error))
-    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS,
-                                                      errno.EACCES, errno.EIO):
-      return error
-    error = error.__cause__ or error.__context__
-  return None
-
+from flan_jax.models.checkpoint import (  # noqa: F401  (re-exported: the trainer's callers use them)
+  CHECKSUM_FILE,
+  CONFIG_CHANGES_FILE,
+  CONFIG_FILE,
+  DATA,
+  LOAD_FIELDS,
+  LOCK_FILE,
+  METADATA_FILE,
+  RUNTIME_FIELDS,
+  STATE,
+  BadValueError,
+  CheckpointError,
+  CheckpointWriteError,
+  ConfigMismatchError,
+  ModelDirError,
+  ModelDirLockedError,
+  ReportedError,
+  UnreadableCheckpointError,
+  check_shapes,
+  check_writable_dir,
+  checkpoint_path,
+  checkpoint_step,
+  config_differences,
+  describe_differences,
+  error_text,
+  file_checksums,
+  foreign_checkpoint,
+  is_complete_checkpoint,
+  is_disk_error,
+  load_config,
+  locked,
+  problem,
+  read_data,
+  resolve_step,
+  restore_latest,
+  restore_params,
+  restore_tree,
+  save_config,
+  save_params,
+  set_aside,
+  set_aside_incomplete,
+  split_step_dir,
+  state_metadata,
+  step_dir,
+  steps,
+  stored_config,
+  warn,
+  write_checksums,
+)
 
 # --- the trainer's checkpoints ----------------------------------------------------------------
 
@@ -616,9 +89,9 @@ def abstract_train_state(config: DecoderConfig, tx: Any, shardings: Any) -> Any:
 def restore_train_state(path: str, abstract: Any) -> Any:
   """The TrainState of the checkpoint dir ``path`` (into ``abstract``'s shardings)."""
   try:
-    tree = _state_metadata(path)
+    tree = state_metadata(path)
   except Exception as e:  # noqa: BLE001
-    raise UnreadableCheckpointError(_error_text(e)) from e
+    raise UnreadableCheckpointError(error_text(e)) from e
   if "opt_state" not in tree or "step" not in tree:
     raise CheckpointError(
         f"{path} holds parameters only (an import-hf or exported model, not a training run); "
@@ -650,7 +123,7 @@ def _root_cause(error: BaseException) -> str:
   for item in chain:
     if m := re.search(r"os_error_code='?(\d+)", str(item)):
       return os.strerror(int(m.group(1)))
-  return _error_text(chain[0])
+  return error_text(chain[0])
 
 
 class TrainCheckpoints:
@@ -725,7 +198,7 @@ class TrainCheckpoints:
     try:
       self.manager.close()
     except Exception as e:  # noqa: BLE001
-      logging.warning("closing the checkpoint manager: %s", _error_text(e))
+      logging.warning("closing the checkpoint manager: %s", error_text(e))
 
 
 def check_resume_config(model_dir: str, path: str | None, config: DecoderConfig,
@@ -751,7 +224,7 @@ def check_resume_config(model_dir: str, path: str | None, config: DecoderConfig,
         "MODEL_CONFIG (gin files / --gin bindings), train into a new MODEL_DIR, or for an "
         "intended change pass --gin.ALLOW_CONFIG_CHANGE=True (recorded in "
         f"{CONFIG_CHANGES_FILE})")
-  _log(f"ALLOW_CONFIG_CHANGE: resuming {source} with a changed config: {fields}")
+  warn(f"ALLOW_CONFIG_CHANGE: resuming {source} with a changed config: {fields}")
   return True
 
 
@@ -779,24 +252,13 @@ def _mute_followups() -> None:
 
 def initial_step(path: str | None) -> int:
   """The step an initial checkpoint continues from (0 for none or a Hugging Face directory)."""
-  from flan_jax.interop import hf as hf_interop
   if not path or hf_interop.is_hf_model_dir(path):
     return 0
   return checkpoint_step(path)
 
 
 def restore_initial_params(path: str, config: DecoderConfig, shardings: Any) -> Any:
-  """Params of a flan_jax checkpoint or a Hugging Face directory (whose config must match)."""
-  from flan_jax.interop import hf as hf_interop
-  if not hf_interop.is_hf_model_dir(path):
-    return restore_params(path, config, shardings=shardings)
-  with open(os.path.join(path, "config.json")) as f:
-    hf_config = hf_interop.decoder_config_from_hf(json.load(f), dtype=config.dtype,
-                                                   scan_layers=config.scan_layers)
-  diff = config_differences(hf_config, config, RUNTIME_FIELDS + _LOAD_FIELDS)
-  if diff:
-    raise ConfigMismatchError(f"the Hugging Face model in {path} does not match MODEL_CONFIG: "
-                              f"{describe_differences(diff, 'checkpoint', 'MODEL_CONFIG')}")
-  _, params = hf_interop.load_hf(path, dtype=config.dtype, scan_layers=config.scan_layers)
-  params = jax.tree.map(lambda x: np.asarray(x, config.param_dtype), params)
-  return jax.device_put(params, shardings)
+  """Params of ``INITIAL_CHECKPOINT_PATH`` (any directory kind the one loader reads), checked
+  against ``config`` and placed with ``shardings``."""
+  return loading.load_model(path, expect=config, shardings=lambda _: shardings,
+                            what="INITIAL_CHECKPOINT_PATH").params

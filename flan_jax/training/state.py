@@ -66,7 +66,7 @@ def _setup(cfg: TrainConfig, mesh: jax.sharding.Mesh, rules: Any, path: str | No
       if changed:  # Not a damaged checkpoint: the allowed change does not fit its arrays.
         raise checkpoints.ConfigMismatchError(
             f"ALLOW_CONFIG_CHANGE: {path} cannot be restored into the changed MODEL_CONFIG "
-            f"({checkpoints._error_text(e)})") from e
+            f"({checkpoints.error_text(e)})") from e
       raise
   return meta, first, final, shards, parts, restored
 

@@ -3,9 +3,8 @@
 (a flan_jax directory that remembers its Hugging Face source) or a Hugging Face directory
 (``config.json`` + safetensors, imported in memory).
 
-``flan-jax eval``/``infer`` (sharded on a mesh), :func:`flan_jax.load` and the lm-eval backend all
-call :func:`load_model`; training's ``INITIAL_CHECKPOINT_PATH`` restores params through the same
-checkpoint functions (:mod:`flan_jax.training.checkpoints`).
+``flan-jax eval``/``infer`` (sharded on a mesh), :func:`flan_jax.load`, the lm-eval backend and
+the trainer's ``INITIAL_CHECKPOINT_PATH`` (``expect=MODEL_CONFIG``) all call :func:`load_model`.
 """
 
 from __future__ import annotations
@@ -17,11 +16,11 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import numpy as np
 
 from flan_jax.interop import hf as hf_interop
 from flan_jax.models import DecoderConfig
 from flan_jax.models import checkpoint as model_checkpoint
-from flan_jax.training import checkpoints
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,35 +48,61 @@ class LoadedModel:
     return self.hf_config is None
 
 
+Shardings = Callable[[DecoderConfig], Any]
+
+
 def load_model(path: str, *, dtype: str | None = None, step: int | None = None,
-               shardings: Callable[[DecoderConfig], Any] | None = None,
-               what: str = "CHECKPOINT_PATH") -> LoadedModel:
+               shardings: Shardings | None = None, what: str = "CHECKPOINT_PATH",
+               expect: DecoderConfig | None = None) -> LoadedModel:
   """Loads ``path`` (any directory kind above); ``step`` picks a checkpoint (default: the newest
   complete one), ``shardings(config)`` places the params, ``what`` names the path in errors.
-  Hugging Face directories default to float32."""
+  Hugging Face directories default to float32.
+
+  ``expect`` (the trainer's MODEL_CONFIG): the directory's model must be this one (compute-only
+  and load-choice fields aside, else :class:`~flan_jax.models.checkpoint.ConfigMismatchError`);
+  a Hugging Face model is then read in its layout, dtype and parameter dtype.
+  """
   if not os.path.isdir(path):
     raise FileNotFoundError(f"{what} {path} is not a directory; pass a flan_jax model directory, "
                             "a checkpoint_<step> directory or a Hugging Face model directory")
   if hf_interop.is_hf_model_dir(path):
-    config, params = hf_interop.load_hf(path, dtype=dtype or "float32")
-    with open(os.path.join(path, "config.json")) as f:
-      hf_config = json.load(f)
-    if shardings is not None:
-      params = jax.device_put(params, shardings(config))
-    return LoadedModel(config, params, 0, path, hf_config)
+    return _load_hf_dir(path, dtype, shardings, expect)
   model_dir, step_in_path = model_checkpoint.split_step_dir(path)
   if step_in_path is not None:
     if step is not None and step != step_in_path:
       raise ValueError(f"step={step} contradicts the checkpoint directory {path}")
     step = step_in_path
-  foreign = checkpoints.foreign_checkpoint(model_dir)
+  foreign = model_checkpoint.foreign_checkpoint(model_dir)
   if foreign:
-    raise checkpoints.CheckpointError(f"{what}: {foreign}")
+    raise model_checkpoint.CheckpointError(f"{what}: {foreign}")
   # The shared restore path: an explicit step must pass every check; else the newest good one.
-  step = checkpoints.resolve_step(model_dir, step)
-  config = model_checkpoint.load_config(model_dir, step)
+  step = model_checkpoint.resolve_step(model_dir, step)
+  config = expect or model_checkpoint.load_config(model_dir, step)
   if dtype:
     config = config.replace(dtype=dtype)
   params = model_checkpoint.restore_params(
       model_dir, config, step=step, shardings=None if shardings is None else shardings(config))
   return LoadedModel(config, params, step, model_dir, hf_interop.source_config(model_dir))
+
+
+def _load_hf_dir(path: str, dtype: str | None, shardings: Shardings | None,
+                 expect: DecoderConfig | None) -> LoadedModel:
+  """A Hugging Face directory, imported in memory (checked against ``expect`` when given)."""
+  with open(os.path.join(path, "config.json")) as f:
+    hf_config = json.load(f)
+  if expect is None:
+    config, params = hf_interop.load_hf(path, dtype=dtype or "float32")
+  else:
+    have = hf_interop.decoder_config_from_hf(hf_config, dtype=expect.dtype,
+                                             scan_layers=expect.scan_layers)
+    diff = model_checkpoint.config_differences(
+        have, expect, model_checkpoint.RUNTIME_FIELDS + model_checkpoint.LOAD_FIELDS)
+    if diff:
+      raise model_checkpoint.ConfigMismatchError(
+          f"the Hugging Face model in {path} does not match MODEL_CONFIG: "
+          f"{model_checkpoint.describe_differences(diff, 'checkpoint', 'MODEL_CONFIG')}")
+    config, params = hf_interop.load_hf(path, dtype=expect.dtype, scan_layers=expect.scan_layers)
+    params = jax.tree.map(lambda x: np.asarray(x, expect.param_dtype), params)
+  if shardings is not None:
+    params = jax.device_put(params, shardings(config))
+  return LoadedModel(config, params, 0, path, hf_config)
