@@ -197,10 +197,10 @@ def check_batch_divisibility(batch_size: int, num_microbatches: int,
                              axis_sizes: Mapping[str, int], mesh: str = "") -> None:
   """Each microbatch's rows must split evenly over the data-parallel (data, fsdp) axes."""
   micro = max(num_microbatches, 1)
-  replicas = int(np.prod([n for a, n in axis_sizes.items() if a in ("data", "fsdp")]))
+  replicas = partitioning.replicas(axis_sizes)
   if (batch_size % micro) == 0 and (batch_size // micro) % replicas == 0:
     return
-  axes = ", ".join(f"{a}={n}" for a, n in axis_sizes.items() if a in ("data", "fsdp"))
+  axes = ", ".join(f"{a}={n}" for a, n in axis_sizes.items() if a in partitioning.DATA_AXES)
   rows = batch_size // micro
   fit = math.gcd(rows, replicas) if batch_size % micro == 0 else 1
   model = axis_sizes.get("model", 1) * replicas // fit

@@ -27,20 +27,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from flan_jax.inference import batching
-from flan_jax.models import Decoder, DecoderConfig, init_cache
+from flan_jax.models import MODEL_FEATURES, Decoder, DecoderConfig, init_cache
 from flan_jax.models import cache as cache_lib
 from flan_jax.parallel import partitioning
-
-_FEATURES = ("decoder_input_tokens", "decoder_target_tokens", "decoder_segment_ids",
-             "decoder_positions", "decoder_causal_attention")
-
 
 # --- one row per sequence (t5x score_batch) ----------------------------------------------------
 
 
 def token_log_probs(config: DecoderConfig, params: Any, batch: Mapping[str, Any]) -> jax.Array:
   """log p(target_t | ...) at every position [B, T] (float32; not masked)."""
-  feats = {k: batch[k] for k in _FEATURES if k in batch}
+  feats = {k: batch[k] for k in MODEL_FEATURES if k in batch}
   logits = Decoder(config).apply({"params": params}, **feats)  # [B, T, V]
   log_probs = jax.nn.log_softmax(logits, axis=-1)
   targets = batch["decoder_target_tokens"]

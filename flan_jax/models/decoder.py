@@ -11,6 +11,8 @@ bidirectional over the inputs), ``enable_dropout``, ``decode`` (KV cache, see :f
 
 from __future__ import annotations
 
+from typing import Any
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -20,6 +22,10 @@ from flan_jax.models import positions as pos_lib
 from flan_jax.models.attention import MaskSpec
 from flan_jax.models.config import DecoderConfig
 from flan_jax.models.masks import attention_mask
+
+# The batch features :class:`Decoder` takes (a batch may hold more, e.g. loss weights).
+MODEL_FEATURES = ("decoder_input_tokens", "decoder_target_tokens", "decoder_segment_ids",
+                  "decoder_positions", "decoder_causal_attention")
 
 _REMAT_POLICIES = {
     "minimal": jax.checkpoint_policies.checkpoint_dots_with_no_batch_dims,
@@ -68,16 +74,33 @@ class Decoder(nn.Module):
     input [B, T, d_model] and weight ([vocab, d_model] when tied, else [d_model, vocab]), for
     :func:`flan_jax.training.losses.chunked_cross_entropy`."""
     cfg = self.config
-    b, t = decoder_input_tokens.shape
-    segment = (jnp.ones((b, t), jnp.int32) if decoder_segment_ids is None
-               else decoder_segment_ids.astype(jnp.int32))  # [B, T]
-    if decoder_target_tokens is not None:  # Target 0 marks padding.
-      segment = jnp.where(decoder_target_tokens > 0, segment, 0)
-    bidir = (jnp.zeros((b, t), bool) if decoder_causal_attention is None
-             else decoder_causal_attention.astype(bool))  # [B, T]
+    mask, q_index, k_index, cache_index = self._mask(
+        decoder_input_tokens.shape, decoder_target_tokens, decoder_segment_ids,
+        decoder_causal_attention, decode)
+    bias, rope = self._positions(decoder_input_tokens.shape, q_index, k_index, cache_index,
+                                 decoder_positions)
+    embed = layers.Embed(cfg, name="token_embedder")
+    x = embed(decoder_input_tokens)  # [B, T, d_model]
+    x = layers.constrain(x, ("batch", "length", "embed"))
+    x = nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,))(x, deterministic=not enable_dropout)
+    x = self._blocks(x, mask, bias, rope, cache_index, enable_dropout, decode)
+    if last_logits_only:
+      x = x[:, -1:]  # [B, 1, d_model]
+    return self._logits(x, embed, enable_dropout, return_hidden)
 
-    # Queries occupy slots q_index; keys k_index (the whole cache when decoding).
-    cache_index = None
+  def _mask(self, shape: tuple[int, int], targets: jnp.ndarray | None,
+            segment_ids: jnp.ndarray | None, causal_attention: jnp.ndarray | None,
+            decode: bool) -> tuple[Any, jnp.ndarray, jnp.ndarray, jnp.ndarray | None]:
+    """(mask, query slots, key slots, cache index): the attention mask (dense [B, 1, T, S] or a
+    :class:`MaskSpec` the blocked core expands); while decoding, the cache's segment and prefix
+    records are extended and the keys are the whole cache."""
+    b, t = shape
+    segment = (jnp.ones((b, t), jnp.int32) if segment_ids is None
+               else segment_ids.astype(jnp.int32))  # [B, T]
+    if targets is not None:  # Target 0 marks padding.
+      segment = jnp.where(targets > 0, segment, 0)
+    bidir = (jnp.zeros((b, t), bool) if causal_attention is None
+             else causal_attention.astype(bool))  # [B, T]
     if decode and self.has_variable("cache", "index"):
       index = self.variable("cache", "index", jnp.zeros, (), jnp.int32)
       k_seg = self.variable("cache", "segment_ids", jnp.zeros, (b, t), jnp.int32)
@@ -89,33 +112,38 @@ class Decoder(nn.Module):
       q_index = cache_index + jnp.arange(t)
       k_index = jnp.arange(k_seg.value.shape[1])
       mask = attention_mask(q_index, k_index, segment, k_seg.value, bidir, k_bidir.value)
-    else:  # Full forward pass (or the call that creates the cache).
-      if decode:
-        self.variable("cache", "index", jnp.zeros, (), jnp.int32)
-        self.variable("cache", "segment_ids", jnp.zeros, (b, t), jnp.int32)
-        self.variable("cache", "bidirectional", jnp.zeros, (b, t), bool)
-      q_index = k_index = jnp.arange(t)
-      if cfg.attention == "dense" or decode:
-        mask = attention_mask(q_index, k_index, segment, segment, bidir, bidir)  # [B, 1, T, T]
-      else:  # The core builds (only) the mask blocks it needs.
-        prefix = None if decoder_causal_attention is None else bidir
-        mask = MaskSpec(q_index, k_index, segment, segment, prefix, prefix)
+      return mask, q_index, k_index, cache_index
+    if decode:  # The call that creates the cache.
+      self.variable("cache", "index", jnp.zeros, (), jnp.int32)
+      self.variable("cache", "segment_ids", jnp.zeros, (b, t), jnp.int32)
+      self.variable("cache", "bidirectional", jnp.zeros, (b, t), bool)
+    q_index = k_index = jnp.arange(t)
+    if self.config.attention == "dense" or decode:
+      mask = attention_mask(q_index, k_index, segment, segment, bidir, bidir)  # [B, 1, T, T]
+    else:  # The core builds (only) the mask blocks it needs.
+      prefix = None if causal_attention is None else bidir
+      mask = MaskSpec(q_index, k_index, segment, segment, prefix, prefix)
+    return mask, q_index, k_index, None
 
-    bias, rope = None, None
+  def _positions(self, shape: tuple[int, int], q_index: jnp.ndarray, k_index: jnp.ndarray,
+                 cache_index: jnp.ndarray | None, positions: jnp.ndarray | None
+                 ) -> tuple[jnp.ndarray | None, Any]:
+    """(relative position bias [1, heads, T, S], None) or (None, RoPE tables)."""
+    cfg = self.config
     if cfg.position == "relative":
       bias = layers.RelativePositionBias(cfg, cfg.relative_bidirectional, name="relpos_bias")(
           q_index, k_index)  # [1, heads, T, S]
-    else:
-      if decoder_positions is None:
-        start = 0 if cache_index is None else cache_index
-        decoder_positions = jnp.broadcast_to(start + jnp.arange(t), (b, t))
-      rope = pos_lib.rope_tables(decoder_positions, cfg.head_dim, cfg.rope_theta)
+      return bias, None
+    if positions is None:
+      start = 0 if cache_index is None else cache_index
+      positions = jnp.broadcast_to(start + jnp.arange(shape[1]), shape)
+    return None, pos_lib.rope_tables(positions, cfg.head_dim, cfg.rope_theta)
 
-    embed = layers.Embed(cfg, name="token_embedder")
-    x = embed(decoder_input_tokens)  # [B, T, d_model]
-    x = layers.constrain(x, ("batch", "length", "embed"))
-    x = nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,))(x, deterministic=not enable_dropout)
-
+  def _blocks(self, x: jnp.ndarray, mask: Any, bias: jnp.ndarray | None, rope: Any,
+              cache_index: jnp.ndarray | None, enable_dropout: bool, decode: bool
+              ) -> jnp.ndarray:
+    """The layer stack (scanned or ``layers_{i}``; rematerialised by ``remat_policy``)."""
+    cfg = self.config
     block = DecoderBlock
     if cfg.remat_policy != "none":
       block = nn.remat(block, policy=_REMAT_POLICIES[cfg.remat_policy],
@@ -130,9 +158,13 @@ class Decoder(nn.Module):
     else:
       for i in range(cfg.num_layers):
         x, _ = block(cfg, name=f"layers_{i}", **kwargs)(x, mask, bias, rope, cache_index)
+    return x
 
-    if last_logits_only:
-      x = x[:, -1:]  # [B, 1, d_model]
+  def _logits(self, x: jnp.ndarray, embed: layers.Embed, enable_dropout: bool,
+              return_hidden: bool) -> Any:
+    """Final norm and output projection (tied: the embedding's ``attend``): float32 logits, or
+    ``(x, kernel)`` with ``return_hidden``."""
+    cfg = self.config
     x = layers.RMSNorm(cfg, name="final_norm")(x)
     x = nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,))(x, deterministic=not enable_dropout)
     if cfg.tie_embeddings:

@@ -97,6 +97,9 @@ class MeshSpec:
     return sizes
 
 
+DATA_AXES = ("data", "fsdp")  # The mesh axes the batch dimension is split over.
+
+
 def create_mesh(spec: MeshSpec | str = MeshSpec(), devices: Sequence[Any] | None = None) -> Mesh:
   """A mesh over all (global, multi-host) devices; ``model`` is the innermost (fastest) axis."""
   spec = MeshSpec.parse(spec) if isinstance(spec, str) else spec
@@ -126,7 +129,7 @@ def standard_logical_axis_rules(activation_partitioning_dims: int = 1,
   """
   if activation_partitioning_dims not in (1, 2) or parameter_partitioning_dims not in (1, 2):
     raise ValueError("partitioning dims must be 1 or 2")
-  batch = ("data", "fsdp") if fsdp else "data"
+  batch = DATA_AXES if fsdp else "data"
   rules: list = [("batch", batch), ("vocab", "model"), ("mlp", "model"), ("heads", "model"),
                  ("kv_heads", "model"), ("joined_kv", "model")]
   if activation_partitioning_dims == 2:
@@ -233,7 +236,7 @@ def optimizer_state_specs(tx: optax.GradientTransformation, abstract_params: Any
 
 def data_sharding(mesh: Mesh) -> NamedSharding:
   """Batch dimension over data (and fsdp) axes."""
-  batch_axes = tuple(a for a in ("data", "fsdp") if a in mesh.axis_names)
+  batch_axes = tuple(a for a in DATA_AXES if a in mesh.axis_names)
   return NamedSharding(mesh, PartitionSpec(batch_axes))
 
 
@@ -242,9 +245,6 @@ def host_local_to_global(batch: Mapping[str, np.ndarray], mesh: Mesh) -> dict[st
   sharding = data_sharding(mesh)
   return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v))
           for k, v in batch.items()}
-
-
-DATA_AXES = ("data", "fsdp")  # The mesh axes the batch dimension is split over.
 
 
 def replicas(axis_sizes: Mapping[str, int]) -> int:

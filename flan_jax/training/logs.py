@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
-import sys
 from typing import Any
 
 import jax
 
+from flan_jax.parallel import console
+
 METRICS_FILE = "train_metrics.jsonl"
-
-
-def announce(message: str) -> None:
-  """Logs ``message`` and prints it to stderr on process 0."""
-  logging.info(message)
-  if jax.process_index() == 0:
-    print(message, file=sys.stderr, flush=True)
+announce = console.announce  # The run's console lines (logged everywhere, printed on process 0).
 
 
 def json_value(value: Any) -> Any:

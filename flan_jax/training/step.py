@@ -22,13 +22,11 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh
 
-from flan_jax.models import Decoder, DecoderConfig
+from flan_jax.models import MODEL_FEATURES, Decoder, DecoderConfig
 from flan_jax.parallel import partitioning
 from flan_jax.training import losses, optim
 
 Batch = Mapping[str, jax.Array]
-_MODEL_FEATURES = ("decoder_input_tokens", "decoder_target_tokens", "decoder_segment_ids",
-                   "decoder_positions", "decoder_causal_attention")
 
 
 # --- loss and step ----------------------------------------------------------------------------
@@ -38,7 +36,7 @@ def loss_fn(params: Any, batch: Batch, weights: jax.Array, rng: jax.Array | None
             config: DecoderConfig, label_smoothing: float = 0.0,
             z_loss: float = 0.0) -> tuple[jax.Array, dict[str, jax.Array]]:
   """Σ token loss · ``weights`` (already normalised) and summed statistics."""
-  features = {k: batch[k] for k in _MODEL_FEATURES if k in batch}
+  features = {k: batch[k] for k in MODEL_FEATURES if k in batch}
   enable_dropout = rng is not None and config.dropout_rate > 0
   chunked = config.loss_chunk_size > 0
   out = Decoder(config).apply({"params": params}, **features, enable_dropout=enable_dropout,
