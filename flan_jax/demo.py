@@ -36,7 +36,8 @@ def _print_examples(name: str, split: str, n: int) -> None:
     print(f">>> {row['targets']}")
 
 
-def main(argv: list[str] | None = None) -> None:
+def _parser() -> argparse.ArgumentParser:
+  """``flan-jax demo``'s flags."""
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--heldout", default="nli", help="offline cluster to hold out")
   parser.add_argument("--output_dir", default="demo_out")
@@ -49,7 +50,11 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument("--seeds", type=int, default=3, help="experiment seeds")
   parser.add_argument("--preset", default="demo", help="experiment budget (demo_experiment)")
   parser.add_argument("--ablations", action="store_true", help="also the experiment's ablations")
-  args = parser.parse_args(argv)
+  return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+  args = _parser().parse_args(argv)
 
   registry.ensure_registered()
   train_name = f"demo_heldout_{args.heldout}_train"

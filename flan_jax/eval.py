@@ -229,13 +229,8 @@ def evaluate(mixture_or_task_name: str = gin.REQUIRED, checkpoint_path: str = gi
   rules = partitioning.logical_axis_rules(partitioning_rules, device_mesh.axis_names)
   checkpoints_to_evaluate(checkpoint_path, mode)  # Bad modes fail before any data is read.
   models = {"model": checkpoint_path, **dict(baselines or {})}
-  splits = [split] + ([dev_split] if dev_split else [])
-  evaluators = {
-      s: make_evaluator(mixture_or_task_name, s, None, task_feature_lengths,
-                        num_examples if s == split else dev_num_examples, use_cached, seed)
-      for s in splits}
-  if not evaluators[split].eval_tasks:
-    raise ValueError(f"{mixture_or_task_name!r} has no task with a {split!r} split and metrics")
+  evaluators = _split_evaluators(mixture_or_task_name, split, dev_split, task_feature_lengths,
+                                 num_examples, dev_num_examples, use_cached, seed)
   results: dict[str, dict[str, dict]] = {}
   steps: dict[int, dict[str, dict]] = {}
   bar = None
@@ -260,7 +255,29 @@ def evaluate(mixture_or_task_name: str = gin.REQUIRED, checkpoint_path: str = gi
           path, mode, wait_for_checkpoints_s, poll_s, lambda c: run_model("model", c), steps)
   if bar is not None:
     bar.close()
-  chance = chance_accuracy(evaluators[split])
+  return _outputs(output_dir, models, split, dev_split, results, steps,
+                  chance_accuracy(evaluators[split]), report)
+
+
+def _split_evaluators(mixture_or_task_name: str, split: str, dev_split: str | None,
+                      task_feature_lengths: Mapping[str, int] | None, num_examples: int | None,
+                      dev_num_examples: int | None, use_cached: bool | None,
+                      seed: int) -> dict[str, Any]:
+  """{split: seqio.Evaluator} for ``split`` (which must have tasks) and ``dev_split``."""
+  splits = [split] + ([dev_split] if dev_split else [])
+  evaluators = {
+      s: make_evaluator(mixture_or_task_name, s, None, task_feature_lengths,
+                        num_examples if s == split else dev_num_examples, use_cached, seed)
+      for s in splits}
+  if not evaluators[split].eval_tasks:
+    raise ValueError(f"{mixture_or_task_name!r} has no task with a {split!r} split and metrics")
+  return evaluators
+
+
+def _outputs(output_dir: str, models: Mapping[str, str], split: str, dev_split: str | None,
+             results: dict[str, dict], steps: dict[int, dict], chance: Mapping[str, float],
+             report: bool) -> dict[str, Any]:
+  """:func:`evaluate`'s return value; on process 0 also ``metrics.json`` (and the report)."""
   out: dict[str, Any] = {"results": results, "steps": steps, "chance": chance, "paths": {}}
   if jax.process_index() != 0:
     return out

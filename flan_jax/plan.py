@@ -74,14 +74,13 @@ class HloSummary:
   unknown_trip_counts: int = 0
 
 
-def analyze_hlo(text: str) -> HloSummary:
-  """Dot FLOPs and collectives (kind -> count, result bytes) of a compiled module's HLO text.
+_Computation = tuple[str, list[str], dict[str, tuple[int, ...]]]
 
-  A computation's executions are the sum over its call sites of the caller's executions, times the
-  ``known_trip_count`` for a while body (1 when XLA does not know it; counted in
-  ``unknown_trip_counts``). Computations are listed callees-first, so one reverse pass suffices.
-  """
-  comps: list[tuple[str, list[str], dict[str, tuple[int, ...]]]] = []
+
+def _computations(text: str) -> tuple[list[_Computation], str | None]:
+  """The computations of HLO text in order, each (name, instruction lines, parameter shapes),
+  and the ENTRY computation's name."""
+  comps: list[_Computation] = []
   entry = None
   current = None
   for line in text.splitlines():
@@ -98,6 +97,17 @@ def analyze_hlo(text: str) -> HloSummary:
       current = None
     elif current is not None:
       current[1].append(line)
+  return comps, entry
+
+
+def analyze_hlo(text: str) -> HloSummary:
+  """Dot FLOPs and collectives (kind -> count, result bytes) of a compiled module's HLO text.
+
+  A computation's executions are the sum over its call sites of the caller's executions, times the
+  ``known_trip_count`` for a while body (1 when XLA does not know it; counted in
+  ``unknown_trip_counts``). Computations are listed callees-first, so one reverse pass suffices.
+  """
+  comps, entry = _computations(text)
   executions = {name: 0.0 for name, _, _ in comps}
   if entry is None:
     return HloSummary()
@@ -207,28 +217,19 @@ def analytical_flops(config: Any, tokens: int, seq_len: int) -> dict[str, float]
           "executed": tokens * (6 * n + attention + recompute[config.remat_policy])}
 
 
-def plan(train_args: Mapping[str, Any], candidate: Candidate, devices: int, target: Any,
-         fraction: float = 0.5, batch_size: int | None = None) -> dict[str, Any]:
-  """Lowers and compiles ``train``'s step for ``candidate`` on ``devices`` devices of this process
-  and returns the plan (bytes per device, FLOPs per step, collectives, fit, step time).
-
-  ``target``: a name of :data:`flan_jax.perf.ACCELERATORS` or an ``Accelerator``."""
+def _compile_step(train_args: Mapping[str, Any], candidate: Candidate, config: Any, mesh: Any,
+                  batch: int, lengths: Mapping[str, int]) -> tuple[Any, Any, Any, float]:
+  """(abstract TrainState, the TrainStep parts, the compiled step, seconds to lower and compile)
+  of ``train``'s step for ``candidate`` on ``mesh`` (nothing is allocated: state and batch are
+  abstract)."""
   import jax
 
   from flan_jax import train as train_lib
   from flan_jax.parallel import partitioning
-  from flan_jax.training import checkpoints, perf
-  accel = perf.accelerator(target) if isinstance(target, str) else target
-  if jax.device_count() < devices:
-    raise ValueError(f"this process has {jax.device_count()} devices, the plan needs {devices}")
-  config = train_args["model_config"].replace(dropout_rate=train_args["dropout_rate"],
-                                              remat_policy=candidate.remat)
-  lengths = dict(train_args["task_feature_lengths"])
-  batch = batch_size or train_args["batch_size"]
-  mesh = partitioning.create_mesh(candidate.mesh, jax.devices()[:devices])
-  axis_sizes = dict(mesh.shape)
+  from flan_jax.training import checkpoints
   rules = partitioning.logical_axis_rules(candidate.rules, mesh.axis_names)
-  train_lib.check_batch_divisibility(batch, candidate.microbatches, axis_sizes, candidate.mesh)
+  train_lib.check_batch_divisibility(batch, candidate.microbatches, dict(mesh.shape),
+                                     candidate.mesh)
   parts = train_lib.build_train_step(
       config, mesh, rules,
       train_steps=train_args["train_steps"] or train_args["relative_steps"] or 1,
@@ -244,18 +245,53 @@ def plan(train_args: Mapping[str, Any], candidate: Candidate, devices: int, targ
   start = time.perf_counter()
   lowered = parts.step_fn.lower(state, _abstract_batch(batch, lengths, mesh), rng)
   compiled = lowered.compile()
-  compile_s = time.perf_counter() - start
+  return state, parts, compiled, time.perf_counter() - start
 
+
+def _bytes_per_device(state: Any, shardings: Any, mem: Any,
+                      axis_sizes: Mapping[str, int]) -> dict[str, int]:
+  """Per device: parameters, optimizer state, float32 gradients (from the shardings) and XLA's
+  memory analysis (arguments, outputs, aliased, temporaries, their peak)."""
+  import jax
+
+  from flan_jax.parallel import partitioning
   spec = lambda s: s.spec  # noqa: E731
-  param_specs = jax.tree.map(spec, parts.shardings.params)
-  params = partitioning.bytes_per_device(state.params, param_specs, axis_sizes)
-  optimizer = partitioning.bytes_per_device(
-      state.opt_state, jax.tree.map(spec, parts.shardings.opt_state), axis_sizes)
+  param_specs = jax.tree.map(spec, shardings.params)
   f32 = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, "float32"), state.params)
-  gradients = partitioning.bytes_per_device(f32, param_specs, axis_sizes)
-  mem = compiled.memory_analysis()
   peak = (mem.argument_size_in_bytes + mem.temp_size_in_bytes + mem.output_size_in_bytes
           - mem.alias_size_in_bytes)
+  return {
+      "parameters": partitioning.bytes_per_device(state.params, param_specs, axis_sizes),
+      "optimizer_state": partitioning.bytes_per_device(
+          state.opt_state, jax.tree.map(spec, shardings.opt_state), axis_sizes),
+      "gradients_f32": partitioning.bytes_per_device(f32, param_specs, axis_sizes),
+      "arguments": mem.argument_size_in_bytes, "outputs": mem.output_size_in_bytes,
+      "aliased": mem.alias_size_in_bytes, "temporaries": mem.temp_size_in_bytes, "peak": peak}
+
+
+def plan(train_args: Mapping[str, Any], candidate: Candidate, devices: int, target: Any,
+         fraction: float = 0.5, batch_size: int | None = None) -> dict[str, Any]:
+  """Lowers and compiles ``train``'s step for ``candidate`` on ``devices`` devices of this process
+  and returns the plan (bytes per device, FLOPs per step, collectives, fit, step time).
+
+  ``target``: a name of :data:`flan_jax.perf.ACCELERATORS` or an ``Accelerator``."""
+  import jax
+
+  from flan_jax.parallel import partitioning
+  from flan_jax.training import perf
+  accel = perf.accelerator(target) if isinstance(target, str) else target
+  if jax.device_count() < devices:
+    raise ValueError(f"this process has {jax.device_count()} devices, the plan needs {devices}")
+  config = train_args["model_config"].replace(dropout_rate=train_args["dropout_rate"],
+                                              remat_policy=candidate.remat)
+  lengths = dict(train_args["task_feature_lengths"])
+  batch = batch_size or train_args["batch_size"]
+  mesh = partitioning.create_mesh(candidate.mesh, jax.devices()[:devices])
+  axis_sizes = dict(mesh.shape)
+  state, parts, compiled, compile_s = _compile_step(train_args, candidate, config, mesh, batch,
+                                                    lengths)
+  memory = _bytes_per_device(state, parts.shardings, compiled.memory_analysis(), axis_sizes)
+  peak = memory["peak"]
   hlo = analyze_hlo(compiled.as_text())
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
@@ -274,11 +310,7 @@ def plan(train_args: Mapping[str, Any], candidate: Candidate, devices: int, targ
       "tokens_per_step": batch * seq_len,
       "parameters": config.num_params(),
       "compile_seconds": compile_s,
-      "bytes_per_device": {
-          "parameters": params, "optimizer_state": optimizer, "gradients_f32": gradients,
-          "arguments": mem.argument_size_in_bytes, "outputs": mem.output_size_in_bytes,
-          "aliased": mem.alias_size_in_bytes, "temporaries": mem.temp_size_in_bytes,
-          "peak": peak},
+      "bytes_per_device": memory,
       "target": {"name": accel.name, "hbm_bytes": accel.hbm_bytes,
                  "peak_flops": accel.peak_flops, "note": accel.note},
       "fits": peak <= accel.hbm_bytes,

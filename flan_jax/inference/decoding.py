@@ -314,15 +314,25 @@ def _beam_search(step: StepFn, first_logits: jax.Array, cache: Any, prompt_lengt
     logits, cache = step(state["cache"], state["token"], lengths + state["i"] - 1)
     return choose(dict(state, cache=cache), logits, state["i"])
 
-  state = dict(
+  state = _beam_start(cache, b, n, k)
+  state = lax.while_loop(cond, body, choose(state, jnp.repeat(first_logits, k, 0), jnp.int32(0)))
+  return _beam_result(state, n, eos_id, k, alpha)
+
+
+def _beam_start(cache: Any, b: int, n: int, k: int) -> dict[str, Any]:
+  """The search state before the first token: beam 0 of each row alive, nothing finished."""
+  return dict(
       i=jnp.int32(0), cache=cache_lib.repeat(cache, k), token=jnp.zeros((b * k,), jnp.int32),
       alive_seqs=jnp.zeros((b, k, n), jnp.int32),
       alive_logp=jnp.tile(jnp.array([0.0] + [NEG_INF] * (k - 1), jnp.float32), (b, 1)),
       fin_seqs=jnp.zeros((b, k, n), jnp.int32), fin_scores=jnp.full((b, k), NEG_INF),
       fin_logp=jnp.full((b, k), NEG_INF), fin_flags=jnp.zeros((b, k), bool))
-  state = lax.while_loop(cond, body, choose(state, jnp.repeat(first_logits, k, 0), jnp.int32(0)))
 
-  # Alive beams: full length if the loop ran to N, else dominated by every finished beam.
+
+def _beam_result(state: Mapping[str, Any], n: int, eos_id: jax.Array, k: int,
+                 alpha: float) -> dict[str, jax.Array]:
+  """The best K of the finished and the alive beams (alive ones: full length if the loop ran to
+  N, else dominated by every finished beam), best first."""
   alive_ok = state["alive_logp"] > NEG_INF / 2
   final = _top_by_score(
       (state["fin_seqs"], state["alive_seqs"]),

@@ -80,6 +80,20 @@ def rank_classification(
     raise ValueError("No examples to score.")
 
   groups, lengths = _group_rows(targets, scores)
+  correct, labels, preds = _predictions(groups, num_classes)
+  out = {"accuracy": 100.0 * float(np.mean(correct))}
+  for name, by_row in lengths.items():  # lm-eval's acc_norm is the per-character one.
+    if by_row is not None:
+      out[f"accuracy_per_{name}"] = _length_normalised_accuracy(groups, by_row)
+  if num_classes is not None:
+    out.update(_class_metrics(groups, labels, preds, num_classes))
+  return out
+
+
+def _predictions(groups: Mapping[int, Mapping[int, tuple[float, bool]]],
+                 num_classes: int | None) -> tuple[list[bool], list[int], list[int]]:
+  """Per example (in index order): is the argmax option correct, the first correct option
+  index (-1: none) and the predicted option index."""
   correct, labels, preds = [], [], []
   for example in sorted(groups):
     rows = groups[example]
@@ -94,19 +108,19 @@ def rank_classification(
       raise ValueError(
           f"Example {example} has options {options}; num_classes={num_classes} expects "
           f"0..{num_classes - 1}.")
+  return correct, labels, preds
 
-  out = {"accuracy": 100.0 * float(np.mean(correct))}
-  for name, by_row in lengths.items():  # lm-eval's acc_norm is the per-character one.
-    if by_row is not None:
-      out[f"accuracy_per_{name}"] = _length_normalised_accuracy(groups, by_row)
-  if num_classes is not None:
-    out[f"mean_{num_classes}class_f1"] = 100.0 * float(skm.f1_score(
-        labels, preds, labels=list(range(num_classes)), average="macro", zero_division=0.0))
-    if num_classes == 2:
-      out["f1"] = 100.0 * float(skm.f1_score(labels, preds, labels=[1], average="macro",
-                                             zero_division=0.0))
-      if all(sum(c for _, c in groups[e].values()) == 1 for e in groups):
-        out.update(_binary_auc(groups))
+
+def _class_metrics(groups: Mapping[int, Mapping[int, tuple[float, bool]]], labels: list[int],
+                   preds: list[int], num_classes: int) -> dict[str, float]:
+  """Macro F1 over the fixed option set; for two classes also f1 of option 1 and t5's AUCs."""
+  out = {f"mean_{num_classes}class_f1": 100.0 * float(skm.f1_score(
+      labels, preds, labels=list(range(num_classes)), average="macro", zero_division=0.0))}
+  if num_classes == 2:
+    out["f1"] = 100.0 * float(skm.f1_score(labels, preds, labels=[1], average="macro",
+                                           zero_division=0.0))
+    if all(sum(c for _, c in groups[e].values()) == 1 for e in groups):
+      out.update(_binary_auc(groups))
   return out
 
 

@@ -18,7 +18,8 @@ Factors (``loss_normalizing_factor``; a float, a :class:`LossNormalizingFactor` 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -171,6 +172,31 @@ def _sequence_chunks(hidden: jax.Array, targets: jax.Array, weights: jax.Array,
   return split(hidden), split(targets.astype(jnp.int32)), split(weights.astype(jnp.float32))
 
 
+def _scan_chunks(terms: Callable, kernel: jax.Array, xs: tuple[jax.Array, ...], with_grad: bool,
+                 vocab_major: bool) -> tuple[tuple[Any, Any], Any]:
+  """``lax.scan`` of ``terms`` over the sequence chunks ``xs`` (hidden, targets, weights):
+  ((the four summed statistics, d kernel), d hidden per chunk); without ``with_grad`` only the
+  sums (d kernel a zero scalar, no d hidden)."""
+  zero = jnp.zeros((), jnp.float32)
+
+  def body(carry, x):
+    sums, dk = carry
+    h, tg, w = x
+    chunk_sums, dlogits = terms(h, tg, w, kernel, with_grad)
+    sums = tuple(a + c for a, c in zip(sums, chunk_sums, strict=True))
+    if not with_grad:
+      return (sums, dk), None
+    spec_h, spec_k = (("bcv,vd->bcd", "bcv,bcd->vd") if vocab_major
+                      else ("bcv,dv->bcd", "bcd,bcv->dv"))
+    dh = jnp.einsum(spec_h, dlogits, kernel)
+    dk = dk + (jnp.einsum(spec_k, dlogits, h) if vocab_major
+               else jnp.einsum(spec_k, h, dlogits)).astype(jnp.float32)
+    return (sums, dk), dh
+
+  dk0 = jnp.zeros(kernel.shape, jnp.float32) if with_grad else zero
+  return jax.lax.scan(body, ((zero,) * 4, dk0), xs)
+
+
 def chunked_cross_entropy(hidden: jax.Array, kernel: jax.Array, targets: jax.Array,
                           weights: jax.Array, chunk_size: int, vocab_major: bool = True,
                           label_smoothing: float = 0.0,
@@ -193,25 +219,8 @@ def chunked_cross_entropy(hidden: jax.Array, kernel: jax.Array, targets: jax.Arr
   xs = _sequence_chunks(hidden, targets, weights, chunk_size)
   terms = lambda h, tg, w, k, g: _chunk_terms(  # noqa: E731
       h, k, tg, w, vocab_major, label_smoothing, z_loss, g)
-  zero = jnp.zeros((), jnp.float32)
-
-  def forward(kernel, xs, with_grad):
-    def body(carry, x):
-      sums, dk = carry
-      h, tg, w = x
-      chunk_sums, dlogits = terms(h, tg, w, kernel, with_grad)
-      sums = tuple(a + c for a, c in zip(sums, chunk_sums, strict=True))
-      if not with_grad:
-        return (sums, dk), None
-      spec_h, spec_k = (("bcv,vd->bcd", "bcv,bcd->vd") if vocab_major
-                        else ("bcv,dv->bcd", "bcd,bcv->dv"))
-      dh = jnp.einsum(spec_h, dlogits, kernel)
-      dk = dk + (jnp.einsum(spec_k, dlogits, h) if vocab_major
-                 else jnp.einsum(spec_k, h, dlogits)).astype(jnp.float32)
-      return (sums, dk), dh
-
-    dk0 = jnp.zeros(kernel.shape, jnp.float32) if with_grad else zero
-    return jax.lax.scan(body, ((zero,) * 4, dk0), xs)
+  forward = lambda kernel, xs, with_grad: _scan_chunks(  # noqa: E731
+      terms, kernel, xs, with_grad, vocab_major)
 
   @jax.custom_vjp
   def fused(hidden_xs, kernel, tg_xs, w_xs):
