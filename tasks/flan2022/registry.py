@@ -83,7 +83,8 @@ def register(task: Flan2022Task) -> Flan2022Task:
   label = SOURCES[task.source][0]
   for mode in task.modes:
     step = pm.render_mode(mode, task.name, label, pool_fn=lambda t=task: _raw_train(t),
-                          vocabulary=vocab_lib.DEFAULT_VOCABULARY)
+                          vocabulary=vocab_lib.DEFAULT_VOCABULARY,
+                          dialog=task.source == "dialog")
     seqio.TaskRegistry.add(
         task.task_name(mode),
         source=task.data_source,
