@@ -115,8 +115,24 @@ def _bucket(key: tf.Tensor, salt: str, n: int) -> tf.Tensor:
   return tf.cast(tf.strings.to_hash_bucket_fast(tf.strings.join([key, salt], "\x1f"), n), tf.int32)
 
 
+# Every style's markers for MAX_OPTIONS options, computed once (plain Python, not traced).
+_MARKERS = [[style(i) for i in range(MAX_OPTIONS)] for style in ITEM_STYLES]
+# The same for the dialog markers: marker -> replacement per (speakers x style) draw.
+_DIALOG_TABLE: dict[str, list[str]] = {m: [] for m in DIALOG_MARKERS}
+for _user, _agent in DIALOG_SPEAKERS:
+  for _pattern, _sep in DIALOG_TURN_STYLES:
+    for _marker, _value in zip(DIALOG_MARKERS, (_pattern.format(_user), _pattern.format(_agent),
+                                                _sep, _user, _agent), strict=True):
+      _DIALOG_TABLE[_marker].append(_value)
+
+# The map functions below use tf.cond, never Python control flow on tensors: tracing them without
+# autograph's conversion cuts a task's pipeline build several-fold (it matters for the ~1,900
+# tasks of flan2022_submix).
+_no_autograph = tf.autograph.experimental.do_not_convert
+
+
 def _marker_table() -> tf.Tensor:
-  return tf.constant([[style(i) for i in range(MAX_OPTIONS)] for style in ITEM_STYLES])
+  return tf.constant(_MARKERS)
 
 
 def option_block(options: tf.Tensor, key: tf.Tensor) -> tf.Tensor:
@@ -132,28 +148,15 @@ def option_block(options: tf.Tensor, key: tf.Tensor) -> tf.Tensor:
   return head + items + ending
 
 
-def _dialog_tables() -> dict[str, tf.Tensor]:
-  """[speakers x styles] tables of every marker's replacement."""
-  table = {USER_TURN: [], AGENT_TURN: [], TURN_SEP: [], USER_NAME: [], AGENT_NAME: []}
-  for user, agent in DIALOG_SPEAKERS:
-    for pattern, sep in DIALOG_TURN_STYLES:
-      table[USER_TURN].append(pattern.format(user))
-      table[AGENT_TURN].append(pattern.format(agent))
-      table[TURN_SEP].append(sep)
-      table[USER_NAME].append(user)
-      table[AGENT_NAME].append(agent)
-  return {k: tf.constant(v) for k, v in table.items()}
-
-
 def dialog_format(text: tf.Tensor, key: tf.Tensor) -> tf.Tensor:
   """``text`` with its dialog markers replaced by one speaker pair and turn style, drawn from our
   lists by hashing ``key`` (scalar string); text without markers is unchanged."""
   speakers = _bucket(key, "speakers", len(DIALOG_SPEAKERS))
   style = _bucket(key, "turn_style", len(DIALOG_TURN_STYLES))
   index = speakers * len(DIALOG_TURN_STYLES) + style
-  for marker, values in _dialog_tables().items():
+  for marker, values in _DIALOG_TABLE.items():
     # Rewrite strings are literal: escape the backslashes RE2 would read as group references.
-    rewrite = tf.strings.regex_replace(tf.gather(values, index), r"\\", r"\\\\")
+    rewrite = tf.gather(tf.constant([v.replace("\\", "\\\\") for v in values]), index)
     text = tf.strings.regex_replace(text, re.escape(marker), rewrite)
   return text
 
@@ -222,6 +225,7 @@ def render_mode(mode: str, task_name: str, task_source: str,
   def _preprocess(dataset: tf.data.Dataset) -> tf.data.Dataset:
     seed = pipeline_seed()
 
+    @_no_autograph
     def _render(ex: Example, pool: Example | None = None) -> Example:
       key = _key(seed, ex[UID], "query")
       inputs, targets, options, idx = render_one(ex, key, with_options, dialog)
@@ -248,6 +252,7 @@ def _pool(pool_fn: Callable[[], tf.data.Dataset], seed: tf.Tensor, with_options:
   """One element: the first exemplars of the task's train split, each rendered with its own
   draw, as ``[n]`` vectors."""
 
+  @_no_autograph
   def _render(ex: Example) -> Example:
     inputs, targets, _, _ = render_one(ex, _key(seed, ex[UID], "exemplar"), with_options, dialog)
     return {"inputs": inputs, "targets": targets, UID: ex[UID]}
@@ -299,6 +304,7 @@ def candidates_from_patterns(templates: Sequence, fields: Sequence[str]) -> Call
   content = sorted(fields)
 
   @seqio.map_over_dataset
+  @_no_autograph
   def _candidates(ex: Example) -> Example:
     options = ex.get("options", tf.constant([], tf.string))
     joined = tf.strings.reduce_join(options, separator=OPTION_SEP)
