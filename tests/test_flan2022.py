@@ -46,12 +46,12 @@ def _mock_kwargs(request) -> dict:
 def fixture_dirs(request, monkeypatch):
   for var in ("FLAN_P3_DIR", "FLAN_T0_ROUTE"):
     monkeypatch.delenv(var, raising=False)
-  for source in ("niv2", "cot", "t0"):
+  for source in ("niv2", "cot", "t0", "qrecc"):
     sources.set_data_dir(source, os.path.join(FIXTURES, source))
   with tfds.testing.mock_data(num_examples=6, num_sub_examples=4, max_value=3,
                               **_mock_kwargs(request)):
     yield
-  for source in ("niv2", "cot", "t0", "p3"):
+  for source in ("niv2", "cot", "t0", "p3", "qrecc"):
     sources.set_data_dir(source, None)
 
 
@@ -150,6 +150,27 @@ def test_dialog_task_formats_vary_across_examples_and_repeat_for_a_seed():
   assert first != speakers(1)
 
 
+def test_qrecc_from_its_json_release():
+  with open(os.path.join(FIXTURES, "qrecc", "qrecc_train.json")) as f:
+    turns = [t for t in json.load(f) if t["Answer"]]  # the empty answer is skipped
+  exs = _examples("flan2022_dialog_qrecc_zs_opt", n=10, seed=0)
+  inv = _examples("flan2022_dialog_qrecc_ii_zs_opt", n=10, seed=0)
+  assert [_text(e, "targets") for e in exs] == [t["Answer"] for t in turns]
+  assert [_text(e, "targets") for e in inv] == [t["Question"] for t in turns]
+  for ex, inverse, turn in zip(exs, inv, turns, strict=True):
+    text = _text(ex, "inputs")
+    assert not any(m in text for m in pm.DIALOG_MARKERS)
+    # Every earlier turn, then the question, in order, each behind one drawn speaker label.
+    said = [*turn["Context"], turn["Question"]]
+    positions = [text.index(s) for s in said if s]
+    assert positions == sorted(positions)
+    assert any(p.format(user) + turn["Question"] in text for user, _ in pm.DIALOG_SPEAKERS
+               for p, _ in pm.DIALOG_TURN_STYLES)
+    assert turn["Question"] not in _text(inverse, "inputs")
+    assert turn["Answer"] in _text(inverse, "inputs")
+  assert f22.TASKS["dialog_qrecc_ii"].rate() == pytest.approx(63_501 * f22.INVERSION_RATE)
+
+
 # ----------------------------------------------------------------------------- few-shot
 
 
@@ -228,7 +249,8 @@ def _well_formed(name: str) -> None:
 
 FAST = ([n for n in _names("cot") if "gsm8k" in n] + _names("niv2")[:2]
         + ["flan2022_flan2021_lambada_fs_opt", "flan2022_flan2021_unified_qa_science_inst_fs_opt"]
-        + ["flan2022_dialog_wiki_dialog_fs_opt", "flan2022_dialog_wiki_dialog_ii_zs_opt"]
+        + ["flan2022_dialog_wiki_dialog_fs_opt", "flan2022_dialog_wiki_dialog_ii_zs_opt",
+           "flan2022_dialog_qrecc_fs_opt"]
         + [f"flan2022_t0_rotten_tomatoes_{m}" for m in pm.MODES]
         + [n for n in _names("flan2021") if "flan2021_rte_" in n])
 

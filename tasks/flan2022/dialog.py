@@ -1,6 +1,7 @@
-"""Dialog: TFDS ``wiki_dialog`` (the reference's QReCC has no TFDS builder), continuing a
-conversation grounded in a Wikipedia passage, and its input inversion (``dialog_wiki_dialog_ii``:
-write the user turn that a reply answers).
+"""Dialog: TFDS ``wiki_dialog``, continuing a conversation grounded in a Wikipedia passage, and
+QReCC's open-domain conversational QA from its JSON release (no TFDS builder), each with its
+input inversion (``dialog_wiki_dialog_ii``, ``dialog_qrecc_ii``: write the user turn that a reply
+answers).
 
 Conversations and the templates' own mentions of the speakers are written with the turn markers
 of :mod:`flan_jax.data.prompt_modes`; each example draws its speaker labels and turn style when
@@ -8,6 +9,7 @@ its prompt is rendered (``User: ...`` in one example, ``[Student] ...`` in the n
 
 import tensorflow as tf
 
+from flan_jax.data import local_sources as sources
 from flan_jax.data import preprocessors as prep
 from flan_jax.data import prompt_modes as pm
 from flan_jax.data.spec import TfdsSource
@@ -61,3 +63,44 @@ registry.register(registry.Flan2022Task(
     "dialog_wiki_dialog_ii", "dialog", _source,
     (*_head, pm.candidates_from_patterns(INVERSION_TEMPLATES, FIELDS)),
     sizes.DIALOG["wiki_dialog"], inversion_of="dialog_wiki_dialog"))
+
+
+# ----------------------------------------------------------------------------- QReCC
+
+QRECC_FIELDS = ("history", "question", "answer", "earlier")
+
+
+def _qrecc_fields(ex: dict) -> dict:
+  context = ex["context"]
+  n = tf.size(context)
+  # The earlier turns alternate question (user) / answer (agent), a question first.
+  earlier = tf.where(tf.range(n) % 2 == 0, pm.USER_TURN, pm.AGENT_TURN) + context
+  earlier = tf.strings.reduce_join(earlier, separator=pm.TURN_SEP)
+  last = pm.USER_TURN + ex["question"]
+  history = tf.cond(n > 0, lambda: earlier + pm.TURN_SEP + last, lambda: last)
+  return {"history": history, "question": ex["question"], "answer": ex["answer"],
+          "earlier": tf.cond(n > 0, lambda: earlier, lambda: tf.constant("(none yet)"))}
+
+
+QRECC_TEMPLATES = (
+    T(f"{{history}}\n\nAnswer {USER}'s last question as {AGENT}.", "{answer}"),
+    T(f"Here is a conversation.\n{{history}}{pm.TURN_SEP}{pm.AGENT_TURN}", "{answer}"),
+    T(f"{{history}}\n\nWhat would {AGENT} reply?", "{answer}"),
+)
+QRECC_INVERSION_TEMPLATES = (
+    T(f"Conversation so far:\n{{earlier}}\n\n{AGENT} then answered: \"{{answer}}\"\n\nWhat "
+      f"question did {USER} ask?", "{question}"),
+    T(f"{{earlier}}\n\nNext, {USER} asked something and {AGENT} replied \"{{answer}}\". Write "
+      f"{USER}'s question.", "{question}"),
+)
+
+_qrecc = sources.qrecc_source(sizes.DIALOG["qrecc"])
+_qrecc_head = (prep.map_fields(_qrecc_fields, QRECC_FIELDS),)
+registry.register(registry.Flan2022Task(
+    "dialog_qrecc", "dialog", _qrecc,
+    (*_qrecc_head, pm.candidates_from_patterns(QRECC_TEMPLATES, QRECC_FIELDS)),
+    sizes.DIALOG["qrecc"]))
+registry.register(registry.Flan2022Task(
+    "dialog_qrecc_ii", "dialog", _qrecc,
+    (*_qrecc_head, pm.candidates_from_patterns(QRECC_INVERSION_TEMPLATES, QRECC_FIELDS)),
+    sizes.DIALOG["qrecc"], inversion_of="dialog_qrecc"))
