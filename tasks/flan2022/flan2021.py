@@ -51,14 +51,14 @@ LAMBADA_TEMPLATES = (
 
 SCIENCE_FIELDS = ("question", "answer")
 SCIENCE_TEMPLATES = (
-    T("{question}\n\n{options_}", "{answer}"),
+    T("{question}\n\nOne of these is right:\n{options_}", "{answer}"),
     T("Science quiz. {question}\n{options_}", "{answer}"),
     T("Answer this middle-school science question.\n\n{question}\n\n{options_}", "{answer}"),
-    T("Q: {question}\n{options_}\nA:", "{answer}"),
+    T("Science question: {question}\n{options_}\nReply with one of the options.", "{answer}"),
     T("Which answer is correct? {question}\n\n{options_}", "{answer}"),
     T("Test question: {question}\n\nPick the best answer.\n{options_}", "{answer}"),
 )
-_OPTION_SEP = "\x1e"
+
 
 
 def lambada_fields(ex: dict) -> dict:
@@ -78,8 +78,8 @@ def science_fields(ex: dict) -> dict:
   text = tf.strings.regex_replace(ex["input"], r"\\n", "\n")
   question = tf.strings.strip(tf.strings.regex_replace(text, r"(?s)\s*\(A\).*$", ""))
   choices = tf.strings.regex_replace(text, r"(?s)^.*?\(A\)\s*", "")
-  choices = tf.strings.regex_replace(choices, r"\s*\([B-H]\)\s*", _OPTION_SEP)
-  options = tf.strings.strip(tf.strings.split(choices, _OPTION_SEP))
+  choices = tf.strings.regex_replace(choices, r"\s*\([B-H]\)\s*", pm.OPTION_SEP)
+  options = tf.strings.strip(tf.strings.split(choices, pm.OPTION_SEP))
   output = tf.strings.strip(ex["output"])
   same = tf.equal(tf.strings.lower(options), tf.strings.lower(output))
   answer = tf.cond(tf.reduce_any(same), lambda: options[tf.argmax(tf.cast(same, tf.int32))],
