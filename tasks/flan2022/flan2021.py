@@ -60,7 +60,6 @@ SCIENCE_TEMPLATES = (
 )
 
 
-
 def lambada_fields(ex: dict) -> dict:
   """A passage -> everything before its last word (``context``) and that word (``answer``)."""
   passage = tf.strings.strip(ex["passage"])
