@@ -67,7 +67,7 @@ def measure(mixture: str, inputs: int, targets: int, batches: int, batch_size: i
       feature_converter=seqio.DecoderFeatureConverter(pack=True)).as_numpy_iterator()
   build = time.perf_counter() - start
   task = seqio.get_mixture_or_task(mixture)
-  num_tasks = len(task.get_subtasks()) if hasattr(task, "get_subtasks") else 1
+  num_tasks = len(task.tasks) if isinstance(task, seqio.Mixture) else 1  # leaf tasks
   for _ in range(2):
     next(it)
   examples = 0
