@@ -126,8 +126,8 @@ for _user, _agent in DIALOG_SPEAKERS:
       _DIALOG_TABLE[_marker].append(_value)
 
 # The map functions below use tf.cond, never Python control flow on tensors: tracing them without
-# autograph's conversion cuts a task's pipeline build several-fold (it matters for the ~1,900
-# tasks of flan2022_submix).
+# autograph's conversion cut a 40-task NIv2 mixture's build from 162 s to 113 s (1 loaded core;
+# it adds up over the ~1,900 tasks of flan2022_submix).
 _no_autograph = tf.autograph.experimental.do_not_convert
 
 
