@@ -524,6 +524,13 @@ def test_flan2022_submix_shards_equal_the_whole(tmp_path):
   assert len(lines) > 2500  # a few mock TFDS tasks filter all their random rows out
 
 
+def test_tasks_use_a_small_shuffle_buffer():
+  """A mixture fills every task's buffer before its first batch: 1,000 a task would hold ~1.9M
+  rendered examples for flan2022_submix."""
+  task = seqio.get_mixture_or_task("flan2022_cot_gsm8k_zs_opt")
+  assert task.shuffle_buffer_size == f22.SHUFFLE_BUFFER == 128
+
+
 def test_export_quotas_follow_rates():
   assert export_data.quotas([3.0, 1.0], 10) == [8, 2]
   assert sum(export_data.quotas([1.0, 1.0, 1.0], 10)) == 10
