@@ -349,8 +349,9 @@ def test_t0_route_switch_and_p3_missing_data(tmp_path, monkeypatch):
     assert sources.t0_route() == "promptsource"
     # The jsonl rows (4), each with every promptsource template; P3's two folders give 8 rows.
     assert len(_examples("flan2022_t0_rotten_tomatoes_zs_noopt", n=100)) == 4
-  finally:
-    gin.clear_config()
+  finally:  # unbind without clearing other tests' gin config
+    with gin.unlock_config():
+      gin.bind_parameter("flan_jax.data.local_sources.t0_route.route", None)
   assert sources.t0_route() == "p3"
   sources.set_data_dir("p3", None)
   monkeypatch.setenv("FLAN_T0_ROUTE", "p3")
