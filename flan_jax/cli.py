@@ -166,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--flan2022", nargs="?", const="all", default=None, metavar="SOURCES",
                  help="check the Flan 2022 size table (optionally of some sources: cot,niv2)")
   p.add_argument("--data_dir", action="append", default=[], metavar="SOURCE=DIR",
-                 help="with --flan2022: a local source's files (niv2=DIR, cot=DIR, t0=DIR)")
+                 help="with --flan2022: a local source's files (niv2=, cot=, t0= or p3=DIR)")
   p.set_defaults(fn=_check_sizes)
   return parser
 

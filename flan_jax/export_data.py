@@ -197,7 +197,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--shard", type=parse_shard, default=None, metavar="I/N",
                       help="export part I of N (0-based), e.g. 0/4 ... 3/4 in four processes")
   parser.add_argument("--data_dir", action="append", default=[], metavar="SOURCE=DIR",
-                      help="a Flan 2022 source's local files: niv2=DIR, cot=DIR or t0=DIR")
+                      help="a Flan 2022 source's local files: niv2=DIR, cot=DIR, t0=DIR or "
+                      "p3=DIR (the pre-rendered P3 release; selects T0-SF's P3 route)")
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -219,7 +220,7 @@ def run(args: argparse.Namespace) -> None:
   for item in getattr(args, "data_dir", None) or []:
     source, sep, path = item.partition("=")
     if not sep:
-      raise SystemExit(f"error: --data_dir takes SOURCE=DIR (niv2, cot or t0), got {item!r}")
+      raise SystemExit(f"error: --data_dir takes SOURCE=DIR (niv2, cot, t0 or p3), got {item!r}")
     from flan_jax.data import local_sources as sources
     sources.set_data_dir(source, path)
   n = export(args.name, args.split, args.output, seed=args.seed, shuffle=args.shuffle,

@@ -43,13 +43,15 @@ def _mock_kwargs(request) -> dict:
 
 
 @pytest.fixture(autouse=True)
-def fixture_dirs(request):
-  for source in ("niv2", "cot", "t0"):
+def fixture_dirs(request, monkeypatch):
+  for var in ("FLAN_P3_DIR", "FLAN_T0_ROUTE"):
+    monkeypatch.delenv(var, raising=False)
+  for source in ("niv2", "cot", "t0", "qrecc"):
     sources.set_data_dir(source, os.path.join(FIXTURES, source))
   with tfds.testing.mock_data(num_examples=6, num_sub_examples=4, max_value=3,
                               **_mock_kwargs(request)):
     yield
-  for source in ("niv2", "cot", "t0"):
+  for source in ("niv2", "cot", "t0", "p3", "qrecc"):
     sources.set_data_dir(source, None)
 
 
@@ -105,6 +107,68 @@ def test_modes_render_options_only_with_opt():
   assert any(len(a["options"]) for a in opt)
   other_seed = _examples("flan2022_t0_rotten_tomatoes_zs_opt", n=8, seed=4)
   assert [_text(e, "inputs") for e in other_seed] != [_text(e, "inputs") for e in opt]
+
+
+# ----------------------------------------------------------------------------- dialog formats
+
+
+def _dialogs(seed: int) -> list[str]:
+  turns = tf.constant([pm.USER_TURN + "hi", pm.AGENT_TURN + "hello", pm.USER_TURN + "bye"])
+  text = tf.strings.reduce_join(turns, separator=pm.TURN_SEP) + "\nReply as " + pm.AGENT_NAME
+  return [pm.dialog_format(text, tf.constant(f"{seed}:{i}")).numpy().decode() for i in range(40)]
+
+
+def test_dialog_formats_vary_and_are_reproducible():
+  dialogs = _dialogs(0)
+  assert dialogs == _dialogs(0) and dialogs != _dialogs(1)
+  assert len(set(dialogs)) > 10
+  styles = {(u, a, p, sep) for u, a in pm.DIALOG_SPEAKERS for p, sep in pm.DIALOG_TURN_STYLES}
+  for text in dialogs:
+    assert not any(m in text for m in pm.DIALOG_MARKERS)
+    # Exactly one (speakers, style) draw explains the whole text, the template's mention included.
+    fits = [(u, a) for u, a, p, sep in styles
+            if text == sep.join([p.format(u) + "hi", p.format(a) + "hello", p.format(u) + "bye"])
+            + f"\nReply as {a}"]
+    assert len(fits) >= 1, text
+  assert pm.dialog_format(tf.constant("no markers here"), tf.constant("k")).numpy() == \
+      b"no markers here"
+
+
+def test_dialog_task_formats_vary_across_examples_and_repeat_for_a_seed():
+  def speakers(seed: int) -> list[tuple[str, ...]]:
+    out = []
+    for ex in _examples("flan2022_dialog_wiki_dialog_zs_opt", n=6, seed=seed):
+      text = _text(ex, "inputs")
+      assert not any(m in text for m in pm.DIALOG_MARKERS), text
+      out.append(tuple(pair for pair in pm.DIALOG_SPEAKERS
+                       if pair[0] in text and pair[1] in text))
+    return out
+
+  first = speakers(0)
+  assert first == speakers(0)
+  assert len(set(first)) > 1  # the speaker labels differ across examples
+  assert first != speakers(1)
+
+
+def test_qrecc_from_its_json_release():
+  with open(os.path.join(FIXTURES, "qrecc", "qrecc_train.json")) as f:
+    turns = [t for t in json.load(f) if t["Answer"]]  # the empty answer is skipped
+  exs = _examples("flan2022_dialog_qrecc_zs_opt", n=10, seed=0)
+  inv = _examples("flan2022_dialog_qrecc_ii_zs_opt", n=10, seed=0)
+  assert [_text(e, "targets") for e in exs] == [t["Answer"] for t in turns]
+  assert [_text(e, "targets") for e in inv] == [t["Question"] for t in turns]
+  for ex, inverse, turn in zip(exs, inv, turns, strict=True):
+    text = _text(ex, "inputs")
+    assert not any(m in text for m in pm.DIALOG_MARKERS)
+    # Every earlier turn, then the question, in order, each behind one drawn speaker label.
+    said = [*turn["Context"], turn["Question"]]
+    positions = [text.index(s) for s in said if s]
+    assert positions == sorted(positions)
+    assert any(p.format(user) + turn["Question"] in text for user, _ in pm.DIALOG_SPEAKERS
+               for p, _ in pm.DIALOG_TURN_STYLES)
+    assert turn["Question"] not in _text(inverse, "inputs")
+    assert turn["Answer"] in _text(inverse, "inputs")
+  assert f22.TASKS["dialog_qrecc_ii"].rate() == pytest.approx(63_501 * f22.INVERSION_RATE)
 
 
 # ----------------------------------------------------------------------------- few-shot
@@ -184,7 +248,9 @@ def _well_formed(name: str) -> None:
 
 
 FAST = ([n for n in _names("cot") if "gsm8k" in n] + _names("niv2")[:2]
-        + ["flan2022_dialog_wiki_dialog_fs_opt", "flan2022_dialog_wiki_dialog_ii_zs_opt"]
+        + ["flan2022_flan2021_lambada_fs_opt", "flan2022_flan2021_unified_qa_science_inst_fs_opt"]
+        + ["flan2022_dialog_wiki_dialog_fs_opt", "flan2022_dialog_wiki_dialog_ii_zs_opt",
+           "flan2022_dialog_qrecc_fs_opt"]
         + [f"flan2022_t0_rotten_tomatoes_{m}" for m in pm.MODES]
         + [n for n in _names("flan2021") if "flan2021_rte_" in n])
 
@@ -228,6 +294,75 @@ def test_t0_matches_promptsource_itself():
         assert list(got[:2]) == want[:2]
         assert got[2] == (ref.get_answer_choices_list(row) or [])
   assert compared > 2 * skipped > 0
+
+
+P3 = os.path.join(FIXTURES, "p3")
+
+
+def _p3_rows(folder: str) -> list[dict]:
+  """The fixture's P3 records, read with TF's own Example parser (the external truth)."""
+  out = []
+  for path in sorted(tf.io.gfile.glob(os.path.join(P3, "data", folder, "train.tfrecord-*"))):
+    for record in tf.data.TFRecordDataset(path).as_numpy_iterator():
+      ex = tf.train.Example.FromString(record).features.feature
+      out.append({"inputs": ex["inputs_pretokenized"].bytes_list.value[0].decode(),
+                  "targets": ex["targets_pretokenized"].bytes_list.value[0].decode(),
+                  "choices": [c.decode() for c in ex["answer_choices"].bytes_list.value]})
+  return out
+
+
+def test_t0_p3_route_reads_the_pre_rendered_release():
+  sources.set_data_dir("p3", P3)
+  assert sources.t0_route() == "p3"
+  listed, plain = (sources.p3_folder("rotten_tomatoes", name) for name in (
+      "Reviewer Opinion bad good choices", "Movie Expressed Sentiment"))
+  rows = {folder: _p3_rows(folder) for folder in (listed, plain)}
+  want = {(r["inputs"], r["targets"].strip()) for rs in rows.values() for r in rs}
+  with no_network():
+    noopt = _examples("flan2022_t0_rotten_tomatoes_zs_noopt", n=100)
+    opt = _examples("flan2022_t0_rotten_tomatoes_zs_opt", n=100)
+  # Every row of both prompt folders once (the _score_eval copy is not read), targets unpadded.
+  got = [(_text(e, "inputs"), _text(e, "targets")) for e in noopt]
+  assert sorted(got) == sorted(want) and len(got) == 8
+  for ex in opt:
+    text = _text(ex, "inputs")
+    row = next(r for f, rs in rows.items() for r in rs if text.startswith(r["inputs"])
+               and (f == plain or text == r["inputs"]))
+    if text == row["inputs"]:  # the prompt already lists its choices: no second block
+      assert all(c in row["inputs"] for c in row["choices"])
+    else:
+      assert [o.decode() for o in ex["options"]] == row["choices"] == ["negative", "positive"]
+      assert all(c in text[len(row["inputs"]):] for c in row["choices"])
+  # A prompt without answer_choices (wiki_qa's generative Jeopardy prompt).
+  jeopardy = _p3_rows(sources.p3_folder("wiki_qa", "Jeopardy style"))
+  got = _examples("flan2022_t0_wiki_qa_zs_opt", n=100)
+  assert sorted(_text(e, "targets") for e in got) == sorted(r["targets"].strip() for r in jeopardy)
+  assert all(len(e["options"]) == 0 for e in got)
+
+
+def test_t0_route_switch_and_p3_missing_data(tmp_path, monkeypatch):
+  import gin
+  sources.set_data_dir("p3", P3)
+  with gin.unlock_config():
+    gin.bind_parameter("flan_jax.data.local_sources.t0_route.route", "promptsource")
+  try:
+    assert sources.t0_route() == "promptsource"
+    # The jsonl rows (4), each with every promptsource template; P3's two folders give 8 rows.
+    assert len(_examples("flan2022_t0_rotten_tomatoes_zs_noopt", n=100)) == 4
+  finally:  # unbind without clearing other tests' gin config
+    with gin.unlock_config():
+      gin.bind_parameter("flan_jax.data.local_sources.t0_route.route", None)
+  assert sources.t0_route() == "p3"
+  sources.set_data_dir("p3", None)
+  monkeypatch.setenv("FLAN_T0_ROUTE", "p3")
+  with pytest.raises(MissingDataError, match=r"bigscience/P3.*--data_dir p3=DIR.*FLAN_P3_DIR"):
+    _examples("flan2022_t0_rotten_tomatoes_zs_opt")
+  sources.set_data_dir("p3", str(tmp_path))
+  with pytest.raises(MissingDataError, match=r"rotten_tomatoes_\*/train.tfrecord"):
+    _examples("flan2022_t0_rotten_tomatoes_zs_opt")
+  monkeypatch.setenv("FLAN_T0_ROUTE", "nope")
+  with pytest.raises(ValueError, match="Unknown T0-SF route"):
+    sources.t0_route()
 
 
 def test_every_t0_dataset_has_promptsource_templates():
@@ -279,6 +414,52 @@ def test_source_weights_and_rates():
       seqio.get_mixture_or_task("flan2022_cot_gsm8k_zs_opt"))
   assert gsm8k == 7_473  # below the CoT cap of 100k
   assert f22.TASKS["t0_amazon_polarity"].rate() == 20_000  # capped
+
+
+def test_flan2021_v2_additions_render_from_their_tfds_rows():
+  """LAMBADA and UnifiedQA's science questions (tests/test_flan_tasks' realistic TFDS rows):
+  the exact inputs and targets our templates give them, and the rows cleaning drops."""
+  from flan_jax.data import templates as tmpl
+  from flan_jax.tasks.flan2022 import flan2021
+  from tests.test_flan_tasks import REALISTIC
+
+  def realistic(self, split, decoders=None, read_config=None, **kwargs):
+    fn = next(fn for prefix, fn in REALISTIC.items() if self.name.startswith(prefix))
+    return fn(self, split, decoders, read_config, **kwargs)
+
+  with tfds.testing.mock_data(as_dataset_fn=realistic):
+    lam = _examples("flan2022_flan2021_lambada_zs_noopt", n=10)
+    noopt = _examples("flan2022_flan2021_unified_qa_science_inst_zs_noopt", n=10, seed=2)
+    opt = _examples("flan2022_flan2021_unified_qa_science_inst_zs_opt", n=10, seed=2)
+  assert [_text(e, "targets") for e in lam] == ["rosa", "bone", "sea", "grandpa", "it"]
+  for ex in lam:  # "hello" (one word) is dropped
+    template = flan2021.LAMBADA_TEMPLATES[int(ex["_template_idx"])]
+    context = {"rosa": "she picked up the phone and called her oldest friend ,",
+               "bone": "the dog would not stop barking until tom gave it a",
+               "sea": "after the storm the whole village came out to look at the",
+               "grandpa": "nobody in the house had slept , not even",
+               "it": "the last train left at midnight and we were not on"}[_text(ex, "targets")]
+    assert _text(ex, "inputs") == tmpl.render_py(template.inputs, {"context": context})
+
+  rows = {"which of these is a source of light?": ("a candle flame", [
+      "the moon", "a candle flame", "a mirror", "a window"]),
+          "what do plants need to make food?": ("sunlight", ["sunlight", "sand", "salt", "smoke"]),
+          "Which unit measures mass?": ("Gram", ["Meter", "Liter", "Gram", "Second"]),
+          "what pulls objects toward earth?": ("gravity", [
+              "gravity", "friction", "magnetism", "wind"])}
+  # Five options and an answer outside the options are dropped; "gram" takes the option's case.
+  assert len(noopt) == len(opt) == 4
+  for a, b in zip(noopt, opt, strict=True):
+    template = flan2021.SCIENCE_TEMPLATES[int(a["_template_idx"])].without_options()
+    question = next(q for q in rows if q in _text(a, "inputs"))
+    answer, options = rows[question]
+    assert _text(a, "inputs") == tmpl.render_py(template.inputs, {"question": question})
+    assert _text(a, "targets") == _text(b, "targets") == answer
+    assert [o.decode() for o in b["options"]] == options
+    block = _text(b, "inputs")[len(_text(a, "inputs")):]
+    assert [block.index(o) for o in options] == sorted(block.index(o) for o in options)
+  assert f22.TASKS["flan2021_lambada"].size == 4_869
+  assert f22.TASKS["flan2021_unified_qa_science_inst"].rate() == 605
 
 
 def test_flan2021_v2_drops_the_30k_slicing():
@@ -342,6 +523,13 @@ def test_flan2022_submix_shards_equal_the_whole(tmp_path):
   rows = [json.loads(line) for line in lines]
   assert {r["_task_source"] for r in rows} == {"Flan2021", "T0", "NIv2", "CoT", "Dialog"}
   assert len(lines) > 2500  # a few mock TFDS tasks filter all their random rows out
+
+
+def test_tasks_use_a_small_shuffle_buffer():
+  """A mixture fills every task's buffer before its first batch: 1,000 a task would hold ~1.9M
+  rendered examples for flan2022_submix."""
+  task = seqio.get_mixture_or_task("flan2022_cot_gsm8k_zs_opt")
+  assert task.shuffle_buffer_size == f22.SHUFFLE_BUFFER == 128
 
 
 def test_export_quotas_follow_rates():

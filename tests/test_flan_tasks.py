@@ -41,6 +41,28 @@ REALISTIC = {
                     "label": [["A", "B", "C", "D"], ["1", "2", "3", "4"]]},
         "answerKey": ["A", "1"],
     }),
+    # Flan 2022's additions (tests/test_flan2022): LAMBADA passages and UnifiedQA's AI2 science
+    # questions as its TSVs print them ("\\n" literal), with rows its cleaning must drop.
+    "lambada": _rows({"passage": [
+        "she picked up the phone and called her oldest friend , rosa",
+        "the dog would not stop barking until tom gave it a bone",
+        "hello",
+        "after the storm the whole village came out to look at the sea",
+        "nobody in the house had slept , not even grandpa",
+        "the last train left at midnight and we were not on it",
+    ]}),
+    "unified_qa": _rows({
+        "input": [
+            "which of these is a source of light? \\n (A) the moon (B) a candle flame (C) a mirror "
+            "(D) a window",
+            "what do plants need to make food? \\n (A) sunlight (B) sand (C) salt (D) smoke",
+            "which is a gas at room temperature? \\n (A) iron (B) oxygen (C) wood (D) ice (E) gold",
+            "what is the boiling point of water? \\n (A) 50 c (B) 75 c (C) 90 c (D) 120 c",
+            "Which unit measures mass?\n(A) Meter (B) Liter (C) Gram (D) Second",
+            "what pulls objects toward earth? \\n (A) gravity (B) friction (C) magnetism (D) wind",
+        ],
+        "output": ["a candle flame", "sunlight", "oxygen", "100 c", "gram", "gravity"],
+    }),
 }
 
 

@@ -1,10 +1,16 @@
 """Flan 2022 data sources that read local files: Super-NaturalInstructions task JSON, the CoT
-TSVs, and T0-SF rows rendered with promptsource's YAML templates (read with jinja2).
+TSVs, QReCC's JSON, and T0-SF either as rows rendered with promptsource's YAML templates (read
+with jinja2) or as the pre-rendered P3 release.
 
 Nothing downloads. Each source finds its directory when a pipeline is built, from
 :func:`set_data_dir` (``export-data --data_dir niv2=DIR``) or an environment variable
-(``FLAN_NIV2_DIR``, ``FLAN_COT_DIR``, ``FLAN_T0_DIR``), and raises
+(``FLAN_NIV2_DIR``, ``FLAN_COT_DIR``, ``FLAN_T0_DIR``, ``FLAN_P3_DIR``, ``FLAN_QRECC_DIR``), and
+raises
 :class:`flan_jax.dataset_spec.MissingDataError` saying what to download and where to put it.
+
+T0-SF's route (:func:`t0_route`): ``promptsource`` (the default) renders ``t0`` rows at run time;
+``p3`` reads the release's rendered prompts. A ``p3`` directory being set selects ``p3``; so does
+``FLAN_T0_ROUTE=p3`` or the gin binding ``flan_jax.data.local_sources.t0_route.route = 'p3'``.
 """
 
 from __future__ import annotations
@@ -16,14 +22,18 @@ import importlib.util
 import json
 import os
 import random
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
+import gin
 import seqio
 import tensorflow as tf
 
+from flan_jax.data.prompt_modes import OPTION_SEP
 from flan_jax.data.spec import MissingDataError
 
-ENV_VARS = {"niv2": "FLAN_NIV2_DIR", "cot": "FLAN_COT_DIR", "t0": "FLAN_T0_DIR"}
+ENV_VARS = {"niv2": "FLAN_NIV2_DIR", "cot": "FLAN_COT_DIR", "t0": "FLAN_T0_DIR",
+            "p3": "FLAN_P3_DIR", "qrecc": "FLAN_QRECC_DIR"}
 HOW_TO_GET = {
     "niv2": ("the Super-NaturalInstructions release: `git clone "
              "https://github.com/allenai/natural-instructions DIR` (its tasks/*.json)"),
@@ -32,12 +42,19 @@ HOW_TO_GET = {
     "t0": ("each T0-SF dataset's rows as JSON lines, DIR/<dataset>[/<subset>]/<split>.jsonl, "
            "e.g. from the Hugging Face datasets library on a machine with internet access: "
            "`load_dataset(name, subset, split=split).to_json(path)`"),
+    "p3": ("the pre-rendered P3 release: `git lfs install && git clone "
+           "https://huggingface.co/datasets/bigscience/P3 DIR` (or only the prompt folders you "
+           "need, DIR/data/<dataset>_<prompt>/train.tfrecord-00000-of-00001 with its "
+           "info.train.json)"),
+    "qrecc": ("QReCC's release: unzip https://github.com/apple/ml-qrecc/raw/main/dataset/"
+              "qrecc_data.zip into DIR (DIR/qrecc_train.json)"),
 }
 _DATA_DIRS: dict[str, str] = {}
 
 
 def set_data_dir(source: str, path: str | None) -> None:
-  """Where a source's files live (``niv2``, ``cot`` or ``t0``); None: the environment variable."""
+  """Where a source's files live (``niv2``, ``cot``, ``t0``, ``p3`` or ``qrecc``); None: the
+  environment variable."""
   if source not in ENV_VARS:
     raise ValueError(f"Unknown Flan 2022 source {source!r}; use one of {sorted(ENV_VARS)}.")
   if path is None:
@@ -160,6 +177,37 @@ def cot_source(dataset: str, size: int | None = None) -> seqio.DataSource:
                        {"train": size} if size else None)
 
 
+# ----------------------------------------------------------------------------- QReCC
+
+QRECC_FIELDS = ("context", "question", "answer")
+
+
+def qrecc_source(size: int | None = None) -> seqio.DataSource:
+  """QReCC's train turns from ``DIR/qrecc_train.json`` (the release's layout: a JSON list of turns
+  with ``Context`` (the earlier questions and answers, alternating, first a question),
+  ``Question``, ``Rewrite``, ``Answer``, ``Conversation_no``, ``Turn_no``, ...). Turns without an
+  answer are skipped."""
+
+  def rows(split: str) -> Iterator[dict]:
+    return _read(_path("qrecc", f"qrecc_{split}.json"))
+
+  def _read(path: str) -> Iterator[dict]:
+    with open(path, encoding="utf-8") as f:
+      turns = json.load(f)
+    for n, turn in enumerate(turns):
+      missing = [k for k in ("Context", "Question", "Answer") if k not in turn]
+      if missing:
+        raise ValueError(f"{path}: turn {n} has no {', '.join(missing)} (QReCC's turns have "
+                         "Context, Question and Answer).")
+      answer = (turn["Answer"] or "").strip()
+      if answer:
+        yield {"context": [c.strip() for c in turn["Context"]],
+               "question": turn["Question"].strip(), "answer": answer}
+
+  signature = {"context": _STRS, "question": _STR, "answer": _STR}
+  return _PythonSource(rows, signature, ("train",), {"train": size} if size else None)
+
+
 # ----------------------------------------------------------------------------- T0-SF
 
 
@@ -245,7 +293,8 @@ def render_promptsource(template: dict, row: Mapping) -> tuple[str, str, list[st
 
 def t0_source(dataset: str, size: int | None = None) -> seqio.DataSource:
   """A T0-SF dataset's ``train`` rows from ``DIR/<dataset>/train.jsonl``, each rendered with
-  every promptsource template of the dataset: rows carry the candidates directly."""
+  every promptsource template of the dataset: rows carry the candidates directly. On the ``p3``
+  route (:func:`t0_route`), P3's rendered rows instead, one template per row."""
 
   def rows(split: str) -> Iterator[dict]:
     return _read(promptsource_templates(dataset), _path("t0", dataset, f"{split}.jsonl"))
@@ -265,11 +314,129 @@ def t0_source(dataset: str, size: int | None = None) -> seqio.DataSource:
           inputs.append(x)
           targets.append(y)
           # Templates that already list their choices get no second options block.
-          options.append("" if t["choices_in_prompt"] else "\x1e".join(choices))
+          options.append("" if t["choices_in_prompt"] else OPTION_SEP.join(choices))
         if inputs:
           yield {"_cand_inputs": inputs, "_cand_targets": targets, "_cand_options": options,
                  "_uid": _uid(dataset, line.strip())}
 
   signature = {"_cand_inputs": _STRS, "_cand_targets": _STRS, "_cand_options": _STRS,
                "_uid": _STR}
-  return _PythonSource(rows, signature, ("train",), {"train": size} if size else None)
+  return _T0Source(dataset, rows, signature, {"train": size} if size else None)
+
+
+# ----------------------------------------------------------------------------- T0-SF from P3
+
+T0_ROUTES = ("promptsource", "p3")
+_P3_SCORE_EVAL = "_score_eval"  # P3's rank-classification copies (one row per choice): eval only
+
+
+@gin.configurable
+def t0_route(route: str | None = None) -> str:
+  """How T0-SF data is read: ``route`` (gin), else ``FLAN_T0_ROUTE``, else ``p3`` when a P3
+  directory is set (``--data_dir p3=DIR`` / ``FLAN_P3_DIR``), else ``promptsource``."""
+  route = route or os.environ.get("FLAN_T0_ROUTE") or ("p3" if data_dir("p3") else "promptsource")
+  if route not in T0_ROUTES:
+    raise ValueError(f"Unknown T0-SF route {route!r}; use one of {T0_ROUTES}.")
+  return route
+
+
+def p3_prefix(dataset: str) -> str:
+  """P3's folder-name prefix of a promptsource dataset (``duorc/SelfRC`` -> ``duorc_SelfRC_``):
+  P3 names a prompt's folder ``<dataset>_<subset>_<prompt name>`` with every run of characters
+  other than letters, digits, ``_`` and ``.`` replaced by ``_``."""
+  return re.sub(r"[^\w.]+", "_", dataset.replace("/", "_")) + "_"
+
+
+def p3_folder(dataset: str, prompt: str) -> str:
+  """P3's folder name of one promptsource prompt of ``dataset``."""
+  return p3_prefix(dataset) + re.sub(r"[^\w.]+", "_", prompt)
+
+
+def p3_prompt_dirs(dataset: str, split: str = "train") -> list[str]:
+  """The P3 prompt folders of ``dataset`` that hold ``split`` (sorted; no ``_score_eval``)."""
+  root = data_dir("p3")
+  if not root:
+    raise _missing("p3", f"T0-SF {dataset} (P3 folders {p3_prefix(dataset)}*)")
+  if os.path.isdir(os.path.join(root, "data")):  # the repository root rather than its data/
+    root = os.path.join(root, "data")
+  prefix = p3_prefix(dataset)
+  found = sorted(
+      os.path.join(root, name) for name in (os.listdir(root) if os.path.isdir(root) else [])
+      if name.startswith(prefix) and not name.endswith(_P3_SCORE_EVAL)
+      and tf.io.gfile.glob(os.path.join(root, name, f"{split}.tfrecord-*")))
+  if not found:
+    raise _missing("p3", f"T0-SF {dataset}: P3 folders {prefix}*/{split}.tfrecord-*")
+  return found
+
+
+def _p3_features(folder: str, split: str) -> dict[str, tf.io.FixedLenFeature]:
+  """The parse spec of the text features, from the folder's ``info.<split>.json`` when present
+  (``answer_choices`` only where the prompt has choices)."""
+  spec = {"inputs_pretokenized": tf.io.FixedLenFeature([], tf.string),
+          "targets_pretokenized": tf.io.FixedLenFeature([], tf.string)}
+  info = os.path.join(folder, f"info.{split}.json")
+  features = None
+  if os.path.exists(info):
+    with open(info, encoding="utf-8") as f:
+      features = json.load(f).get("features", {})
+  if features is None or "answer_choices" in features:
+    spec["answer_choices"] = tf.io.FixedLenSequenceFeature([], tf.string, allow_missing=True)
+  return spec
+
+
+def _p3_candidates(folder: str, split: str) -> tf.data.Dataset:
+  """One P3 prompt folder as single-template candidates. Its choices become the example's options
+  unless the prompt text already lists every one of them."""
+  files = sorted(tf.io.gfile.glob(os.path.join(folder, f"{split}.tfrecord-*")))
+  spec = _p3_features(folder, split)
+  name = os.path.basename(folder)
+
+  def _parse(record: tf.Tensor) -> dict[str, tf.Tensor]:
+    ex = tf.io.parse_single_example(record, spec)
+    inputs, targets = tf.strings.strip(ex["inputs_pretokenized"]), tf.strings.strip(
+        ex["targets_pretokenized"])
+    choices = tf.strings.strip(ex.get("answer_choices", tf.constant([], tf.string)))
+    choices = tf.boolean_mask(choices, tf.strings.length(choices) > 0)
+    # A choice occurs in the prompt when splitting the prompt on it gives more than one piece.
+    occurs = tf.map_fn(lambda c: tf.size(tf.strings.split(inputs, sep=c)) > 1, choices,
+                       fn_output_signature=tf.bool)
+    listed = tf.reduce_all(occurs)
+    options = tf.cond(listed | (tf.size(choices) == 0), lambda: tf.constant(""),
+                      lambda: tf.strings.reduce_join(choices, separator=OPTION_SEP))
+    return {"_cand_inputs": inputs[None], "_cand_targets": targets[None],
+            "_cand_options": options[None],
+            "_uid": tf.strings.join([name, inputs, targets], "\x1f")}
+
+  return tf.data.TFRecordDataset(files).map(_parse)
+
+
+def p3_dataset(dataset: str, split: str = "train") -> tf.data.Dataset:
+  """T0-SF ``dataset`` from P3: its prompt folders' rows, taken round-robin (deterministic)."""
+  parts = [_p3_candidates(folder, split) for folder in p3_prompt_dirs(dataset, split)]
+  if len(parts) == 1:
+    return parts[0]
+  choice = tf.data.Dataset.range(len(parts)).repeat()
+  return tf.data.Dataset.choose_from_datasets(parts, choice, stop_on_empty_dataset=False)
+
+
+class _T0Source(_PythonSource):
+  """A T0-SF dataset through the route :func:`t0_route` names when a pipeline is built."""
+
+  def __init__(self, dataset: str, rows: Callable[[str], Iterator[dict]],
+               signature: Mapping[str, tf.TensorSpec], sizes: Mapping[str, int] | None):
+    super().__init__(rows, signature, ("train",), sizes)
+    self.dataset = dataset
+
+  def get_dataset(self, split: str = "train", shuffle: bool = True, seed: int | None = None,
+                  shard_info: seqio.ShardInfo | None = None, *args, **kwargs) -> tf.data.Dataset:
+    if t0_route() != "p3":
+      return super().get_dataset(split, shuffle, seed, shard_info, *args, **kwargs)
+    ds = p3_dataset(self.dataset, split)
+    if shard_info and shard_info.num_shards > 1:
+      ds = ds.shard(shard_info.num_shards, shard_info.index)
+    return ds
+
+  def count_rows(self, split: str) -> int:
+    if t0_route() != "p3":
+      return super().count_rows(split)
+    return sum(1 for _ in p3_dataset(self.dataset, split))

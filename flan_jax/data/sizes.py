@@ -82,6 +82,17 @@ SPLIT_SIZES: dict[str, int] = {
     "para_crawl/enda/train": 3_022_806,
     "trec/train": 5_452,
     "glue/cola/train": 8_551,
+    # Flan 2022's two additions to the 2021 configs.
+    # lambada: its TFDS train split is the release's development file
+    # (lambada_development_plain_text.txt, one passage a line): 4,869 passages, the size the
+    # Hugging Face copy (cimec/lambada) reports for the same file as its validation split.
+    "lambada/train": 4_869,
+    # unified_qa/ai2_science_middle: the UnifiedQA paper's dataset table (Khashabi et al. 2020)
+    # gives AI2 Science Middle 605 / 125 / 679 train / dev / test, together the 1,409 questions of
+    # AI2 Science Questions v2 "Middle School Without Diagrams"; its elementary row (623 / 123 /
+    # 542) is what the TFDS catalog lists for ai2_science_elementary. Not yet checked against
+    # prepared TFDS metadata: `flan-jax check-sizes --flan2022 flan2021` compares it.
+    "unified_qa/ai2_science_middle/train": 605,
 }
 
 

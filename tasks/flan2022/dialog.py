@@ -1,9 +1,15 @@
-"""Dialog: TFDS ``wiki_dialog`` (the reference's QReCC has no TFDS builder), continuing a
-conversation grounded in a Wikipedia passage, and its input inversion (``dialog_wiki_dialog_ii``:
-write the user turn that a reply answers)."""
+"""Dialog: TFDS ``wiki_dialog``, continuing a conversation grounded in a Wikipedia passage, and
+QReCC's open-domain conversational QA from its JSON release (no TFDS builder), each with its
+input inversion (``dialog_wiki_dialog_ii``, ``dialog_qrecc_ii``: write the user turn that a reply
+answers).
+
+Conversations and the templates' own mentions of the speakers are written with the turn markers
+of :mod:`flan_jax.data.prompt_modes`; each example draws its speaker labels and turn style when
+its prompt is rendered (``User: ...`` in one example, ``[Student] ...`` in the next)."""
 
 import tensorflow as tf
 
+from flan_jax.data import local_sources as sources
 from flan_jax.data import preprocessors as prep
 from flan_jax.data import prompt_modes as pm
 from flan_jax.data.spec import TfdsSource
@@ -11,22 +17,24 @@ from flan_jax.data.templates import T
 from flan_jax.tasks.flan2022 import registry, sizes
 
 FIELDS = ("title", "passage", "history", "reply", "last_user", "history_before_user")
-SPEAKERS = ("User", "Assistant")
+USER, AGENT = pm.USER_NAME, pm.AGENT_NAME  # the speakers' labels inside a template's text
 
 
 def _fields(ex: dict) -> dict:
   turns = ex["utterances"]
   n = tf.size(turns)
-  speakers = tf.where(tf.range(n) % 2 == 0, SPEAKERS[0], SPEAKERS[1])
-  lines = speakers + ": " + turns
+  # Turns alternate user / agent from the first; the last turn is the agent's reply.
+  markers = tf.where(tf.range(n) % 2 == (n - 1) % 2, pm.AGENT_TURN, pm.USER_TURN)
+  lines = markers + turns
   pad = tf.concat([turns, ["", ""]], axis=0)
   last = tf.maximum(n - 1, 0)
   return {
       "title": ex["title"], "passage": ex["passage"],
-      "history": tf.strings.reduce_join(lines[:last], separator="\n"),
+      "history": tf.strings.reduce_join(lines[:last], separator=pm.TURN_SEP),
       "reply": pad[last],
       "last_user": pad[tf.maximum(n - 2, 0)],
-      "history_before_user": tf.strings.reduce_join(lines[:tf.maximum(n - 2, 0)], separator="\n"),
+      "history_before_user": tf.strings.reduce_join(lines[:tf.maximum(n - 2, 0)],
+                                                    separator=pm.TURN_SEP),
   }
 
 
@@ -35,15 +43,15 @@ def _has_turns(ex: dict) -> tf.Tensor:
 
 
 TEMPLATES = (
-    T("Background ({title}): {passage}\n\n{history}\n\nWrite the assistant's next reply.",
+    T(f"Background ({{title}}): {{passage}}\n\n{{history}}\n\nWrite {AGENT}'s next reply.",
       "{reply}"),
-    T("{history}\n\nContinue the conversation as the assistant, using this article about {title}:"
-      "\n{passage}", "{reply}"),
-    T("Conversation about {title}:\n{history}\nAssistant:", "{reply}"),
+    T(f"{{history}}\n\nContinue the conversation as {AGENT}, using this article about "
+      "{title}:\n{passage}", "{reply}"),
+    T(f"Conversation about {{title}}:\n{{history}}{pm.TURN_SEP}{pm.AGENT_TURN}", "{reply}"),
 )
 INVERSION_TEMPLATES = (
-    T("Article about {title}: {passage}\n\n{history_before_user}\n\nThe assistant then said: "
-      "\"{reply}\"\n\nWhat did the user say just before that?", "{last_user}"),
+    T(f"Article about {{title}}: {{passage}}\n\n{{history_before_user}}\n\n{AGENT} then said: "
+      f"\"{{reply}}\"\n\nWhat did {USER} say just before that?", "{last_user}"),
 )
 
 _source = TfdsSource("wiki_dialog/OQ:1.0.0", {"train": "train", "validation": "validation"})
@@ -55,3 +63,44 @@ registry.register(registry.Flan2022Task(
     "dialog_wiki_dialog_ii", "dialog", _source,
     (*_head, pm.candidates_from_patterns(INVERSION_TEMPLATES, FIELDS)),
     sizes.DIALOG["wiki_dialog"], inversion_of="dialog_wiki_dialog"))
+
+
+# ----------------------------------------------------------------------------- QReCC
+
+QRECC_FIELDS = ("history", "question", "answer", "earlier")
+
+
+def _qrecc_fields(ex: dict) -> dict:
+  context = ex["context"]
+  n = tf.size(context)
+  # The earlier turns alternate question (user) / answer (agent), a question first.
+  earlier = tf.where(tf.range(n) % 2 == 0, pm.USER_TURN, pm.AGENT_TURN) + context
+  earlier = tf.strings.reduce_join(earlier, separator=pm.TURN_SEP)
+  last = pm.USER_TURN + ex["question"]
+  history = tf.cond(n > 0, lambda: earlier + pm.TURN_SEP + last, lambda: last)
+  return {"history": history, "question": ex["question"], "answer": ex["answer"],
+          "earlier": tf.cond(n > 0, lambda: earlier, lambda: tf.constant("(none yet)"))}
+
+
+QRECC_TEMPLATES = (
+    T(f"{{history}}\n\nAnswer {USER}'s last question as {AGENT}.", "{answer}"),
+    T(f"Here is a conversation.\n{{history}}{pm.TURN_SEP}{pm.AGENT_TURN}", "{answer}"),
+    T(f"{{history}}\n\nWhat would {AGENT} reply?", "{answer}"),
+)
+QRECC_INVERSION_TEMPLATES = (
+    T(f"Conversation so far:\n{{earlier}}\n\n{AGENT} then answered: \"{{answer}}\"\n\nWhat "
+      f"question did {USER} ask?", "{question}"),
+    T(f"{{earlier}}\n\nNext, {USER} asked something and {AGENT} replied \"{{answer}}\". Write "
+      f"{USER}'s question.", "{question}"),
+)
+
+_qrecc = sources.qrecc_source(sizes.DIALOG["qrecc"])
+_qrecc_head = (prep.map_fields(_qrecc_fields, QRECC_FIELDS),)
+registry.register(registry.Flan2022Task(
+    "dialog_qrecc", "dialog", _qrecc,
+    (*_qrecc_head, pm.candidates_from_patterns(QRECC_TEMPLATES, QRECC_FIELDS)),
+    sizes.DIALOG["qrecc"]))
+registry.register(registry.Flan2022Task(
+    "dialog_qrecc_ii", "dialog", _qrecc,
+    (*_qrecc_head, pm.candidates_from_patterns(QRECC_INVERSION_TEMPLATES, QRECC_FIELDS)),
+    sizes.DIALOG["qrecc"], inversion_of="dialog_qrecc"))

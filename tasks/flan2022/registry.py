@@ -28,6 +28,11 @@ SOURCES: dict[str, tuple[str, int, tuple[str, ...]]] = {
 }
 INVERSION_RATE = 0.3  # an input-inversion task's rate relative to its base task
 PREFIX = "flan2022_"
+# Each task's shuffle buffer. seqio's default (1,000) is filled per task before a mixture yields
+# anything: ~1.9M rendered examples held in memory before flan2022_submix's first batch. The
+# mixture's sampling across ~1,900 tasks already interleaves them; within a task, 128 shuffles over
+# a 128-example window (TFDS sources also shuffle their files).
+SHUFFLE_BUFFER = 128
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,13 +88,15 @@ def register(task: Flan2022Task) -> Flan2022Task:
   label = SOURCES[task.source][0]
   for mode in task.modes:
     step = pm.render_mode(mode, task.name, label, pool_fn=lambda t=task: _raw_train(t),
-                          vocabulary=vocab_lib.DEFAULT_VOCABULARY)
+                          vocabulary=vocab_lib.DEFAULT_VOCABULARY,
+                          dialog=task.source == "dialog")
     seqio.TaskRegistry.add(
         task.task_name(mode),
         source=task.data_source,
         preprocessors=[*task.head, step, *prep.tokenize_chain()],
         output_features=vocab_lib.output_features(),
         metric_fns=[],
+        shuffle_buffer_size=SHUFFLE_BUFFER,
     )
   TASKS[task.name] = task
   return task
