@@ -56,6 +56,14 @@ class Budget:
   learning_rate: float = 0.01
   eval_examples: int = 100  # test examples per held-out dataset
   train_examples: int = 1000  # training examples per training dataset
+  # Mixing weights: (cluster or dataset name, multiplier of train_examples); a dataset's weight is
+  # the product of its cluster's and its own (default 1). Equal weights are FLAN's
+  # examples-proportional mixing with the cap at train_examples (every world dataset has more).
+  weights: tuple[tuple[str, float], ...] = ()
+
+  def weight(self, spec: ds.DatasetSpec) -> float:
+    w = dict(self.weights)
+    return w.get(spec.cluster, 1.0) * w.get(spec.name, 1.0)
 
 
 PRESETS = {
@@ -102,13 +110,17 @@ def eval_templates(spec: ds.DatasetSpec, kind: str) -> list[tmpl.Template]:
   return [t for t in spec.templates if not t.turned]
 
 
-def training_pairs(specs: Sequence[ds.DatasetSpec], kind: str, n: int, rng: random.Random
-                   ) -> list[tuple[str, str]]:
-  """(inputs, targets) strings: ``n`` train examples of each dataset, a random template each."""
+def training_pairs(specs: Sequence[ds.DatasetSpec], kind: str, n: int, rng: random.Random,
+                   weights: dict[str, float] | None = None) -> list[tuple[str, str]]:
+  """(inputs, targets) strings: ``n`` train examples of each dataset (``n * weights[name]`` where
+  given, cycling through the train split), a random template each."""
   pairs = []
   for spec in specs:
     choices = train_templates(spec, kind)
-    for example in world.examples(spec.name, "train")[:n]:
+    split = world.examples(spec.name, "train")
+    count = round(n * (weights or {}).get(spec.name, 1.0))
+    for i in range(count):
+      example = split[i % len(split)]
       t = rng.choice(choices)
       fields = _fields(example, None if t.turned else _options(spec, example))
       pairs.append((t.inputs.format(**fields), t.targets.format(**fields)))
@@ -424,13 +436,18 @@ def run(heldout: str, seeds: Sequence[int], budget: Budget, *, kind: str = "inst
     raise ValueError(f"clusters {bad} may not train a model held out on {heldout!r}; "
                      f"allowed: {allowed}")
   specs = [s for s in mixing.training_specs(SUITE, heldout) if s.cluster in clusters]
+  names = {s.name for s in mixing.training_specs(SUITE, heldout)} | set(allowed)
+  if bad := [n for n, _ in budget.weights if n not in names]:
+    raise ValueError(f"mixing weights name {bad}, which are not training clusters or datasets "
+                     f"of held-out {heldout!r}; use some of {sorted(names)}")
   if violations := honesty_violations(heldout, specs):
     raise ValueError(f"held-out {heldout!r} breaks the demo's honesty rules: {violations}")
   sets = eval_sets(heldout, kind, budget.eval_examples)
   tuned_runs, untuned_runs = [], []
   for seed in seeds:
     base = pretrained(seed)
-    pairs = training_pairs(specs, kind, budget.train_examples, random.Random(seed))
+    pairs = training_pairs(specs, kind, budget.train_examples, random.Random(seed),
+                           {s.name: budget.weight(s) for s in specs})
     tuned, losses = tune(config, base, pairs, budget, seed, progress)
     tuned_runs.append([correct(config, tuned, e) for e in sets])
     untuned_runs.append([correct(config, base, e) for e in sets])
@@ -509,6 +526,21 @@ def cluster_counts(heldout: str) -> list[int]:
   return sorted({k for k in (1, 2, 4) if k < n} | {n})
 
 
+def parse_weights(text: str) -> tuple[tuple[str, float], ...]:
+  """``'a=3,b=0.5'`` -> ``(("a", 3.0), ("b", 0.5))``; names are checked when the run starts."""
+  out = []
+  for item in filter(None, (x.strip() for x in text.split(","))):
+    name, sep, value = item.partition("=")
+    try:
+      out.append((name.strip(), float(value)))
+    except ValueError:
+      sep = ""
+    if not sep or not name.strip():
+      raise ValueError(f"bad mixing weight {item!r}: write name=multiplier, e.g. "
+                       "reading_comprehension=3")
+  return tuple(out)
+
+
 def main(argv: list[str] | None = None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--heldout", default="nli")
@@ -519,14 +551,22 @@ def main(argv: list[str] | None = None) -> dict:
                       help="also the cluster-count and instruction-format ablations")
   parser.add_argument("--clusters", default=None,
                       help="comma-separated training clusters of the main run (default: all)")
-  parser.add_argument("--pretrain_steps", type=int, default=None, help="overrides the preset")
-  parser.add_argument("--tune_steps", type=int, default=None, help="overrides the preset")
+  for field in dataclasses.fields(Budget):
+    if field.type in ("int", "float"):
+      parser.add_argument(f"--{field.name}", type={"int": int, "float": float}[field.type],
+                          default=None, help="overrides the preset")
+  parser.add_argument("--weights", default=None,
+                      help="mixing weights overriding the preset's, e.g. "
+                           "'reading_comprehension=3,world_passage_yesno=2' (name=multiplier of "
+                           "train_examples; a cluster's and a dataset's weights multiply)")
   parser.add_argument("--no_progress", action="store_true")
   args = parser.parse_args(argv)
   registry.ensure_registered()
   budget = PRESETS[args.preset]
-  overrides = {k: getattr(args, k) for k in ("pretrain_steps", "tune_steps")
-               if getattr(args, k) is not None}
+  overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Budget)
+               if f.type in ("int", "float") and getattr(args, f.name) is not None}
+  if args.weights is not None:
+    overrides["weights"] = parse_weights(args.weights)
   budget = dataclasses.replace(budget, **overrides)
   chosen = args.clusters.split(",") if args.clusters else None
   seeds = list(range(args.seeds))
