@@ -105,3 +105,30 @@ def test_smoke_run_of_the_demo_experiment(tmp_path):
   assert len(summary["tuned_per_seed"]) == 1
   assert (tmp_path / "demo.png").stat().st_size > 0
   assert "| all clusters |" in (tmp_path / "demo.md").read_text()
+
+
+def test_mixing_weights_scale_each_dataset_s_share():
+  specs = de.mixing.training_specs("offline", "nli")
+  budget = de.Budget(weights=(("reading_comprehension", 3), ("world_passage_yesno", 2)))
+  weights = {s.name: budget.weight(s) for s in specs}
+  assert weights["world_passage_yesno"] == 6 and weights["world_passage_qa"] == 3
+  assert weights["world_reviews"] == 1
+  pairs = de.training_pairs(specs, "instructions", 5, random.Random(0), weights)
+  assert len(pairs) == 5 * (len(specs) - 3) + 5 * (3 + 3 + 6)
+  yesno = {x for x, _ in pairs if "Based on the paragraph above, answer the question" in x}
+  assert 0 < len(yesno) <= 30  # only world_passage_yesno has that template: up to 6 x 5 pairs
+  # More than the train split: it cycles through the split (each copy under a random template).
+  split = len(de.world.examples("world_passage_yesno", "train"))
+  many = de.training_pairs([_spec("world_passage_yesno")], "instructions", split, random.Random(0),
+                           {"world_passage_yesno": 2})
+  assert len(many) == 2 * split
+
+
+def test_mixing_weights_are_parsed_and_checked():
+  assert de.parse_weights("reading_comprehension=3, world_qa=0.5") == (
+      ("reading_comprehension", 3.0), ("world_qa", 0.5))
+  for bad in ("reading_comprehension", "=2", "world_qa=x"):
+    with pytest.raises(ValueError, match="name=multiplier"):
+      de.parse_weights(bad)
+  with pytest.raises(ValueError, match="not training clusters or datasets"):
+    de.run("nli", [0], de.Budget(weights=(("nli", 2.0),)), log=lambda _: None)
