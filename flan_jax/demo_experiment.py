@@ -67,7 +67,7 @@ class Budget:
 
 
 PRESETS = {
-    # Measured: ~1.5-2.5 min per seed on one busy CPU core (see README).
+    # Measured: ~4 min per seed (115 s CPU) on one CPU core shared with other jobs (README, E9).
     "demo": Budget(),
     # make test's smoke run: the whole procedure, seconds.
     "smoke": Budget(d_model=32, num_layers=1, pretrain_steps=4, pretrain_batch=4, tune_steps=4,
