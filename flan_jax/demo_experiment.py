@@ -541,7 +541,7 @@ def parse_weights(text: str) -> tuple[tuple[str, float], ...]:
   return tuple(out)
 
 
-def main(argv: list[str] | None = None) -> dict:
+def _parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--heldout", default="nli")
   parser.add_argument("--seeds", type=int, default=3)
@@ -560,15 +560,52 @@ def main(argv: list[str] | None = None) -> dict:
                            "'reading_comprehension=3,world_passage_yesno=2' (name=multiplier of "
                            "train_examples; a cluster's and a dataset's weights multiply)")
   parser.add_argument("--no_progress", action="store_true")
-  args = parser.parse_args(argv)
-  registry.ensure_registered()
-  budget = PRESETS[args.preset]
+  return parser
+
+
+def _budget(args: argparse.Namespace) -> Budget:
+  """The preset's budget with the command line's overrides."""
   overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Budget)
                if f.type in ("int", "float") and getattr(args, f.name) is not None}
   if args.weights is not None:
     overrides["weights"] = parse_weights(args.weights)
-  budget = dataclasses.replace(budget, **overrides)
+  return dataclasses.replace(PRESETS[args.preset], **overrides)
+
+
+def _ablations(args: argparse.Namespace, seeds: list[int], budget: Budget, pre: Pretrained,
+               main_run: dict, progress: bool) -> dict:
+  """The cluster-count and instruction-format ablations; {name: written paths}."""
+  out = {}
+  clusters = training_clusters(args.heldout)
+  counts = []
+  for k in cluster_counts(args.heldout):
+    label = f"{k}" if k < len(clusters) else f"{k} (all)"
+    counts.append(main_run if k == len(clusters) else run(
+        args.heldout, seeds, budget, clusters=clusters[:k], label=label, pretrained=pre,
+        progress=progress).summary())
+    counts[-1] = dict(counts[-1], label=label)
+  out["clusters"] = write(counts, args.output_dir, "ablation_clusters",
+                          f"Held-out {args.heldout} vs number of training clusters "
+                          f"({' + '.join(clusters)})", "training clusters")
+  print(table(counts))
+  formats = [dict(main_run, label="instructions")]
+  for kind in KINDS[1:]:
+    formats.append(run(args.heldout, seeds, budget, kind=kind, label=kind.replace("_", " "),
+                       pretrained=pre, progress=progress).summary())
+  out["formats"] = write(formats, args.output_dir, "ablation_formats",
+                         f"Held-out {args.heldout}: instruction format of the training data",
+                         "finetuning format")
+  print(table(formats))
+  return out
+
+
+def main(argv: list[str] | None = None) -> dict:
+  args = _parser().parse_args(argv)
+  registry.ensure_registered()
+  budget = _budget(args)
   chosen = args.clusters.split(",") if args.clusters else None
+  if args.ablations and chosen:
+    raise ValueError("--ablations runs from every training cluster; drop --clusters")
   seeds = list(range(args.seeds))
   progress = not args.no_progress
   pre = Pretrained(budget, progress)
@@ -582,29 +619,8 @@ def main(argv: list[str] | None = None) -> dict:
                        f"Held-out {args.heldout}: instruction tuning vs untuned, "
                        f"{len(seeds)} seeds")}
   print(table([main_run]))
-  if args.ablations and chosen:
-    raise ValueError("--ablations runs from every training cluster; drop --clusters")
   if args.ablations:
-    clusters = training_clusters(args.heldout)
-    counts = []
-    for k in cluster_counts(args.heldout):
-      label = f"{k}" if k < len(clusters) else f"{k} (all)"
-      counts.append(main_run if k == len(clusters) else run(
-          args.heldout, seeds, budget, clusters=clusters[:k], label=label, pretrained=pre,
-          progress=progress).summary())
-      counts[-1] = dict(counts[-1], label=label)
-    out["clusters"] = write(counts, args.output_dir, "ablation_clusters",
-                            f"Held-out {args.heldout} vs number of training clusters "
-                            f"({' + '.join(clusters)})", "training clusters")
-    print(table(counts))
-    formats = [dict(main_run, label="instructions")]
-    for kind in KINDS[1:]:
-      formats.append(run(args.heldout, seeds, budget, kind=kind, label=kind.replace("_", " "),
-                         pretrained=pre, progress=progress).summary())
-    out["formats"] = write(formats, args.output_dir, "ablation_formats",
-                           f"Held-out {args.heldout}: instruction format of the training data",
-                           "finetuning format")
-    print(table(formats))
+    out |= _ablations(args, seeds, budget, pre, main_run, progress)
   for paths in out.values():
     print("wrote " + ", ".join(paths.values()))
   return out
