@@ -141,8 +141,7 @@ def breakdown(args) -> dict:
   import torch
   torch.set_num_threads(args.threads)
 
-  from flan_jax.training.perf import measured_matmul_flops
-  peak = max(measured_matmul_flops(d, n=2048, reps=3) for d in ("float32", "bfloat16"))
+  peak = _matmul_peak()
   name = args.variants.split(",")[-1]
   cfg = _config(args.dtype, **VARIANTS[name])
   runs = {}
@@ -150,12 +149,7 @@ def breakdown(args) -> dict:
     runs[f"jax {part}"] = jax_step(cfg, args.batch, args.seq, part)
     runs[f"torch {part}"] = torch_step(_config(args.dtype), args.batch, args.seq,
                                        args.dtype == "bfloat16", part)
-  for fn in runs.values():
-    fn(), fn()  # Compile and warm up.
-  times: dict[str, list[float]] = {k: [] for k in runs}
-  for _ in range(args.steps):
-    for key, fn in runs.items():
-      times[key].append(_timed(fn))
+  times = _interleaved(runs, args.steps)
   tokens = args.batch * args.seq
   return {"peak": peak, "variant": name, "times": times,
           "flops_per_token": _config(args.dtype).train_flops_per_token(args.seq, causal=True),
@@ -188,29 +182,40 @@ def _timed(fn) -> float:
   return time.perf_counter() - t
 
 
+def _matmul_peak() -> float:
+  """The best of jax's f32 and bf16 2048^3 matmul FLOP/s on this process's cores."""
+  from flan_jax.training.perf import measured_matmul_flops
+  return max(measured_matmul_flops(d, n=2048, reps=3) for d in ("float32", "bfloat16"))
+
+
+def _interleaved(runs: dict, steps: int) -> dict[str, list[float]]:
+  """Each runner called twice (compile, warm-up), then ``steps`` timed rounds over all of them
+  in turn, so machine load hits all alike; {name: seconds per call}."""
+  for fn in runs.values():
+    fn(), fn()
+  times: dict[str, list[float]] = {k: [] for k in runs}
+  for _ in range(steps):
+    for name, fn in runs.items():
+      times[name].append(_timed(fn))
+  return times
+
+
 def child(args) -> None:
   """One measurement on the cores this process may use; prints one JSON line."""
   import torch
   torch.set_num_threads(args.threads)
   import jax
 
-  from flan_jax.training.perf import measured_matmul_flops
-  peak = max(measured_matmul_flops(d, n=2048, reps=3) for d in ("float32", "bfloat16"))
+  peak = _matmul_peak()
   runs = {}
   for name in args.variants.split(","):
     cfg = _config(args.dtype, **VARIANTS[name])
     runs[name] = jax_step(cfg, args.batch, args.seq,
                           donate=VARIANTS[name].get("donate", True))
-    runs[name]()  # Compile.
   if not args.no_torch:
     runs["torch"] = torch_step(_config(args.dtype), args.batch, args.seq,
                                args.dtype == "bfloat16")
-  for fn in runs.values():
-    fn()  # Warm up.
-  times: dict[str, list[float]] = {k: [] for k in runs}
-  for _ in range(args.steps):
-    for name, fn in runs.items():
-      times[name].append(_timed(fn))
+  times = _interleaved(runs, args.steps)
   cfg = _config(args.dtype)
   tokens = args.batch * args.seq
   flops_per_token = cfg.train_flops_per_token(args.seq, causal=True)

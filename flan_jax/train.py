@@ -214,8 +214,7 @@ def check_batch_divisibility(batch_size: int, num_microbatches: int,
 
 def _check_run(cfg: training_config.TrainConfig) -> None:
   """The checks that need no devices: names, data, vocabulary sizes, steps."""
-  if cfg.packer not in batches_lib.PACKERS:
-    raise ValueError(f"unknown PACKER {cfg.packer!r}; use one of {batches_lib.PACKERS}")
+  batches_lib.check_packer(cfg.packer)
   _validate(cfg.mixture_or_task_name, cfg.task_feature_lengths, cfg.batch_size,
             cfg.optimizer.num_microbatches)
   if cfg.eval.period and not cfg.eval.mixture_or_task_name:

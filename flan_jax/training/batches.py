@@ -46,6 +46,12 @@ from flan_jax.parallel import partitioning
 PACKERS = ("seqio", "best_fit")
 
 
+def check_packer(packer: str) -> None:
+  """Raises ValueError for a name that is not one of PACKERS (gin ``PACKER``)."""
+  if packer not in PACKERS:
+    raise ValueError(f"unknown packer {packer!r} (PACKER); use one of {PACKERS}")
+
+
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
   """What to read; ``batch_size`` is global (all hosts); ``num_shards`` None = process count."""
@@ -64,8 +70,7 @@ class DataConfig:
   device_prefetch: int = 2  # Global batches put on the devices ahead of the step (0: none).
 
   def __post_init__(self):
-    if self.packer not in PACKERS:
-      raise ValueError(f"unknown packer {self.packer!r} (PACKER); use one of {PACKERS}")
+    check_packer(self.packer)
 
   @property
   def resolved_num_shards(self) -> int:
