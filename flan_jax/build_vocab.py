@@ -37,7 +37,11 @@ def training_text() -> list[str]:
         elif spec.options:
           fields[tmpl.OPTIONS_FIELD] = tmpl.format_options_py(spec.options)
         for t in spec.templates:
-          lines.append(tmpl.render_py(t.inputs, fields) + "\n" + tmpl.render_py(t.targets, fields))
+          # Inputs and targets are encoded separately (each with SentencePiece's dummy "▁"
+          # prefix), so they are separate lines here: joined by "\n", an answer word was learned
+          # only without its "▁" and "yes" encoded as two pieces ("▁", "yes") against one for "no".
+          lines.append(tmpl.render_py(t.inputs, fields))
+          lines.append(tmpl.render_py(t.targets, fields))
   return lines
 
 

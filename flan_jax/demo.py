@@ -8,9 +8,10 @@
 4. Zero-shot evaluation of the held-out cluster by rank classification (``flan_jax.eval``'s
    report, every template), against the untuned (pretrained) model on the GPT-3-style
    continuation prompts as in the paper, and chance; table and plot in ``OUTPUT_DIR/eval``.
-``--experiment`` (``make demo-experiment``): instead of 2-4, the 3-seed experiment of
-:mod:`flan_jax.demo_experiment` (the same prompts for tuned and untuned, bootstrap 95 %
-intervals; ``--ablations``: ``make demo-ablations``).
+5. The 3-seed experiment of :mod:`flan_jax.demo_experiment` (pretrain, tune and evaluate per
+   seed on the library's pieces; the same prompts for tuned and untuned; bootstrap 95 %
+   intervals over seeds and examples). ``--seeds 0`` skips it; ``--experiment``
+   (``make demo-experiment``) runs it instead of 2-4; ``--ablations``: ``make demo-ablations``.
 
     python -m flan_jax.demo [--heldout nli] [--output_dir demo_out] [--pretrain_steps 300]
                             [--train_steps 300] [--experiment [--seeds 3] [--ablations]]
@@ -47,7 +48,9 @@ def _parser() -> argparse.ArgumentParser:
                       help="instruction-tuning steps (0 stops after showing the data)")
   parser.add_argument("--experiment", action="store_true",
                       help="instead of the gin/seqio job: the 3-seed experiment with intervals")
-  parser.add_argument("--seeds", type=int, default=3, help="experiment seeds")
+  parser.add_argument("--seeds", type=int, default=3,
+                      help="experiment seeds (after the gin job, or alone with --experiment; "
+                           "0: no experiment)")
   parser.add_argument("--preset", default="demo", help="experiment budget (demo_experiment)")
   parser.add_argument("--ablations", action="store_true", help="also the experiment's ablations")
   return parser
@@ -85,10 +88,7 @@ def main(argv: list[str] | None = None) -> None:
   if not args.train_steps:
     return
   if args.experiment:
-    from flan_jax import demo_experiment
-    demo_experiment.main(["--heldout", args.heldout, "--seeds", str(args.seeds), "--preset",
-                          args.preset, "--output_dir", os.path.join(args.output_dir, "experiment")]
-                         + (["--ablations"] if args.ablations else []))
+    _experiment(args)
     return
   pretrained = os.path.join(args.output_dir, "pretrained")
   model = os.path.join(args.output_dir, "model")
@@ -107,6 +107,17 @@ def main(argv: list[str] | None = None) -> None:
   _train("gin/runs/demo.gin", [f"MODEL_DIR = '{model}'",
                                f"MIXTURE_OR_TASK_NAME = '{train_name}'", *start], model)
   _evaluate(eval_name, model, pretrained, os.path.join(args.output_dir, "eval"))
+  if args.seeds:
+    print(f"\n== the experiment over {args.seeds} seeds (flan_jax.demo_experiment): tuned vs "
+          "untuned on the same prompts, bootstrap 95 % intervals")
+    _experiment(args)
+
+
+def _experiment(args: argparse.Namespace) -> None:
+  from flan_jax import demo_experiment
+  demo_experiment.main(["--heldout", args.heldout, "--seeds", str(args.seeds), "--preset",
+                        args.preset, "--output_dir", os.path.join(args.output_dir, "experiment")]
+                       + (["--ablations"] if args.ablations else []))
 
 
 def _save_initial(out_dir: str) -> None:

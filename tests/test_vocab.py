@@ -27,6 +27,19 @@ def test_round_trip_and_special_ids():
   assert len(v.encode("Oakton")) == 1  # a town of the world is one piece
 
 
+def test_answer_words_are_single_pieces_as_targets():
+  """Targets are encoded on their own (with the dummy "▁" prefix): every one-word answer of the
+  offline suite must be one piece there, or rank classification favours the shorter words (the
+  model built from inputs and targets joined by a newline split "yes" into "▁" + "yes" while "no"
+  was one piece, and an untuned model answered "no" to everything)."""
+  import flan_jax.tasks.offline  # noqa: F401 - registers the offline suite.
+  from flan_jax.data.offline import world
+  v = vocab.vocabulary()
+  words = set(world.YES_NO) | set(world.SENTIMENT) | {x for vs in world.VALUES.values() for x in vs}
+  split = {w: v.encode(w) for w in sorted(words) if len(v.encode(w)) != 1}
+  assert not split, f"answer words split into several pieces: {split}"
+
+
 def test_gin_switches_to_bytes():
   try:
     gin.parse_config_file("gin/vocab/byte.gin")

@@ -14,6 +14,8 @@ Tasks (cluster: dataset — kind):
 * reading_comprehension: ``world_passage_qa`` (generative), ``world_passage_choice`` (4 choices),
   ``world_passage_yesno`` (yes/no), all about visitors with random facts (read, not recalled)
 * struct_to_text: ``world_data_to_text``, ``world_triples_to_text`` (generative)
+* paraphrase: ``world_paraphrase`` (one fact each), ``world_same_facts`` (two facts each) — yes/no:
+  do the two sentences say the same thing (FLAN's paraphrase cluster, MRPC/QQP-like)
 """
 
 from __future__ import annotations
@@ -221,6 +223,35 @@ def _passage_yesno(rng: random.Random, pool: tuple[Person, ...]) -> dict:
           "answer": YES_NO[0 if yes else 1]}
 
 
+def _paraphrase(rng: random.Random, pool: tuple[Person, ...]) -> dict:
+  """Two phrasings of one fact (yes), or of a fact with another value or attribute (no)."""
+  p = rng.choice(pool)
+  attr, k = rng.choice(ATTRS), rng.randrange(2)
+  same, kind = rng.random() < 0.5, rng.randrange(4)
+  if same:
+    second = p.fact(attr, 1 - k)
+  elif kind < 3:  # the same attribute with another value
+    second = p.fact(attr, 1 - k, _other(rng, attr, p.facts[attr]))
+  else:  # another attribute of the same person
+    second = p.fact(rng.choice([a for a in ATTRS if a != attr]), rng.randrange(2))
+  return {"sentence1": p.fact(attr, k), "sentence2": second, "answer": YES_NO[0 if same else 1]}
+
+
+def _same_facts(rng: random.Random, pool: tuple[Person, ...]) -> dict:
+  """Two facts in one sentence and the same two, reordered and rephrased (yes), or with one value
+  changed (no)."""
+  p = rng.choice(pool)
+  a, b = rng.sample(ATTRS, 2)
+  same = rng.random() < 0.5
+  values = dict(p.facts)
+  if not same:
+    changed = rng.choice((a, b))
+    values[changed] = _other(rng, changed, p.facts[changed])
+  first = f"{p.name} {CLAUSES[a].format(v=p.facts[a])} and {CLAUSES[b].format(v=p.facts[b])}."
+  second = " ".join(p.fact(x, 1, values[x]) for x in (b, a))
+  return {"sentence1": first, "sentence2": second, "answer": YES_NO[0 if same else 1]}
+
+
 def _describe(p: Person, attrs: list[str]) -> str:
   clauses = [CLAUSES[a].format(v=p.facts[a]) for a in attrs]
   if len(clauses) == 1:
@@ -271,6 +302,10 @@ TASKS: tuple[WorldTask, ...] = (
               ("passage", "question", "answer"), YES_NO),
     WorldTask("world_data_to_text", "struct_to_text", _data_to_text, ("data", "answer")),
     WorldTask("world_triples_to_text", "struct_to_text", _triples_to_text, ("triples", "answer")),
+    WorldTask("world_paraphrase", "paraphrase", _paraphrase, ("sentence1", "sentence2", "answer"),
+              YES_NO),
+    WorldTask("world_same_facts", "paraphrase", _same_facts, ("sentence1", "sentence2", "answer"),
+              YES_NO),
 )
 TASKS_BY_NAME = {t.name: t for t in TASKS}
 
