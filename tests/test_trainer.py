@@ -153,9 +153,10 @@ def _train(model_dir, steps, optimizer=(), checkpoint=(), evaluation=(), **kw):
               task_feature_lengths={"inputs": 32, "targets": 8}, train_steps=steps, batch_size=4,
               dropout_rate=0.1, log_period=2, progress=False,
               optimizer_cfg=training_config.OptimizerConfig(
-                  "adafactor", learning_rate=1e-2, num_microbatches=2, **dict(optimizer)),
+                  **{"name": "adafactor", "learning_rate": 1e-2, "num_microbatches": 2,
+                     **dict(optimizer)}),
               checkpoint_cfg=training_config.CheckpointConfig(
-                  period=2, async_checkpointing=True, **dict(checkpoint)),
+                  **{"period": 2, "async_checkpointing": True, **dict(checkpoint)}),
               eval_cfg=training_config.EvalConfig(**dict(evaluation)),
               partitioning_cfg=training_config.PartitioningConfig("data=2,model=4"))
   args.update(kw)
