@@ -441,7 +441,7 @@ def test_command_line_prints_reported_errors_without_traceback(tmp_path):
   repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   for flags, message in (
       ([f"--gin.MODEL_DIR='{tmp_path}/run'", "--gin.BATCH_SIZE='eight'"],
-       "BATCH_SIZE must be an integer"),
+       "BATCH_SIZE (train_script.train.batch_size) must be an integer"),
       ([f"--gin.MODEL_DIR='{tmp_path}/run'", "--gin.CHECKPOINT_PATH_TYPO=1"], "error"),
       ([f"--gin.MODEL_DIR='{tmp_path}/file'"], "is a file, not a directory"),
       ([f"--gin.MODEL_DIR='{tmp_path}/run'", "--gin.BATCH_SIZE=3",
