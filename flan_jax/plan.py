@@ -171,7 +171,8 @@ class Candidate:
 
 def train_arguments(gin_files: Sequence[str], gin_bindings: Sequence[str],
                     search_paths: Sequence[str] = (".",)) -> dict[str, Any]:
-  """The arguments gin would pass to ``train`` (its defaults, then the files' bindings)."""
+  """The arguments gin would pass to ``train`` (its defaults, then the files' bindings; the typed
+  configs ``optimizer_cfg``, ``partitioning_cfg``, ... built, as gin builds them)."""
   import inspect
 
   import gin
@@ -230,16 +231,11 @@ def _compile_step(train_args: Mapping[str, Any], candidate: Candidate, config: A
   rules = partitioning.logical_axis_rules(candidate.rules, mesh.axis_names)
   train_lib.check_batch_divisibility(batch, candidate.microbatches, dict(mesh.shape),
                                      candidate.mesh)
+  step_kwargs = train_args["optimizer_cfg"].step_kwargs() | {
+      "num_microbatches": candidate.microbatches}
   parts = train_lib.build_train_step(
       config, mesh, rules,
-      train_steps=train_args["train_steps"] or train_args["relative_steps"] or 1,
-      optimizer=train_args["optimizer"], learning_rate=train_args["learning_rate"],
-      schedule=train_args["schedule"], warmup_steps=train_args["warmup_steps"],
-      weight_decay=train_args["weight_decay"], grad_clip_norm=train_args["grad_clip_norm"],
-      skip_nonfinite_updates=train_args["skip_nonfinite_updates"],
-      num_microbatches=candidate.microbatches,
-      loss_normalizing_factor=train_args["loss_normalizing_factor"],
-      label_smoothing=train_args["label_smoothing"], z_loss=train_args["z_loss"])
+      train_steps=train_args["train_steps"] or train_args["relative_steps"] or 1, **step_kwargs)
   state = checkpoints.abstract_train_state(config, parts.tx, parts.shardings)
   rng = jax.eval_shape(lambda: jax.random.key(0))
   start = time.perf_counter()
@@ -495,7 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument("--devices", type=int, required=True, help="number of devices to plan for")
   parser.add_argument("--mesh", default=None, help="e.g. data=8,model=16 (default: the gin's)")
   parser.add_argument("--rules", default=None, choices=sorted(partitioning.RULE_SETS),
-                      help="partitioning rule set (default: the gin's partitioning_rules)")
+                      help="partitioning rule set (default: the gin's PARTITIONING_RULES)")
   parser.add_argument("--remat", default=None, choices=REMAT_POLICIES,
                       help="remat policy (default: MODEL_CONFIG's)")
   parser.add_argument("--microbatches", type=int, default=None,
@@ -552,9 +548,10 @@ def main(argv: Sequence[str] | None = None) -> int:
   if args.hbm_gib is not None:
     target = dataclasses.replace(target, hbm_bytes=int(args.hbm_gib * GIB),
                                  note=f"HBM overridden to {args.hbm_gib} GiB")
-  cand = Candidate(args.mesh or train_args["mesh"], args.rules or train_args["partitioning_rules"],
+  partitioning_cfg = train_args["partitioning_cfg"]
+  cand = Candidate(args.mesh or partitioning_cfg.mesh, args.rules or partitioning_cfg.rules,
                    args.remat or config.remat_policy,
-                   args.microbatches or train_args["num_microbatches"] or 1)
+                   args.microbatches or train_args["optimizer_cfg"].num_microbatches)
   try:
     result = plan(train_args, cand, args.devices, target, args.fraction, batch)
   except ValueError as e:

@@ -1,15 +1,19 @@
 r"""Fine-tuning entry point with t5x's command line and gin conventions.
 
-A thin command: it checks the flags and macros, builds the typed run config
-(:mod:`flan_jax.training.config`) and the mesh, and calls :func:`flan_jax.training.loop.run`
-(restore-or-init, then the steps with their hooks: :mod:`flan_jax.training.hooks`).
+A thin command: it checks the flags and macros, assembles the typed run config
+(:mod:`flan_jax.training.config`) from gin's typed configs, builds the mesh and calls
+:func:`flan_jax.training.loop.run` (restore-or-init, then the steps with their hooks:
+:mod:`flan_jax.training.hooks`).
 
     python -m flan_jax.train --gin_file=gin/runs/demo.gin --gin.MODEL_DIR="'/tmp/demo'"
 
 Flags: ``--gin_file`` (repeatable, later files override earlier ones), ``--gin.NAME=VALUE``
 (rewritten to ``--gin_bindings=NAME = VALUE``), ``--gin_bindings``, ``--gin_search_paths``
-(default: cwd and the repository root) and ``--tfds_data_dir``. Run files bind
-``train_script.train.*`` to the t5x macros of ``gin/runs/finetune.gin``.
+(default: cwd and the repository root) and ``--tfds_data_dir``. ``gin/runs/finetune.gin`` binds
+the t5x macros to ``train_script.train`` and to its typed configs (t5x style:
+``train_script.train.optimizer_cfg = @training.OptimizerConfig()``,
+``training.OptimizerConfig.learning_rate = %LEARNING_RATE``; see
+:mod:`flan_jax.training.config`).
 
 ``MODEL_DIR`` gets ``checkpoint_<step>/{state,data}`` (orbax; ``state`` = step, params, optimizer
 state; ``data`` = JSON with the data position and seed), ``config.gin`` (operative config),
@@ -38,7 +42,6 @@ see :mod:`flan_jax.training.batches`; the shard count is kept in the checkpoints
 from __future__ import annotations
 
 import functools
-import inspect
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -46,7 +49,6 @@ from typing import Any
 
 import gin
 import jax
-import numpy as np
 
 from flan_jax.config import gin_utils
 from flan_jax.config.gin_utils import REPO_ROOT, parse_gin  # noqa: F401  (re-exported)
@@ -54,10 +56,15 @@ from flan_jax.data import registry
 from flan_jax.models import DecoderConfig
 from flan_jax.models import checkpoint as model_checkpoint  # noqa: F401  (re-exported)
 from flan_jax.parallel import partitioning
-from flan_jax.training import batches as batches_lib
-from flan_jax.training import checkpoints, hooks, logs, loop, losses, perf
+from flan_jax.training import checkpoints, hooks, logs, loop, perf
 from flan_jax.training import config as training_config
 from flan_jax.training import step as step_lib
+from flan_jax.training.config import (
+  CheckpointConfig,
+  EvalConfig,
+  OptimizerConfig,
+  PartitioningConfig,
+)
 
 REQUIRED_MACROS = ("MODEL_DIR", "MIXTURE_OR_TASK_NAME", "TASK_FEATURE_LENGTHS", "TRAIN_STEPS",
                    "MODEL_CONFIG")
@@ -87,19 +94,10 @@ def check_required_macros(names: Sequence[str] = REQUIRED_MACROS) -> None:
   gin_utils.check_required_macros(names)
 
 
-def _validate(mixture_or_task_name: str, task_feature_lengths: Mapping[str, int],
-              batch_size: int, num_microbatches: int) -> None:
+def _validate(mixture_or_task_name: str) -> None:
   registry.ensure_registered()
   registry.get(mixture_or_task_name)  # Unknown names raise with close matches.
   check_tfds_data(mixture_or_task_name)
-  if set(task_feature_lengths) not in ({"inputs", "targets"}, {"targets"}):
-    raise checkpoints.BadValueError(
-        "TASK_FEATURE_LENGTHS must be {'inputs': L1, 'targets': L2} (prefix LM) or "
-        f"{{'targets': L}} (plain LM), got {dict(task_feature_lengths)}")
-  if batch_size % max(num_microbatches, 1):
-    raise checkpoints.BadValueError(
-        f"BATCH_SIZE {batch_size} not divisible by NUM_MICROBATCHES {num_microbatches}; use a "
-        f"multiple of {num_microbatches}")
 
 
 def check_tfds_data(name: str) -> None:
@@ -125,69 +123,24 @@ def check_tfds_data(name: str) -> None:
       raise dataset_spec.MissingDataError(source.prepare_message())
 
 
-# gin macro (or train_script.train parameter) -> (argument, minimum, may be None).
-# TRAIN_STEPS(_RELATIVE) = 0: only initialise (from INITIAL_CHECKPOINT_PATH) and return, loudly.
-_INT_VALUES = (("BATCH_SIZE", "batch_size", 1, False), ("TRAIN_STEPS", "train_steps", 0, True),
-               ("TRAIN_STEPS_RELATIVE", "relative_steps", 0, True),
-               ("CHECKPOINT_PERIOD", "checkpoint_period", 1, False),
-               ("KEEP_CHECKPOINTS", "keep_checkpoints", 1, True),
-               ("NUM_MICROBATCHES", "num_microbatches", 1, False),
-               ("NUM_DATA_SHARDS", "num_data_shards", 1, True),
-               ("train_script.train.log_period", "log_period", 1, False))
-
-
-def _is_int(value: Any) -> bool:
-  return isinstance(value, int | np.integer) and not isinstance(value, bool)
-
-
-def validate_values(arguments: Mapping[str, Any]) -> None:
-  """Checks the types and ranges of ``train``'s arguments before anything is created or
-  compiled; :class:`flan_jax.training.checkpoints.BadValueError` names the value, what was
-  expected and the fix."""
-  bad = checkpoints.BadValueError
-  for macro, name, minimum, optional in _INT_VALUES:
-    value = arguments.get(name)
-    if value is None and optional:
-      continue
-    if not _is_int(value):
-      raise bad(f"{macro} must be an integer >= {minimum}, got {value!r} ({type(value).__name__});"
-                f" e.g. --gin.{macro}={max(minimum, 8)}")
-    if value < minimum:
-      raise bad(f"{macro} must be >= {minimum}, got {value}; e.g. --gin.{macro}={max(minimum, 8)}")
-  model_dir = arguments.get("model_dir")
-  if not isinstance(model_dir, str) or not model_dir:
-    raise bad(f"MODEL_DIR must be a directory path (a quoted string), got {model_dir!r}; e.g. "
-              "--gin.MODEL_DIR=\"'/tmp/run'\"")
-  if not isinstance(arguments.get("model_config"), DecoderConfig):
-    raise bad(f"MODEL_CONFIG must be a DecoderConfig, got {arguments.get('model_config')!r}; "
-              "include a model gin file, e.g. --gin_file=gin/models/tiny.gin")
-  lengths = arguments.get("task_feature_lengths")
-  if not isinstance(lengths, Mapping):
-    raise bad(f"TASK_FEATURE_LENGTHS must be a dict, got {lengths!r}; e.g. "
-              "--gin.TASK_FEATURE_LENGTHS=\"{'inputs': 256, 'targets': 64}\"")
-  for key, value in lengths.items():
-    if not _is_int(value) or value < 1:
-      raise bad(f"TASK_FEATURE_LENGTHS[{key!r}] must be a positive integer (tokens), got "
-                f"{value!r}; e.g. {{'inputs': 256, 'targets': 64}}")
-  path = arguments.get("initial_checkpoint_path")
-  if path is not None and not os.path.exists(path):
-    raise bad(f"INITIAL_CHECKPOINT_PATH {path!r} does not exist; pass a flan_jax model dir, a "
-              "checkpoint_<step> dir or a Hugging Face model dir (or None)")
-
-
-def _holding_model_dir_lock(fn: Any) -> Any:
-  """Runs ``train`` with its values validated and ``MODEL_DIR``'s lock held (see
-  :func:`flan_jax.training.checkpoints.locked`); the signature stays ``train``'s (gin reads it)."""
+def _accepting_flat_arguments(fn: Any) -> Any:
+  """``train`` that also takes the flat keyword arguments of before the typed configs
+  (``learning_rate=``, ``checkpoint_period=``, ``mesh=``, ...; one release, with a
+  DeprecationWarning): :func:`flan_jax.training.config.fold_flat_arguments`. gin reads the
+  signature of ``train`` itself (``__wrapped__``), so gin bindings must name the typed configs."""
 
   @functools.wraps(fn)
   def wrapper(*args: Any, **kwargs: Any) -> Any:
-    bound = inspect.signature(fn).bind(*args, **kwargs)
-    bound.apply_defaults()
-    validate_values(bound.arguments)
-    with checkpoints.locked(bound.arguments["model_dir"], "flan-jax train"):
-      return fn(*args, **kwargs)
+    return fn(*args, **training_config.fold_flat_arguments(kwargs))
 
   return wrapper
+
+
+def _check_initial_checkpoint(path: str | None) -> None:
+  if path is not None and not os.path.exists(path):
+    raise checkpoints.BadValueError(
+        f"INITIAL_CHECKPOINT_PATH {path!r} does not exist; pass a flan_jax model dir, a "
+        "checkpoint_<step> dir or a Hugging Face model dir (or None)")
 
 
 # --- pre-compile checks ---------------------------------------------------------------------------
@@ -209,17 +162,13 @@ def check_batch_divisibility(batch_size: int, num_microbatches: int,
       f"split over the data-parallel mesh axes {axes} ({replicas} replicas) of mesh "
       f"{mesh or dict(axis_sizes)!r}; use BATCH_SIZE = {replicas * micro} (or another multiple "
       f"of {replicas * micro}), or a mesh whose data axis divides {rows}, e.g. "
-      f"'data={fit},model={model}' (train_script.train.mesh)")
+      f"'data={fit},model={model}' (MESH, training.PartitioningConfig.mesh)")
 
 
 def _check_run(cfg: training_config.TrainConfig) -> None:
-  """The checks that need no devices: names, data, vocabulary sizes, steps."""
-  batches_lib.check_packer(cfg.packer)
-  _validate(cfg.mixture_or_task_name, cfg.task_feature_lengths, cfg.batch_size,
-            cfg.optimizer.num_microbatches)
-  if cfg.eval.period and not cfg.eval.mixture_or_task_name:
-    raise ValueError("EVAL_PERIOD needs EVAL_MIXTURE_OR_TASK_NAME (a mixture with eval metrics, "
-                     "e.g. flan_heldout_nli_eval)")
+  """The checks that need the task registry but no devices: names, data, vocabulary sizes (the
+  values themselves are checked by the configs)."""
+  _validate(cfg.mixture_or_task_name)
   if cfg.eval.period:
     registry.get(cfg.eval.mixture_or_task_name)  # Unknown names fail before anything compiles.
   vocab_size = cfg.model_config.vocab_size
@@ -227,15 +176,13 @@ def _check_run(cfg: training_config.TrainConfig) -> None:
   if cfg.eval.period:
     registry.check_vocab_size(cfg.eval.mixture_or_task_name, vocab_size,
                               "EVAL_MIXTURE_OR_TASK_NAME")
-  if cfg.train_steps is None and cfg.relative_steps is None:
-    raise checkpoints.BadValueError("set TRAIN_STEPS (absolute) or TRAIN_STEPS_RELATIVE")
 
 
 def _check_start(cfg: training_config.TrainConfig, device_mesh: jax.sharding.Mesh) -> None:
   """The batch fits the mesh, the initial checkpoint is flan_jax's, MODEL_DIR is writable (and
   its incomplete checkpoints are set aside)."""
   check_batch_divisibility(cfg.batch_size, cfg.optimizer.num_microbatches,
-                           dict(device_mesh.shape), cfg.mesh)
+                           dict(device_mesh.shape), cfg.partitioning.mesh)
   if cfg.initial_checkpoint_path:
     foreign = checkpoints.foreign_checkpoint(cfg.initial_checkpoint_path)
     if foreign:
@@ -266,49 +213,49 @@ def _evaluator(cfg: training_config.TrainConfig, device_mesh: jax.sharding.Mesh,
   return evaluate
 
 
-@_holding_model_dir_lock
+@_accepting_flat_arguments
 def train(model_dir: str = gin.REQUIRED, model_config: DecoderConfig = gin.REQUIRED,
           mixture_or_task_name: str = gin.REQUIRED,
           task_feature_lengths: Mapping[str, int] = gin.REQUIRED,
-          train_steps: int | None = gin.REQUIRED, batch_size: int = 128,
-          dropout_rate: float = 0.0,
-          initial_checkpoint_path: str | None = None, use_cached_tasks: bool = False,
+          train_steps: int | None = gin.REQUIRED, relative_steps: int | None = None,
+          batch_size: int = 128, dropout_rate: float = 0.0,
+          initial_checkpoint_path: str | None = None, use_cached_tasks: bool | None = False,
           packer: str = "seqio", device_prefetch: int = 2, random_seed: int | None = 0,
-          checkpoint_period: int = 1000,
-          keep_checkpoints: int | None = None, num_microbatches: int = 1,
-          optimizer: str = "adafactor", learning_rate: float = 1e-3, schedule: str = "constant",
-          warmup_steps: int = 0, weight_decay: float = 0.0, grad_clip_norm: float | None = None,
-          loss_normalizing_factor: losses.Factor = "NUM_REAL_TARGET_TOKENS",
-          label_smoothing: float = 0.0, z_loss: float = 1e-4, mesh: str = "data=-1,model=1",
-          partitioning_rules: str = "1d",
-          log_period: int = 10, progress: bool = True, async_checkpointing: bool = True,
-          skip_nonfinite_updates: bool = False, num_data_shards: int | None = None,
-          relative_steps: int | None = None,
-          peak_flops_per_device: float | None = None, eval_period: int | None = None,
-          eval_mixture_or_task_name: str | None = None, eval_split: str = "validation",
-          eval_batch_size: int = 32, eval_num_examples: int | None = None,
-          allow_config_change: bool = False,
-          allow_nothing_to_do: bool = False) -> partitioning.TrainState:
+          num_data_shards: int | None = None, log_period: int = 10, progress: bool = True,
+          peak_flops_per_device: float | None = None, allow_nothing_to_do: bool = False,
+          optimizer_cfg: OptimizerConfig = OptimizerConfig(),
+          checkpoint_cfg: CheckpointConfig = CheckpointConfig(),
+          eval_cfg: EvalConfig = EvalConfig(),
+          partitioning_cfg: PartitioningConfig = PartitioningConfig()
+          ) -> partitioning.TrainState:
   """Trains to step ``train_steps`` (absolute), resuming from ``model_dir`` when possible.
 
+  The typed configs (:mod:`flan_jax.training.config`, built by gin as in t5x): ``optimizer_cfg``
+  (optimizer, schedule, microbatches, loss), ``checkpoint_cfg`` (period, keep, resume checks),
+  ``eval_cfg`` (periodic ``seqio.Evaluator`` runs on a mixture's split, :mod:`flan_jax.eval`:
+  metrics go to TensorBoard ``eval/<task>/<metric>`` and ``MODEL_DIR/inference_eval``) and
+  ``partitioning_cfg`` (mesh and :data:`flan_jax.parallel.partitioning.RULE_SETS` name).
   ``random_seed=None`` draws a seed; it is stored in each checkpoint, so resume stays exact.
   ``relative_steps``: train to (initial checkpoint's step + relative_steps) instead.
   ``num_data_shards``: data shards of the global batch (None: the process count; a resumed run
   keeps its checkpoint's). ``peak_flops_per_device`` (None: looked up by device kind; on CPU the
   host's measured f32 matmul FLOP/s for all devices together) gives MFU = model FLOP/s / peak.
-  ``eval_period``: every so many steps (and at the end) run ``seqio.Evaluator`` on
-  ``eval_mixture_or_task_name`` / ``eval_split`` (:mod:`flan_jax.eval`: rank classification and
-  decoding); metrics go to TensorBoard (``eval/<task>/<metric>``) and seqio's logs in
-  ``MODEL_DIR/inference_eval``. ``partitioning_rules``: a name of
-  :data:`flan_jax.parallel.partitioning.RULE_SETS` (``1d``, ``2d_params``, ``2d``, ``fsdp``).
   ``packer``: ``"seqio"`` (seqio's greedy packing) or ``"best_fit"`` (less padding; see
   :mod:`flan_jax.training.batches`); a resumed run must keep its packer. ``device_prefetch``:
-  global batches a background thread puts on the devices ahead of the step (0: none).
+  global batches a background thread puts on the devices ahead of the step (0: none). Every
+  value is checked before ``MODEL_DIR`` is touched.
   """
   cfg = training_config.from_arguments(locals())
+  _check_initial_checkpoint(cfg.initial_checkpoint_path)
+  with checkpoints.locked(cfg.model_dir, "flan-jax train"):
+    return _run(cfg)
+
+
+def _run(cfg: training_config.TrainConfig) -> partitioning.TrainState:
+  """Checks, mesh, evaluator, then :func:`flan_jax.training.loop.run` (``MODEL_DIR`` locked)."""
   _check_run(cfg)
-  device_mesh = partitioning.create_mesh(mesh)
-  rules = partitioning.logical_axis_rules(partitioning_rules, device_mesh.axis_names)
+  device_mesh = partitioning.create_mesh(cfg.partitioning.mesh)
+  rules = partitioning.logical_axis_rules(cfg.partitioning.rules, device_mesh.axis_names)
   _check_start(cfg, device_mesh)
   evaluate = _evaluator(cfg, device_mesh, rules) if cfg.eval.enabled else None
   return loop.run(cfg, device_mesh, rules, evaluate)

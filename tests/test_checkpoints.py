@@ -21,6 +21,7 @@ from flan_jax import train as train_lib
 from flan_jax.models import DecoderConfig
 from flan_jax.parallel import partitioning
 from flan_jax.training import checkpoints, hooks, logs
+from flan_jax.training import config as training_config
 from flan_jax.training import state as state_lib
 
 MESH = "data=2,model=4"  # conftest's 8 simulated devices
@@ -32,7 +33,9 @@ def _args(model_dir, steps: int, **kw) -> dict:
   args = dict(model_dir=str(model_dir), model_config=CFG,
               mixture_or_task_name="demo_heldout_nli_train",
               task_feature_lengths={"inputs": 32, "targets": 8}, train_steps=steps, batch_size=4,
-              checkpoint_period=2, learning_rate=1e-2, mesh=MESH, log_period=10,
+              optimizer_cfg=training_config.OptimizerConfig(learning_rate=1e-2),
+              checkpoint_cfg=training_config.CheckpointConfig(period=2),
+              partitioning_cfg=training_config.PartitioningConfig(MESH), log_period=10,
               progress=False)
   args.update(kw)
   return args
@@ -103,7 +106,9 @@ def test_resume_with_different_config_fails_before_compiling(run, tmp_path, monk
 def test_allow_config_change_resumes_and_records_it(run, tmp_path):
   model_dir = _copy(run, tmp_path)
   changed = CFG.replace(activation="swiglu")  # Same shapes, another function.
-  state = _train(model_dir, 5, model_config=changed, allow_config_change=True)
+  state = _train(model_dir, 5, model_config=changed,
+                 checkpoint_cfg=training_config.CheckpointConfig(period=2,
+                                                                 allow_config_change=True))
   assert int(state.step) == 5
   record = [json.loads(line) for line in open(model_dir / checkpoints.CONFIG_CHANGES_FILE)]
   assert record[-1]["changes"] == {"activation": ["gated_gelu", "swiglu"]}
@@ -361,12 +366,19 @@ def test_t5x_and_tf_checkpoints_are_named_with_a_conversion_hint(tmp_path, monke
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"batch_size": "eight"}, "BATCH_SIZE must be an integer >= 1, got 'eight' (str)"),
-    ({"train_steps": "ten"}, "TRAIN_STEPS must be an integer >= 0, got 'ten' (str)"),
-    ({"train_steps": -5}, "TRAIN_STEPS must be >= 0, got -5"),
-    ({"relative_steps": -1}, "TRAIN_STEPS_RELATIVE must be >= 0, got -1"),
-    ({"batch_size": 0}, "BATCH_SIZE must be >= 1, got 0"),
-    ({"checkpoint_period": 0}, "CHECKPOINT_PERIOD must be >= 1, got 0"),
+    ({"batch_size": "eight"}, "BATCH_SIZE (train_script.train.batch_size) must be an integer >= 1, "
+     "got 'eight' (str); e.g. --gin.BATCH_SIZE=8"),
+    ({"train_steps": "ten"}, "TRAIN_STEPS (train_script.train.train_steps) must be an integer >= 0 "
+     "or None, got 'ten' (str)"),
+    ({"train_steps": -5}, "TRAIN_STEPS (train_script.train.train_steps) must be an integer >= 0 "
+     "or None, got -5"),
+    ({"relative_steps": -1}, "TRAIN_STEPS_RELATIVE (train_script.train.relative_steps) must be an "
+     "integer >= 0 or None, got -1"),
+    ({"batch_size": 0}, "BATCH_SIZE (train_script.train.batch_size) must be an integer >= 1, "
+     "got 0"),
+    # The flat keyword argument of before the typed configs (one release) is checked the same.
+    ({"checkpoint_period": 0}, "CHECKPOINT_PERIOD (training.CheckpointConfig.period) must be an "
+     "integer >= 1, got 0"),
     ({"task_feature_lengths": {"inputs": 0, "targets": 8}},
      "TASK_FEATURE_LENGTHS['inputs'] must be a positive integer"),
     ({"initial_checkpoint_path": "/nonexistent/model"}, "INITIAL_CHECKPOINT_PATH '/nonexistent"),
@@ -429,11 +441,11 @@ def test_command_line_prints_reported_errors_without_traceback(tmp_path):
   repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   for flags, message in (
       ([f"--gin.MODEL_DIR='{tmp_path}/run'", "--gin.BATCH_SIZE='eight'"],
-       "BATCH_SIZE must be an integer"),
+       "BATCH_SIZE (train_script.train.batch_size) must be an integer"),
       ([f"--gin.MODEL_DIR='{tmp_path}/run'", "--gin.CHECKPOINT_PATH_TYPO=1"], "error"),
       ([f"--gin.MODEL_DIR='{tmp_path}/file'"], "is a file, not a directory"),
       ([f"--gin.MODEL_DIR='{tmp_path}/run'", "--gin.BATCH_SIZE=3",
-        "--gin.train_script.train.mesh='data=2,model=1'"], "does not split over")):
+        "--gin.MESH='data=2,model=1'"], "does not split over")):
     proc = subprocess.run([sys.executable, "-m", "flan_jax.train", "--gin_file=gin/runs/demo.gin",
                            "--gin.train_script.train.progress=False", *flags], cwd=repo, env=env,
                           capture_output=True, text=True, timeout=300)

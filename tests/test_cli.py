@@ -76,8 +76,10 @@ def test_every_t5x_name_is_an_alias_that_exists_or_names_what_to_use():
   from flan_jax import infer, train
   from flan_jax.config import gin_utils
   from flan_jax.models import DecoderConfig
+  from flan_jax.training import config as training
   configurables = {"train_script.train": train.train, "eval_script.evaluate": eval_lib.evaluate,
-                   "infer_script.infer": infer.infer, "models.DecoderConfig": DecoderConfig}
+                   "infer_script.infer": infer.infer, "models.DecoderConfig": DecoderConfig,
+                   **{cls.GIN_NAME: cls for cls in training.CONFIG_ARGUMENTS.values()}}
   known = _run_gin_macros()
   for name, entry in gin_utils.T5X_NAMES.items():
     binding = f"{name} = 1"
@@ -111,7 +113,8 @@ def test_t5x_binding_alias_sets_the_flan_jax_macro():
 
 def test_t5x_name_without_equivalent_names_the_flan_jax_binding():
   from flan_jax import train
-  with pytest.raises(ValueError, match=r"num_partitions.*t5x setting.*train_script\.train\.mesh"):
+  with pytest.raises(ValueError, match=r"num_partitions.*t5x setting.*MESH.*"
+                     r"training\.PartitioningConfig\.mesh"):
     train.run(["--gin_file=gin/runs/demo.gin", "--gin.MODEL_DIR='/tmp/flan_jax_unused'",
                "--gin.partitioning.PjitPartitioner.num_partitions=2"])
   with pytest.raises(ValueError, match="MODEL_CONFIG: include a model gin"):

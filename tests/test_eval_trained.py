@@ -176,7 +176,7 @@ def test_eval_period_with_a_generative_task_and_a_failing_eval(trained, tmp_path
                    f"--gin.INITIAL_CHECKPOINT_PATH='{trained}'", "--gin.TRAIN_STEPS_RELATIVE=4",
                    "--gin.CHECKPOINT_PERIOD=1000",
                    "--gin.EVAL_PERIOD=2", "--gin.EVAL_MIXTURE_OR_TASK_NAME='team_flaky_eval'",
-                   "--gin_bindings=train_script.train.eval_num_examples = 12"])
+                   "--gin_bindings=training.EvalConfig.num_examples = 12"])
   finally:
     del os.environ["TEAM_FLAKY_MARKER"]
   assert os.path.exists(marker)  # The evaluation at step 152 failed.

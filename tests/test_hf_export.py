@@ -109,12 +109,15 @@ def test_trained_tiny_model_exports_with_logits_parity(tmp_path):
   from flan_jax import cli
   from flan_jax import train as train_lib
   from flan_jax.inference import interactive
+  from flan_jax.training import config as training
   model_dir = str(tmp_path / "trained")
   train_lib.train(model_dir=model_dir, model_config=TINY,
                   mixture_or_task_name="demo_heldout_nli_train",
                   task_feature_lengths={"inputs": 32, "targets": 8}, train_steps=4, batch_size=8,
-                  checkpoint_period=4, learning_rate=1e-2, mesh="data=-1,model=1", log_period=10,
-                  progress=False)
+                  log_period=10, progress=False,
+                  optimizer_cfg=training.OptimizerConfig(learning_rate=1e-2),
+                  checkpoint_cfg=training.CheckpointConfig(period=4),
+                  partitioning_cfg=training.PartitioningConfig("data=-1,model=1"))
   assert model_checkpoint.steps(model_dir) == [4]
   trained = model_checkpoint.restore_params(model_dir, TINY, step=4)
   initial = init_params(TINY, jax.random.key(0))

@@ -37,7 +37,7 @@ def _command(model_dir: str, *extra: str) -> list[str]:
   return [sys.executable, "-m", "flan_jax.train", "--gin_file=gin/runs/demo.gin",
           f"--gin.MODEL_DIR='{model_dir}'", f"--gin.TRAIN_STEPS={STEPS}",
           "--gin.TASK_FEATURE_LENGTHS={'inputs': 32, 'targets': 8}", "--gin.BATCH_SIZE=4",
-          "--gin.NUM_DATA_SHARDS=2", "--gin.train_script.train.mesh='data=4,model=1'",
+          "--gin.NUM_DATA_SHARDS=2", "--gin.MESH='data=4,model=1'",
           "--gin.train_script.train.log_period=1", "--gin.train_script.train.progress=False",
           *extra]
 

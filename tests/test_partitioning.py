@@ -158,8 +158,10 @@ def test_rule_set_names_and_fsdp_needs_its_axis():
 def test_train_checks_rules_and_batch_before_compiling(tmp_path, rules, batch, message):
   from flan_jax import train
   from flan_jax.models.gin_config import config_from_gin
+  from flan_jax.training.config import PartitioningConfig
   with pytest.raises(ValueError, match=message):
     train.train(model_dir=str(tmp_path), model_config=config_from_gin(["gin/models/tiny.gin"]),
                 mixture_or_task_name="demo_heldout_nli_train",
                 task_feature_lengths={"inputs": 32, "targets": 8}, train_steps=1,
-                batch_size=batch, mesh="data=8", partitioning_rules=rules, progress=False)
+                batch_size=batch, partitioning_cfg=PartitioningConfig("data=8", rules),
+                progress=False)

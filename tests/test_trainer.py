@@ -14,6 +14,7 @@ from flan_jax import train as train_lib
 from flan_jax.data import registry
 from flan_jax.models import DecoderConfig, init_params
 from flan_jax.parallel import partitioning
+from flan_jax.training import config as training_config
 from flan_jax.training import losses, optim, perf
 from flan_jax.training import step as trainer
 
@@ -142,13 +143,22 @@ def test_schedules_and_optimizers():
 # --- train(): validation, checkpoints, exact resume ------------------------------------------
 
 
-def _train(model_dir, steps, **kw):
+ONE_MICROBATCH = {"num_microbatches": 1}
+
+
+def _train(model_dir, steps, optimizer=(), checkpoint=(), evaluation=(), **kw):
+  """A tiny run; ``optimizer``, ``checkpoint``, ``evaluation``: fields of the typed configs."""
   args = dict(model_dir=str(model_dir), model_config=CFG,
               mixture_or_task_name="demo_heldout_nli_train",
               task_feature_lengths={"inputs": 32, "targets": 8}, train_steps=steps, batch_size=4,
-              dropout_rate=0.1, checkpoint_period=2, optimizer="adafactor", learning_rate=1e-2,
-              num_microbatches=2, mesh="data=2,model=4", log_period=2, progress=False,
-              async_checkpointing=True)
+              dropout_rate=0.1, log_period=2, progress=False,
+              optimizer_cfg=training_config.OptimizerConfig(
+                  **{"name": "adafactor", "learning_rate": 1e-2, "num_microbatches": 2,
+                     **dict(optimizer)}),
+              checkpoint_cfg=training_config.CheckpointConfig(
+                  **{"period": 2, "async_checkpointing": True, **dict(checkpoint)}),
+              eval_cfg=training_config.EvalConfig(**dict(evaluation)),
+              partitioning_cfg=training_config.PartitioningConfig("data=2,model=4"))
   args.update(kw)
   return train_lib.train(**args)
 
@@ -212,14 +222,14 @@ def compile_cache(tmp_path):
 def test_resume_is_bitwise_exact_and_skips_incomplete(tmp_path, compile_cache):
   full = _train(tmp_path / "full", 6)
   part = tmp_path / "part"
-  _train(part, 4, checkpoint_period=3)
+  _train(part, 4, checkpoint={"period": 3})
   # A crash after step 4, before its checkpoint; a checkpoint dir cut short (no metadata) and an
   # orbax tmp dir. Both must be ignored; training resumes from checkpoint_3.
   shutil.rmtree(part / "checkpoint_4")
   shutil.copytree(part / "checkpoint_3", part / "checkpoint_5")
   os.remove(part / "checkpoint_5" / "_CHECKPOINT_METADATA")
   shutil.copytree(part / "checkpoint_3", part / "checkpoint_4.orbax-checkpoint-tmp-1")
-  resumed = _train(part, 6, checkpoint_period=3)
+  resumed = _train(part, 6, checkpoint={"period": 3})
   assert int(resumed.step) == 6
   for a, b in zip(jax.tree.leaves(full.params), jax.tree.leaves(resumed.params), strict=True):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
@@ -255,7 +265,7 @@ def _poison_step(monkeypatch, bad_step: int) -> None:
 def test_nonfinite_loss_stops_saves_batch_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
   _poison_step(monkeypatch, 3)
   with pytest.raises(train_lib.NonFiniteLossError, match="at step 3;.*checkpoint_2"):
-    _train(tmp_path, 6, num_microbatches=1, log_period=1)
+    _train(tmp_path, 6, optimizer=ONE_MICROBATCH, log_period=1)
   assert train_lib.model_checkpoint.steps(str(tmp_path)) == [2]
   saved = np.load(tmp_path / "nonfinite_batch_step_3.npz")
   # The saved rows are the third batch of the data stream.
@@ -291,7 +301,7 @@ def test_nonfinite_updates_skipped_when_asked(tmp_path, monkeypatch):
     return wrapped
 
   monkeypatch.setattr(trainer, "make_train_step", nan_loss)
-  state = _train(tmp_path, 2, num_microbatches=1, skip_nonfinite_updates=True)
+  state = _train(tmp_path, 2, optimizer={"num_microbatches": 1, "skip_nonfinite_updates": True})
   assert int(state.step) == 2 and not list(tmp_path.glob("nonfinite_batch_*"))
 
 
@@ -308,7 +318,7 @@ def _scalars(event_dir) -> dict[str, list[int]]:
 
 def test_initial_checkpoint_step_relative_steps_and_summaries(tmp_path, compile_cache):
   init = tmp_path / "init"
-  _train(init, 3, num_microbatches=1)
+  _train(init, 3, optimizer=ONE_MICROBATCH)
   want = train_lib.model_checkpoint.restore_params(str(init), CFG)
   # relative_steps=0: nothing to train; params and step come from init's checkpoint_3.
   start = _train(tmp_path / "zero", None, initial_checkpoint_path=str(init), relative_steps=0)
@@ -317,15 +327,15 @@ def test_initial_checkpoint_step_relative_steps_and_summaries(tmp_path, compile_
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   run = tmp_path / "run"
   state = _train(run, None, initial_checkpoint_path=str(init), relative_steps=2,
-                 num_microbatches=1)
+                 optimizer=ONE_MICROBATCH)
   assert int(state.step) == 5 and train_lib.model_checkpoint.steps(str(run)) == [4, 5]
   meta = json.load(open(run / "checkpoint_5" / "data" / "metadata"))
   assert meta["initial_step"] == 3 and meta["data_position"] == 2
   # A restart (e.g. after a crash) keeps the final step at 3 + 2, not resumed step + 2.
   with pytest.raises(ValueError, match="nothing to do: .*checkpoint_5 is already at TRAIN_STEPS=5"):
-    _train(run, None, initial_checkpoint_path=str(init), relative_steps=2, num_microbatches=1)
+    _train(run, None, initial_checkpoint_path=str(init), relative_steps=2, optimizer=ONE_MICROBATCH)
   again = _train(run, None, initial_checkpoint_path=str(init), relative_steps=2,
-                 num_microbatches=1, allow_nothing_to_do=True)
+                 optimizer=ONE_MICROBATCH, allow_nothing_to_do=True)
   assert int(again.step) == 5 and train_lib.model_checkpoint.steps(str(run)) == [4, 5]
   with pytest.raises(ValueError, match="NUM_DATA_SHARDS=2 but .* trained with 1"):
     _train(run, None, initial_checkpoint_path=str(init), relative_steps=2, num_data_shards=2)
@@ -341,7 +351,7 @@ def test_peak_flops_lookup_and_mfu_row(tmp_path):
   assert train_lib.default_peak_flops_per_device("TPU v5 lite") == 197e12
   assert train_lib.default_peak_flops_per_device("TPU v5") == 459e12
   assert train_lib.default_peak_flops_per_device("cpu") is None
-  _train(tmp_path, 2, num_microbatches=1, peak_flops_per_device=1e9)
+  _train(tmp_path, 2, optimizer=ONE_MICROBATCH, peak_flops_per_device=1e9)
   last = [json.loads(line) for line in open(tmp_path / "train_metrics.jsonl")][-1]
   flops = CFG.replace(dropout_rate=0.1).train_flops_per_token(40)
   assert last["mfu"] == pytest.approx(last["tokens_per_second"] * flops / (1e9 * 8))
@@ -350,7 +360,7 @@ def test_peak_flops_lookup_and_mfu_row(tmp_path):
   assert _scalars(tmp_path / train_lib.SUMMARY_DIR)["timing/input_wait_fraction"] == [2]
   # On CPU without a peak, MFU is against the host's measured matmul FLOP/s.
   assert perf.measured_matmul_flops(n=256, reps=2) > 1e8
-  _train(tmp_path / "cpu", 2, num_microbatches=1)
+  _train(tmp_path / "cpu", 2, optimizer=ONE_MICROBATCH)
   last = [json.loads(line) for line in open(tmp_path / "cpu" / "train_metrics.jsonl")][-1]
   assert 0 < last["mfu"] < 1
 
@@ -378,8 +388,9 @@ def test_initial_checkpoint_from_hugging_face_dir(tmp_path):
 def test_periodic_eval_writes_seqio_logs_and_summaries(tmp_path):
   from tensorboard.backend.event_processing import event_accumulator
   task = "world_nli_type_0_scoring_eval"
-  _train(tmp_path, 4, eval_period=2, eval_mixture_or_task_name=task, eval_num_examples=9,
-         eval_batch_size=4, num_microbatches=1, dropout_rate=0.0)
+  _train(tmp_path, 4, evaluation={"period": 2, "mixture_or_task_name": task, "num_examples": 9,
+                                  "batch_size": 4}, optimizer=ONE_MICROBATCH,
+         dropout_rate=0.0)
   with open(os.path.join(tmp_path, "inference_eval", f"{task}-metrics.jsonl")) as f:
     rows = [json.loads(line) for line in f]
   assert [r["step"] for r in rows] == [2, 4]
@@ -391,12 +402,12 @@ def test_periodic_eval_writes_seqio_logs_and_summaries(tmp_path):
 
 def test_eval_period_without_eval_mixture_fails_early(tmp_path):
   with pytest.raises(ValueError, match="EVAL_MIXTURE_OR_TASK_NAME"):
-    _train(tmp_path, 2, eval_period=1)
+    _train(tmp_path, 2, evaluation={"period": 1})
 
 
 def test_plain_lm_pretraining_on_targets_only(tmp_path):
   _train(tmp_path, 3, mixture_or_task_name="offline_world_lm",
-         task_feature_lengths={"targets": 32}, num_microbatches=1)
+         task_feature_lengths={"targets": 32}, optimizer=ONE_MICROBATCH)
   with open(os.path.join(tmp_path, train_lib.METRICS_FILE)) as f:
     rows = [json.loads(line) for line in f]
   assert rows[-1]["step"] == 3 and np.isfinite(rows[-1]["loss"])

@@ -252,17 +252,26 @@ def test_loop_runs_hooks_in_order_and_stops_when_asked():
                    ("a", "finish", 5), ("b", "finish", 5), ("a", "close"), ("b", "close")]
 
 
-def test_train_config_from_flat_arguments_and_from_gin():
-  cfg = training_config.from_arguments(
-      {"model_dir": "/m", "model_config": CFG, "mixture_or_task_name": "t",
-       "task_feature_lengths": {"targets": 8}, "train_steps": 5, "optimizer": "adamw",
-       "learning_rate": 0.1, "checkpoint_period": 2, "keep_checkpoints": 3, "eval_period": 4,
-       "eval_mixture_or_task_name": "e", "dropout_rate": 0.1})
+def test_train_config_from_typed_and_flat_arguments_and_from_gin():
+  typed = {"model_dir": "/m", "model_config": CFG, "mixture_or_task_name": "t",
+           "task_feature_lengths": {"targets": 8}, "train_steps": 5, "dropout_rate": 0.1,
+           "optimizer_cfg": training_config.OptimizerConfig(name="adamw", learning_rate=0.1),
+           "checkpoint_cfg": training_config.CheckpointConfig(period=2, keep=3),
+           "eval_cfg": training_config.EvalConfig(period=4, mixture_or_task_name="e")}
+  cfg = training_config.from_arguments(typed)
   assert cfg.optimizer.name == "adamw" and cfg.optimizer.step_kwargs()["optimizer"] == "adamw"
   assert (cfg.checkpoint.period, cfg.checkpoint.keep, cfg.eval.period) == (2, 3, 4)
   assert cfg.eval.enabled and cfg.decoder_config.dropout_rate == 0.1
+  assert cfg.partitioning == training_config.PartitioningConfig()
   with pytest.raises(TypeError, match="lerning_rate"):
     training_config.from_arguments({"lerning_rate": 1.0})
+  # train()'s flat arguments of before the typed configs (one release): folded in, with a warning.
+  flat = {k: v for k, v in typed.items() if not k.endswith("_cfg")} | {
+      "optimizer": "adamw", "learning_rate": 0.1, "checkpoint_period": 2, "keep_checkpoints": 3,
+      "eval_period": 4, "eval_mixture_or_task_name": "e"}
+  with pytest.warns(DeprecationWarning, match="learning_rate -> training.OptimizerConfig"):
+    folded = training_config.fold_flat_arguments(flat)
+  assert training_config.from_arguments(folded) == cfg
   gin.clear_config()
   try:
     gin.parse_config("""
@@ -271,7 +280,7 @@ from flan_jax.training import config as training
 RUN = @training.TrainConfig()
 training.TrainConfig:
   model_dir = '/m'
-  model_config = None
+  model_config = @training.DecoderConfig()  # The default model.
   mixture_or_task_name = 't'
   task_feature_lengths = {'targets': 8}
   train_steps = 5

@@ -9,6 +9,7 @@ import seqio
 from flan_jax import train as train_lib
 from flan_jax.models import DecoderConfig
 from flan_jax.training import batches as data_lib
+from flan_jax.training import config as training_config
 
 CFG = DecoderConfig(vocab_size=512, num_layers=1, d_model=32, num_heads=2, head_dim=16, d_ff=64,
                     dtype="float32", param_dtype="float32")
@@ -21,8 +22,10 @@ LINE = re.compile(r"(\w+): (\d+) of (\d+) examples so far were longer than "
 
 def test_too_short_lengths_are_counted_and_reported(tmp_path, capsys):
   train_lib.train(model_dir=str(tmp_path), model_config=CFG, mixture_or_task_name=TASK,
-                  task_feature_lengths=LENGTHS, train_steps=3, batch_size=4, checkpoint_period=3,
-                  mesh="data=2,model=4", log_period=1, progress=False, async_checkpointing=False)
+                  task_feature_lengths=LENGTHS, train_steps=3, batch_size=4, log_period=1,
+                  progress=False,
+                  checkpoint_cfg=training_config.CheckpointConfig(3, async_checkpointing=False),
+                  partitioning_cfg=training_config.PartitioningConfig("data=2,model=4"))
   found = [LINE.search(line) for line in capsys.readouterr().err.splitlines()]
   final: dict[str, tuple[int, int, int]] = {}
   for m in filter(None, found):

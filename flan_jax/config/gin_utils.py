@@ -58,18 +58,20 @@ T5X_NAMES: dict[str, T5xName] = {
     "utils.DatasetConfig.shuffle": T5xName(
         None, "training shuffles (seeded by RANDOM_SEED), evaluation and inference never do"),
     "partitioning.PjitPartitioner.num_partitions": T5xName(
-        None, "the mesh: --gin.train_script.train.mesh=\"'data=-1,model=N'\" "
-        "(eval: eval_script.evaluate.mesh)"),
+        None, "the mesh: --gin.MESH=\"'data=-1,model=N'\" (training.PartitioningConfig.mesh; "
+        "eval: eval_script.evaluate.mesh)"),
     "partitioning.PjitPartitioner.model_parallel_submesh": T5xName(
-        None, "the mesh: --gin.train_script.train.mesh=\"'data=-1,model=N'\""),
+        None, "the mesh: --gin.MESH=\"'data=-1,model=N'\" (training.PartitioningConfig.mesh)"),
     "partitioning.PjitPartitioner.logical_axis_rules": T5xName(
-        None, "--gin.train_script.train.partitioning_rules=\"'2d'\" (1d, 2d_params, 2d, fsdp)"),
+        None, "--gin.PARTITIONING_RULES=\"'2d'\" (training.PartitioningConfig.rules: 1d, "
+        "2d_params, 2d, fsdp)"),
     "trainer.Trainer.num_microbatches": T5xName("NUM_MICROBATCHES"),
     "utils.create_learning_rate_scheduler.base_learning_rate": T5xName("LEARNING_RATE"),
     "utils.create_learning_rate_scheduler.warmup_steps": T5xName(
-        "train_script.train.warmup_steps"),
+        "training.OptimizerConfig.warmup_steps"),
     "utils.create_learning_rate_scheduler.factors": T5xName(
-        None, "--gin.train_script.train.schedule=\"'constant'\" (see flan_jax.training.step)"),
+        None, "--gin.training.OptimizerConfig.schedule=\"'constant'\" (constant, "
+        "linear_warmup, rsqrt, cosine; see flan_jax.training.optim)"),
     "train.eval_period": T5xName("EVAL_PERIOD"),
     "train.total_steps": T5xName("TRAIN_STEPS"),
     "train.random_seed": T5xName("RANDOM_SEED"),
@@ -77,7 +79,7 @@ T5X_NAMES: dict[str, T5xName] = {
     "train.stats_period": T5xName("train_script.train.log_period"),
     "adafactor.Adafactor.decay_rate": T5xName(
         None, "flan_jax's Adafactor uses t5x's defaults; pick the optimizer with "
-        "train_script.train.optimizer"),
+        "training.OptimizerConfig.name"),
     "models.DecoderOnlyModel.inputs_bidirectional_attention": T5xName(
         None, "always on: prefix-LM features attend bidirectionally over the inputs"),
     "network.TransformerConfig.emb_dim": T5xName("models.DecoderConfig.d_model"),
@@ -93,12 +95,33 @@ T5X_NAMES: dict[str, T5xName] = {
     # t5x macros that flan_jax spells differently.
     "MODEL": T5xName(
         None, "MODEL_CONFIG: include a model gin, e.g. --gin_file=gin/models/tiny.gin"),
-    "EVALUATOR_NUM_EXAMPLES": T5xName("train_script.train.eval_num_examples"),
+    "EVALUATOR_NUM_EXAMPLES": T5xName("training.EvalConfig.num_examples"),
     "EVAL_STEPS": T5xName(None, "in-training evaluation runs the whole EVAL_SPLIT "
-                          "(cap it with train_script.train.eval_num_examples)"),
+                          "(cap it with training.EvalConfig.num_examples)"),
     "USE_HARDWARE_RNG": T5xName(None, "RANDOM_SEED (flan_jax always uses JAX's PRNG)"),
     "EVALUATOR_USE_MEMORY_CACHE": T5xName(None, "always on (seqio's Evaluator caches in memory)"),
 }
+
+# ``train_script.train.<argument>`` before train() took the typed configs of
+# flan_jax.training.config (kept for one release): the dataclass field gin binds now. Command-line
+# bindings are rewritten (with a warning) and Python keyword arguments folded in
+# (flan_jax.training.config.fold_flat_arguments); a gin file naming one fails with the new name.
+MOVED_TRAIN_ARGUMENTS: dict[str, str] = {
+    "optimizer": "training.OptimizerConfig.name",
+    **{name: f"training.OptimizerConfig.{name}" for name in (
+        "learning_rate", "schedule", "warmup_steps", "weight_decay", "grad_clip_norm",
+        "skip_nonfinite_updates", "num_microbatches", "loss_normalizing_factor",
+        "label_smoothing", "z_loss")},
+    "checkpoint_period": "training.CheckpointConfig.period",
+    "keep_checkpoints": "training.CheckpointConfig.keep",
+    "async_checkpointing": "training.CheckpointConfig.async_checkpointing",
+    "allow_config_change": "training.CheckpointConfig.allow_config_change",
+    **{f"eval_{name}": f"training.EvalConfig.{name}" for name in (
+        "period", "mixture_or_task_name", "split", "batch_size", "num_examples")},
+    "mesh": "training.PartitioningConfig.mesh",
+    "partitioning_rules": "training.PartitioningConfig.rules",
+}
+_TRAIN = "train_script.train."
 
 _BINDING = re.compile(r"^\s*(?:[A-Za-z_][\w.]*/)*([A-Za-z_][\w.]*)\s*=(.*)$", re.S)
 
@@ -113,6 +136,12 @@ def rewrite_t5x_bindings(bindings: Sequence[str], known: set[str]) -> list[str]:
   out = []
   for binding in bindings:
     match = _BINDING.match(binding)
+    moved = moved_train_argument(match.group(1)) if match else None
+    if moved:
+      logging.warning("%s is now %s (flan_jax.training.config); rewriting the binding",
+                      match.group(1), moved)
+      out.append(f"{moved} ={match.group(2)}")
+      continue
     entry = T5X_NAMES.get(match.group(1)) if match else None
     if entry is None or (match.group(1) in known and entry.alias is None):
       out.append(binding)
@@ -128,8 +157,24 @@ def rewrite_t5x_bindings(bindings: Sequence[str], known: set[str]) -> list[str]:
   return out
 
 
+def moved_train_argument(name: str) -> str | None:
+  """The binding that ``train_script.train.<argument>`` moved to (None: not a moved one)."""
+  prefix, _, argument = name.rpartition(".")
+  return MOVED_TRAIN_ARGUMENTS.get(argument) if f"{prefix}." == _TRAIN else None
+
+
+_NO_PARAMETER = re.compile(r"'(?:[\w.]*/)*(train_script\.train)' doesn't have a parameter named "
+                           r"'(\w+)'")
+
+
 def explain_t5x_name(text: str) -> str:
-  """The hint for the t5x configurable that a gin error message names ('' for none)."""
+  """The hint for the t5x configurable (or moved ``train_script.train`` argument) that a gin
+  error message names ('' for none)."""
+  missing = _NO_PARAMETER.search(text)
+  moved = moved_train_argument(".".join(missing.groups())) if missing else None
+  if moved:
+    return (f"train_script.train.{missing.group(2)} is now {moved} (the typed configs of "
+            "flan_jax.training.config, see gin/runs/finetune.gin)")
   for name, entry in T5X_NAMES.items():
     configurable = name.rsplit(".", 1)[0]
     if f"'{name}'" in text or f"'{configurable}'" in text or f"{configurable}." in text:

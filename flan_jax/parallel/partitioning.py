@@ -143,8 +143,9 @@ def standard_logical_axis_rules(activation_partitioning_dims: int = 1,
   return list(additional_rules or []) + rules
 
 
-# Rule sets selectable by name (gin: ``train_script.train.partitioning_rules``, the eval's
-# ``partitioning_rules``, ``flan-jax plan --rules``): keyword arguments of
+# Rule sets selectable by name (gin: ``PARTITIONING_RULES``, i.e.
+# ``training.PartitioningConfig.rules``; the eval's ``partitioning_rules``, ``flan-jax plan
+# --rules``): keyword arguments of
 # :func:`standard_logical_axis_rules`.
 RULE_SETS: dict[str, dict[str, Any]] = {
     "1d": {},  # Megatron: heads, mlp, vocab over `model`; parameters replicated over `data`.

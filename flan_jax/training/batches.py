@@ -42,14 +42,7 @@ from jax.sharding import Mesh
 from flan_jax.data import packing
 from flan_jax.data import preprocessors as prep
 from flan_jax.parallel import partitioning
-
-PACKERS = ("seqio", "best_fit")
-
-
-def check_packer(packer: str) -> None:
-  """Raises ValueError for a name that is not one of PACKERS (gin ``PACKER``)."""
-  if packer not in PACKERS:
-    raise ValueError(f"unknown packer {packer!r} (PACKER); use one of {PACKERS}")
+from flan_jax.training.config import PACKERS, check_packer  # noqa: F401  (re-exported)
 
 
 @dataclasses.dataclass(frozen=True)

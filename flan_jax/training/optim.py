@@ -10,6 +10,9 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import PartitionSpec
 
+OPTIMIZERS = ("adafactor", "adamw")
+SCHEDULES = ("constant", "linear_warmup", "rsqrt", "cosine")
+
 
 def make_schedule(name: str = "constant", base_learning_rate: float = 1e-3,
                   warmup_steps: int = 0, total_steps: int | None = None,
@@ -31,7 +34,7 @@ def make_schedule(name: str = "constant", base_learning_rate: float = 1e-3,
     return optax.warmup_cosine_decay_schedule(
         0.0, base_learning_rate, warmup_steps, max(total_steps, warmup_steps + 1),
         end_value=base_learning_rate * end_learning_rate_fraction)
-  raise ValueError(f"unknown schedule {name!r}; use constant, linear_warmup, rsqrt or cosine")
+  raise ValueError(f"unknown schedule {name!r}; use one of {SCHEDULES}")
 
 
 def make_optimizer(name: str = "adafactor", learning_rate: optax.ScalarOrSchedule = 1e-3, *,
@@ -54,7 +57,7 @@ def make_optimizer(name: str = "adafactor", learning_rate: optax.ScalarOrSchedul
   elif name == "adamw":
     tx = optax.adamw(learning_rate, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay)
   else:
-    raise ValueError(f"unknown optimizer {name!r}; use adafactor or adamw")
+    raise ValueError(f"unknown optimizer {name!r}; use one of {OPTIMIZERS}")
   if grad_clip_norm:
     tx = optax.chain(optax.clip_by_global_norm(grad_clip_norm), tx)
   if skip_nonfinite_updates:
