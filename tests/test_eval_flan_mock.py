@@ -17,6 +17,8 @@ CFG = DecoderConfig(vocab_size=512, num_layers=1, d_model=32, num_heads=2, head_
 MIXTURE = "flan_heldout_sentiment_eval"
 
 
+@pytest.mark.slow  # ~90 s: every template of 4 FLAN datasets; the offline cluster's report runs in
+# make test (tests/test_eval.py, the demo's eval) and this one in make test-all.
 def test_flan_cluster_mock_eval_report(tmp_path):
   registry.ensure_registered()
   model = os.path.join(tmp_path, "model")
