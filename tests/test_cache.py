@@ -64,6 +64,7 @@ def _examples(ds) -> list[tuple]:
 
 
 # One test (the caching job runs once, also under xdist): cache, read back, train from the cache.
+@pytest.mark.slow  # ~80 s: a beam caching job, then training from its cache (test-all)
 def test_cache_tasks_then_seqio_reads_the_cache_and_training_uses_it(tmp_path):
   cache = tmp_path / "cache"
   _cache_tasks(cache)

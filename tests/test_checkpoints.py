@@ -435,6 +435,7 @@ def test_nonfinite_message_names_what_was_nonfinite():
   assert "loss nan and grad norm nan" in hooks.nonfinite_text(float("nan"), float("nan"))
 
 
+@pytest.mark.slow  # ~70 s: one flan_jax.train subprocess per reported error (test-all)
 def test_command_line_prints_reported_errors_without_traceback(tmp_path):
   (tmp_path / "file").write_text("")
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from flan_jax import cli
+from flan_jax.data import spec as ds
 
 
 def run(capsys, *argv):
@@ -14,9 +15,10 @@ def run(capsys, *argv):
 
 def test_list_tasks_with_glob_and_regex(capsys):
   out = run(capsys, "list-tasks", "world_nli_type_*_scoring_eval").out.split()
-  assert out == [f"world_nli_type_{i}_scoring_eval" for i in range(3)]
+  scored = [i for i, t in enumerate(ds.DATASETS["world_nli"].templates) if not t.turned]
+  assert len(scored) >= 5 and out == [f"world_nli_type_{i}_scoring_eval" for i in scored]
   out = run(capsys, "list-tasks", r"^world_qa_type_\d+$").out.split()
-  assert out == [f"world_qa_type_{i}" for i in range(4)]
+  assert out == [f"world_qa_type_{i}" for i in range(len(ds.DATASETS["world_qa"].templates))]
 
 
 def test_list_mixtures_filter(capsys):
@@ -162,10 +164,10 @@ def test_use_cached_tasks_default_works_and_true_says_how_to_cache():
   from flan_jax.data import registry
   from flan_jax.training import batches as data
   registry.ensure_registered()
-  assert data.resolve_use_cached("world_qa_4templates", None) is False  # No cache: raw data.
+  assert data.resolve_use_cached("world_qa_5templates", None) is False  # No cache: raw data.
   with pytest.raises(ValueError, match=r"no seqio cache.*flan-jax cache-tasks.*"
                      r"--seqio_additional_cache_dirs"):
-    data.resolve_use_cached("world_qa_4templates", True)
+    data.resolve_use_cached("world_qa_5templates", True)
 
 
 def test_cache_tasks_without_apache_beam_says_what_to_install(monkeypatch):
@@ -181,7 +183,7 @@ def test_cache_tasks_without_apache_beam_says_what_to_install(monkeypatch):
 
   monkeypatch.setattr(builtins, "__import__", no_beam)
   with pytest.raises(SystemExit, match=r"flan_jax\[cache\]"):
-    data.cache_tasks_main(["--tasks=world_qa_4templates", "--output_cache_dir=/tmp/x"])
+    data.cache_tasks_main(["--tasks=world_qa_5templates", "--output_cache_dir=/tmp/x"])
 
 
 def test_infer_bad_inputs_name_the_fix(tmp_path):

@@ -121,6 +121,7 @@ def test_eval_mode_all_needs_a_model_dir(trained, tmp_path):
     eval_lib.checkpoints_to_evaluate(trained, "every")
 
 
+@pytest.mark.slow  # ~65 s: a SIGKILLed infer subprocess and its rerun (make test-all)
 def test_infer_killed_and_rerun_writes_each_example_once(trained, tmp_path):
   out_dir = tmp_path / "infer"
   flags = ["-m", "flan_jax.infer", "--gin_file=gin/runs/infer.gin",

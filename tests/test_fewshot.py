@@ -14,7 +14,8 @@ registry.ensure_registered()
 
 # A phrase unique to each world_nli template (offline suite), to tell which one rendered a block.
 MARKERS = ("Based on the paragraph above", "Premise:", "Read the text and decide",
-           "Write a sentence that follows")
+           "Write a sentence that follows", "Can we conclude that", "Can we infer that")
+ALL_TEMPLATES = f"world_nli_{len(ds.DATASETS['world_nli'].templates)}templates"  # all of them
 
 
 def _template_of(block: str) -> int:
@@ -44,7 +45,7 @@ def test_reference_shot_counts_and_aliases():
 
 def test_training_exemplars_mix_templates_eval_exemplars_follow_the_query():
   mixed = 0
-  for ex in examples("world_nli_4templates_3_shot", "train", n=8, seed=1):
+  for ex in examples(f"{ALL_TEMPLATES}_3_shot", "train", n=8, seed=1):
     blocks, query = _blocks(ex)
     assert _template_of(query) == int(ex["template_idx"])
     mixed += any(_template_of(b) != int(ex["template_idx"]) for b in blocks)

@@ -136,6 +136,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.slow  # ~55 s: an 8-device subprocess (make test-all)
 def test_mesh_sharded_backend_matches_one_device(hf_dir):
   """4 simulated CPU devices: data-parallel batches give the 1-device results."""
   import subprocess

@@ -25,7 +25,7 @@ TEST = {
     **_acc([60.0, 70.0, 80.0], "world_nli"),
     **_acc([10.0, 20.0, 30.0, 40.0], "world_qa", suffix=""),
     "world_passage_qa_type_0": {"accuracy": 50.0},
-    "world_passage_qa_type_3": {"rouge1": 20.0, "rouge2": 5.0, "rougeLsum": 12.0},  # turned
+    "world_passage_qa_type_4": {"rouge1": 20.0, "rouge2": 5.0, "rougeLsum": 12.0},  # turned
     "wmt14_enfr_type_0": {"bleu": 20.0},
     "wmt14_enfr_type_1": {"bleu": 30.0},
     "wmt14_enfr_type_7": {"bleu": 10.0},  # turned: Fr->En
