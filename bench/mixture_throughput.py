@@ -10,7 +10,10 @@ name in a temporary directory). For each mixture and ``inputs:targets`` pair it 
 to build the pipeline (every sub-task's preprocessing graph) and the examples/s of the
 trainer's seqio pipeline (``DecoderFeatureConverter(pack=True)``, shuffled) after 2 warm-up
 batches, with the build's cost per sub-task (what the ~1,900 tasks of ``flan2022_submix``
-multiply). Last line: ``examples_per_s=<mixture>@<lengths>:<value> ...``.
+multiply) and the process's resident-memory growth per sub-task from before the build to the last
+batch. ``--every K`` measures a systematic sample of a mixture instead: every K-th leaf task with
+its rate (``flan2022_submix`` whole needs ~30 MB a task, more than a 24 GiB machine has).
+Last line: ``examples_per_s=<mixture>@<lengths>:<value> ...``.
 """
 
 from __future__ import annotations
@@ -56,8 +59,26 @@ def _realistic_where_needed(random_rows):
   return as_dataset
 
 
+def rss_mb() -> float:
+  """This process's resident memory (Linux /proc)."""
+  with open("/proc/self/statm") as f:
+    return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def every_kth(mixture: str, k: int) -> str:
+  """Registers (once) and names the mixture of every ``k``-th leaf task of ``mixture``, rates
+  kept."""
+  import seqio
+  name = f"{mixture}_every{k}"
+  if name not in seqio.MixtureRegistry.names():
+    mix = seqio.get_mixture_or_task(mixture)
+    seqio.MixtureRegistry.add(name, [(t.name, mix.get_rate(t)) for t in mix.tasks][::k])
+  return name
+
+
 def measure(mixture: str, inputs: int, targets: int, batches: int, batch_size: int) -> dict:
   import seqio
+  rss0 = rss_mb()
   start = time.perf_counter()
   # The trainer's pipeline (flan_jax.training.batches.get_dataset) without its shard_info, which
   # asks TFDS for file lists that mock data does not have.
@@ -76,7 +97,8 @@ def measure(mixture: str, inputs: int, targets: int, batches: int, batch_size: i
     seg = next(it)["decoder_segment_ids"]
     examples += sum(len(set(row[row > 0].tolist())) for row in seg)
   elapsed = time.perf_counter() - start
-  return {"build_s": build, "examples_per_s": examples / elapsed,
+  return {"build_s": build, "rss_mb_per_task": (rss_mb() - rss0) / num_tasks,
+          "examples_per_s": examples / elapsed,
           "examples_per_row": examples / (batches * batch_size), "tasks": num_tasks}
 
 
@@ -87,6 +109,8 @@ def main(argv=None) -> None:
   parser.add_argument("--lengths", default="2048:512,1024:256")
   parser.add_argument("--batches", type=int, default=20)
   parser.add_argument("--batch_size", type=int, default=8)
+  parser.add_argument("--every", type=int, default=1,
+                      help="measure every K-th leaf task of each mixture (rates kept)")
   args = parser.parse_args(argv)
   import tensorflow_datasets as tfds
 
@@ -103,11 +127,13 @@ def main(argv=None) -> None:
         prepare_fixtures(tmp)
       for pair in args.lengths.split(","):
         inputs, targets = (int(x) for x in pair.split(":"))
-        r = measure(mixture, inputs, targets, args.batches, args.batch_size)
-        print(f"{mixture} {inputs}/{targets}: {r['tasks']} tasks, build {r['build_s']:.1f} s "
+        name = every_kth(mixture, args.every) if args.every > 1 else mixture
+        r = measure(name, inputs, targets, args.batches, args.batch_size)
+        print(f"{name} {inputs}/{targets}: {r['tasks']} tasks, build {r['build_s']:.1f} s "
               f"({r['build_s'] / r['tasks']:.2f} s/task), {r['examples_per_s']:.1f} examples/s, "
-              f"{r['examples_per_row']:.2f} examples/row", flush=True)
-        summary.append(f"{mixture}@{pair}:{r['examples_per_s']:.1f}")
+              f"{r['examples_per_row']:.2f} examples/row, "
+              f"+{r['rss_mb_per_task']:.1f} MB resident/task", flush=True)
+        summary.append(f"{name}@{pair}:{r['examples_per_s']:.1f}")
   print("examples_per_s=" + " ".join(summary))
 
 

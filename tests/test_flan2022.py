@@ -213,6 +213,26 @@ def test_few_shot_budget_binds_on_real_length():
   assert max(int(r["num_shots"]) for r in rows) <= 1
 
 
+@pytest.mark.parametrize("vocab", ["byte", "sentencepiece"])
+def test_few_shot_budget_under_each_vocabulary(vocab):
+  """The budget counts the configured vocabulary's tokens: bytes for ByteVocabulary, whose
+  encode_tf takes scalars only (a batched call failed while tracing)."""
+  from flan_jax.data import vocab as vocab_lib
+  chosen = seqio.ByteVocabulary() if vocab == "byte" else vocab_lib.vocabulary()
+  vocab_lib.set_default_vocabulary(chosen)
+  try:
+    step = pm.render_mode("fs_noopt", "toy", "Toy", pool_fn=lambda: _candidates_ds(12, 20),
+                          vocabulary=DEFAULT_VOCABULARY, max_len=300)
+    with seqio.utils.map_seed_manager(7):
+      rows = list(step(_candidates_ds(12, 20)).as_numpy_iterator())
+  finally:
+    vocab_lib.set_default_vocabulary(None)
+  lengths = [len(chosen.encode(r["inputs"].decode())) for r in rows if r["num_shots"]]
+  assert lengths and max(lengths) <= 300
+  # Bytes are ~4x the pieces: the same budget keeps fewer exemplars under bytes.
+  assert (max(int(r["num_shots"]) for r in rows) <= 2) == (vocab == "byte")
+
+
 def test_niv2_exemplars_come_from_the_same_task():
   path = os.path.join(FIXTURES, "niv2", "tasks", "task1289_trec_classification.json")
   with open(path) as f:

@@ -16,6 +16,7 @@ import seqio
 import tensorflow as tf
 
 from flan_jax.data import templates as tmpl
+from flan_jax.data import vocab as vocab_lib
 
 Example = dict[str, tf.Tensor]
 
@@ -194,7 +195,7 @@ def fewshot(
       # Candidate prompts with 0..k exemplars; keep the longest that fits the budget.
       prefixes = tf.concat([[""], _cumulative_join(blocks)], axis=0)
       candidates = prefixes + ex["inputs"]
-      lengths = vocabulary.encode_tf(candidates).row_lengths()
+      lengths = vocab_lib.token_lengths(vocabulary, candidates)
       fits = tf.cast(lengths <= max_input_tokens, tf.int32)
       # Longest prefix that fits (0 exemplars always kept, even if the query alone is too long).
       n_keep = tf.maximum(tf.reduce_sum(tf.math.cumprod(fits)) - 1, 0)

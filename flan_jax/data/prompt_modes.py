@@ -22,6 +22,8 @@ from collections.abc import Callable, Sequence
 import seqio
 import tensorflow as tf
 
+from flan_jax.data import vocab as vocab_lib
+
 Example = dict[str, tf.Tensor]
 
 MODES = ("zs_opt", "zs_noopt", "fs_opt", "fs_noopt")
@@ -281,7 +283,7 @@ def _with_exemplars(query: tf.Tensor, uid: tf.Tensor, key: tf.Tensor, pool: dict
             + ex_sep)
   prefixes = tf.concat([[""], _cumulative_join(blocks)], axis=0)
   candidates = prefixes + query
-  lengths = vocabulary.encode_tf(candidates).row_lengths()
+  lengths = vocab_lib.token_lengths(vocabulary, candidates)
   fits = tf.cast(lengths <= max_len, tf.int32)
   n_keep = tf.maximum(tf.reduce_sum(tf.math.cumprod(fits)) - 1, 0)
   return candidates[n_keep], tf.cast(n_keep, tf.int32)

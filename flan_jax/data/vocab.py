@@ -12,6 +12,7 @@ import os
 
 import gin
 import seqio
+import tensorflow as tf
 
 ASSETS_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "assets")  # flan_jax/assets
 DEFAULT_SPM_PATH = os.path.join(ASSETS_DIR, "flan_jax_world.spm.model")
@@ -117,3 +118,20 @@ def output_features(vocab: seqio.Vocabulary | None = None) -> dict[str, seqio.Fe
       "inputs": seqio.Feature(vocabulary=vocab, add_eos=True, required=False),
       "targets": seqio.Feature(vocabulary=vocab, add_eos=True),
   }
+
+
+def token_lengths(vocab: seqio.Vocabulary, strings: tf.Tensor) -> tf.Tensor:
+  """Tokens in each string of the 1-D ``strings`` (int64 ``[n]``) under ``vocab``.
+
+  seqio's ``encode_tf`` is batched (ragged) for SentencePiece but scalar-only for
+  ``ByteVocabulary``, whose token count is the UTF-8 byte count; any other vocabulary is encoded
+  string by string.
+  """
+  while isinstance(vocab, _DefaultVocabulary):
+    vocab = vocab.delegate
+  if isinstance(vocab, seqio.ByteVocabulary):
+    return tf.cast(tf.strings.length(strings, unit="BYTE"), tf.int64)
+  if isinstance(vocab, seqio.SentencePieceVocabulary):
+    return vocab.encode_tf(strings).row_lengths()
+  return tf.map_fn(lambda s: tf.size(vocab.encode_tf(s), out_type=tf.int64), strings,
+                   fn_output_signature=tf.int64)
