@@ -575,3 +575,23 @@ def test_check_sizes_compares_the_table_with_local_files(capsys):
   assert "table=7473 data=6 MISMATCH" in gsm8k
   trec = next(line for line in out.splitlines() if line.startswith("niv2_task1289_trec"))
   assert "table=None data=8 not in the table" in trec
+
+
+def test_too_big_mixture_warns_before_building(monkeypatch, caplog):
+  """flan2022_submix's ~1,940 live pipelines (~24 MB each, BENCHMARKS.md) do not fit 20 GB: the
+  trainer says so and what to do instead of building for minutes into an out-of-memory kill."""
+  from flan_jax.training import batches
+  assert batches.available_memory_mb() > 0
+  registry.get("flan2022_submix")
+  monkeypatch.setattr(batches, "available_memory_mb", lambda: 20 * 1024.0)
+  with caplog.at_level("WARNING"):
+    message = batches.warn_if_too_big("flan2022_submix", use_cached=False)
+  n = len(seqio.get_subtasks(seqio.get_mixture_or_task("flan2022_submix")))
+  assert message and f"{n} uncached sub-tasks" in message and "cache-tasks" in message
+  assert message in caplog.text
+  assert batches.warn_if_too_big("flan2022_cot_submix", use_cached=False) is None
+  assert batches.warn_if_too_big("flan2022_submix", use_cached=True) is None
+  # Two data shards in one process: two pipelines per task.
+  monkeypatch.setattr(batches, "available_memory_mb", lambda: 2 * 1024.0)
+  assert batches.warn_if_too_big("flan2022_cot_submix", use_cached=False) is None
+  assert batches.warn_if_too_big("flan2022_cot_submix", use_cached=False, pipelines=3)

@@ -29,6 +29,7 @@ positions, per-segment inputs, loss weights and causal attention). It is a pure 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import queue
 import threading
 from collections.abc import Iterator, Mapping
@@ -155,6 +156,43 @@ def count_truncation(ds: tf.data.Dataset,
   return ds if counter is None else counter.wrap(ds, output_features)
 
 
+# Resident memory one live (uncached) sub-task pipeline holds, measured on flan2022_submix's
+# tasks (BENCHMARKS.md: 21 MB zero-shot, 40 MB few-shot, 24 MB on average).
+LIVE_TASK_MB = 24
+
+
+def available_memory_mb() -> float | None:
+  """MemAvailable of this (Linux) machine in MB; None where /proc/meminfo is missing."""
+  try:
+    with open("/proc/meminfo") as f:
+      fields = dict(line.split(":", 1) for line in f)
+  except OSError:
+    return None
+  return int(fields["MemAvailable"].split()[0]) / 1024
+
+
+def warn_if_too_big(mixture_or_task_name: str, use_cached: bool, pipelines: int = 1
+                    ) -> str | None:
+  """Warns (and returns the message) when ``pipelines`` input pipelines of the mixture's
+  uncached sub-tasks would need more memory than is available, before minutes of building end
+  in an out-of-memory kill."""
+  item = seqio.get_mixture_or_task(mixture_or_task_name)
+  tasks = seqio.get_subtasks(item) if isinstance(item, seqio.Mixture) else [item]
+  live = len(tasks) if not use_cached else 0
+  need = live * LIVE_TASK_MB * pipelines
+  have = available_memory_mb()
+  if have is None or need <= 0.8 * have:
+    return None
+  message = (
+      f"{mixture_or_task_name!r}: {live} uncached sub-tasks x {pipelines} data shard(s) x "
+      f"~{LIVE_TASK_MB} MB each is ~{need / 1024:.0f} GB of input-pipeline memory, more than the "
+      f"{have / 1024:.0f} GB available here; the process will likely be killed before its first "
+      "batch. Train on a smaller (e.g. per-source) submix, from exported or cached data "
+      "(`flan-jax export-data`, `flan-jax cache-tasks`), or on a host with more memory.")
+  logging.warning(message)
+  return message
+
+
 def get_dataset(cfg: DataConfig, shard_id: int = 0, num_shards: int = 1,
                 counter: TruncationCounter | None = None) -> tf.data.Dataset:
   """Shard ``shard_id``'s infinite stream of numpy-able model-feature batches (global / shards);
@@ -164,12 +202,13 @@ def get_dataset(cfg: DataConfig, shard_id: int = 0, num_shards: int = 1,
   best_fit = cfg.pack and cfg.packer == "best_fit"
   converter = seqio.DecoderFeatureConverter(pack=cfg.pack and not best_fit)
   batch_size = cfg.batch_size // num_shards
+  use_cached = resolve_use_cached(cfg.mixture_or_task_name, cfg.use_cached)
   _COUNTERS.append(counter)
   try:
     ds = seqio.get_dataset(
         cfg.mixture_or_task_name, task_feature_lengths=dict(cfg.task_feature_lengths),
         dataset_split=cfg.split, shuffle=cfg.shuffle, num_epochs=None,
-        use_cached=resolve_use_cached(cfg.mixture_or_task_name, cfg.use_cached),
+        use_cached=use_cached,
         seed=cfg.seed, batch_size=None if best_fit else batch_size,
         feature_converter=converter, shard_info=seqio.ShardInfo(shard_id, num_shards))
   finally:
@@ -246,6 +285,8 @@ class TrainIterator(Iterator[dict[str, jax.Array]]):
     self.shards = shards_for_process(cfg, mesh)
     num_shards = cfg.resolved_num_shards
     self.truncation = TruncationCounter(cfg.task_feature_lengths)
+    warn_if_too_big(cfg.mixture_or_task_name,
+                    resolve_use_cached(cfg.mixture_or_task_name, cfg.use_cached), len(self.shards))
     parts = [get_dataset(cfg, s, num_shards, self.truncation) for s in self.shards]
     ds = parts[0] if len(parts) == 1 else tf.data.Dataset.zip(tuple(parts)).map(_concat)
     if position:
