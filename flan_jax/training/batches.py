@@ -187,8 +187,9 @@ def warn_if_too_big(mixture_or_task_name: str, use_cached: bool, pipelines: int 
       f"{mixture_or_task_name!r}: {live} uncached sub-tasks x {pipelines} data shard(s) x "
       f"~{LIVE_TASK_MB} MB each is ~{need / 1024:.0f} GB of input-pipeline memory, more than the "
       f"{have / 1024:.0f} GB available here; the process will likely be killed before its first "
-      "batch. Train on a smaller (e.g. per-source) submix, from exported or cached data "
-      "(`flan-jax export-data`, `flan-jax cache-tasks`), or on a host with more memory.")
+      "batch. Train on a smaller (e.g. per-source) submix, from its export through one "
+      "pipeline (`flan-jax export-data NAME --shard i/N`, then "
+      "flan_jax.data.exported.register_exported), or on a host with more memory.")
   logging.warning(message)
   return message
 
