@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
 from collections.abc import Iterator
 
 import seqio
@@ -84,11 +86,17 @@ def _interleaved(counts: list[int]) -> list[int]:
   return [i for _, i in sorted(slots)]
 
 
-def _mixture_train(provider: seqio.Mixture, tasks: list[seqio.Task], split: str,
-                   seed: int | None, shuffle: bool, total: int,
-                   shard: tuple[int, int] | None) -> tuple[tf.data.Dataset, int]:
-  """The interleaved per-task quotas (of this shard) and how many lines they make."""
-  streams, counts = [], []
+# Sub-task pipelines a mixture's export holds live at once. Each holds ~24 MB (BENCHMARKS.md), so
+# all ~1,940 of flan2022_submix (~47 GB) do not fit a 24 GiB machine; groups of this many are
+# exported one after another into temporary files, merged back in the one interleaved order.
+LIVE_TASKS = 64
+
+
+def _mixture_plan(provider: seqio.Mixture, tasks: list[seqio.Task], split: str, total: int,
+                  shard: tuple[int, int] | None) -> tuple[list[tuple[seqio.Task, int]], list[int]]:
+  """(task, lines) of this shard for every task with lines, and the interleaved order of the
+  lines (indices into that list)."""
+  plan = []
   for task, quota in zip(tasks, quotas([float(provider.get_rate(t)) for t in tasks], total),
                          strict=True):
     if quota == 0:
@@ -101,21 +109,89 @@ def _mixture_train(provider: seqio.Mixture, tasks: list[seqio.Task], split: str,
                          "not know; export without --shard or add the size to the static table.")
       count = count_in_shard(quota, size, *shard)
     if count:
-      streams.append(_task_records(task, split, seed, shuffle, shard).repeat().take(count))
-      counts.append(count)
-  if not streams:
-    return _task_records(tasks[0], split, seed, shuffle, shard).take(0), 0
-  order = tf.data.Dataset.from_tensor_slices(tf.constant(_interleaved(counts), tf.int64))
-  # An empty task (all rows filtered out) is skipped, not the end of the export.
-  return (tf.data.Dataset.choose_from_datasets(streams, order, stop_on_empty_dataset=False),
-          sum(counts))
+      plan.append((task, count))
+  return plan, _interleaved([c for _, c in plan])
+
+
+def _interleave(plan: list[tuple[seqio.Task, int]], order: list[int], split: str,
+                seed: int | None, shuffle: bool, shard: tuple[int, int] | None
+                ) -> Iterator[tuple[int, dict]]:
+  """(index into ``plan``, row) in ``order``; a task that runs out of rows (all filtered out)
+  loses its turns instead of ending the export."""
+  streams = [_task_records(task, split, seed, shuffle, shard).repeat().take(count)
+             for task, count in plan]
+  tagged = [ds.map(lambda ex, i=i: (i, ex)) for i, ds in enumerate(streams)]
+  choice = tf.data.Dataset.from_tensor_slices(tf.constant(order, tf.int64))
+  ds = tf.data.Dataset.choose_from_datasets(tagged, choice, stop_on_empty_dataset=False)
+  for i, ex in ds.as_numpy_iterator():
+    yield int(i), _row(ex)
+
+
+def _mixture_rows(plan: list[tuple[seqio.Task, int]], order: list[int], split: str,
+                  seed: int | None, shuffle: bool, shard: tuple[int, int] | None,
+                  live: int = LIVE_TASKS) -> Iterator[dict]:
+  """The mixture's rows in ``order``, with at most ``live`` task pipelines at a time: each group
+  of ``live`` tasks is exported (in ``order`` restricted to it) to a temporary file, then the
+  files are merged along ``order``. The rows and their order are those of one interleave of
+  every task."""
+  if not plan:
+    return
+  if len(plan) <= live:
+    yield from (row for _, row in _interleave(plan, order, split, seed, shuffle, shard))
+    return
+  groups = range(0, len(plan), live)
+  with tempfile.TemporaryDirectory(prefix="flan_jax_export_") as tmp:
+    paths = [os.path.join(tmp, f"group{g // live}.jsonl") for g in groups]
+    for g, path in zip(tqdm(groups, desc=f"task groups of {live}", unit="group",
+                            file=sys.stderr, leave=False), paths, strict=True):
+      sub = [i - g for i in order if g <= i < g + live]
+      with open(path, "w", encoding="utf-8") as f:
+        for i, row in _interleave(plan[g:g + live], sub, split, seed, shuffle, shard):
+          f.write(json.dumps([i + g, row], ensure_ascii=False) + "\n")
+    files = [open(path, encoding="utf-8") for path in paths]
+    try:
+      heads = [f.readline() for f in files]
+      for i in order:
+        k = i // live
+        if not heads[k]:
+          continue
+        index, row = json.loads(heads[k])
+        if index != i:  # task i had no row at this turn
+          continue
+        yield row
+        heads[k] = files[k].readline()
+    finally:
+      for f in files:
+        f.close()
+
+
+def _row(ex: dict) -> dict:
+  """One exported record (numpy) -> its JSON object."""
+  row = {
+      "task": ex["task"].decode(),
+      "inputs": ex["inputs"].decode(),
+      "targets": ex["targets"].decode(),
+      "template_idx": int(ex["template_idx"]),
+  }
+  if ex["has_options"]:
+    row["options"] = ex["options"].decode().split(_OPTION_SEP)
+  if ex["idx"][0] >= 0:
+    row["idx"] = [int(i) for i in ex["idx"]]
+    row["is_correct"] = bool(ex["is_correct"])
+  if ex["num_shots"] >= 0:
+    row["num_shots"] = int(ex["num_shots"])
+  if ex["_task_source"]:
+    row.update({k: ex[k].decode() for k in _META_KEYS})
+    row["_template_idx"] = int(ex["_template_idx"])
+  return row
 
 
 def records(name: str, split: str = "train", *, seed: int | None = 0, shuffle: bool = False,
-            num_examples: int | None = None, shard: tuple[int, int] | None = None
-            ) -> tuple[Iterator[dict], int | None]:
+            num_examples: int | None = None, shard: tuple[int, int] | None = None,
+            live: int = LIVE_TASKS) -> tuple[Iterator[dict], int | None]:
   """Yields JSON-ready dicts for a task or mixture; also returns the expected count if known.
-  ``shard``: (index, count) of the part to export."""
+  ``shard``: (index, count) of the part to export; ``live``: task pipelines held at once in a
+  mixture's train split."""
   provider = registry.get(name)
   if isinstance(provider, seqio.Mixture):
     tasks = [t for t in provider.tasks if split in t.splits]
@@ -124,44 +200,19 @@ def records(name: str, split: str = "train", *, seed: int | None = 0, shuffle: b
     if split == "train":
       # Each task's exact share of the rates; one "epoch" is the sum of the rates.
       total = num_examples if num_examples is not None else int(round(provider.total_rate))
-      ds, total = _mixture_train(provider, tasks, split, seed, shuffle, total, shard)
-    else:
-      # Evaluation splits are exported whole, task after task.
-      ds = _task_records(tasks[0], split, seed, shuffle, shard)
-      for t in tasks[1:]:
-        ds = ds.concatenate(_task_records(t, split, seed, shuffle, shard))
-      total = num_examples
-      if num_examples is not None:
-        ds = ds.take(num_examples)
+      plan, order = _mixture_plan(provider, tasks, split, total, shard)
+      return _mixture_rows(plan, order, split, seed, shuffle, shard, live), len(order)
+    # Evaluation splits are exported whole, task after task.
+    ds = _task_records(tasks[0], split, seed, shuffle, shard)
+    for t in tasks[1:]:
+      ds = ds.concatenate(_task_records(t, split, seed, shuffle, shard))
   else:
     if split not in provider.splits:
       raise ValueError(f"Task {name!r} has no split {split!r}; it has {list(provider.splits)}.")
     ds = _task_records(provider, split, seed, shuffle, shard)
-    total = num_examples
-    if num_examples is not None:
-      ds = ds.take(num_examples)
-
-  def _gen() -> Iterator[dict]:
-    for ex in ds.as_numpy_iterator():
-      row = {
-          "task": ex["task"].decode(),
-          "inputs": ex["inputs"].decode(),
-          "targets": ex["targets"].decode(),
-          "template_idx": int(ex["template_idx"]),
-      }
-      if ex["has_options"]:
-        row["options"] = ex["options"].decode().split(_OPTION_SEP)
-      if ex["idx"][0] >= 0:
-        row["idx"] = [int(i) for i in ex["idx"]]
-        row["is_correct"] = bool(ex["is_correct"])
-      if ex["num_shots"] >= 0:
-        row["num_shots"] = int(ex["num_shots"])
-      if ex["_task_source"]:
-        row.update({k: ex[k].decode() for k in _META_KEYS})
-        row["_template_idx"] = int(ex["_template_idx"])
-      yield row
-
-  return _gen(), total
+  if num_examples is not None:
+    ds = ds.take(num_examples)
+  return (_row(ex) for ex in ds.as_numpy_iterator()), num_examples
 
 
 def export(name: str, split: str, output: str, *, seed: int | None = 0, shuffle: bool = False,
