@@ -8,7 +8,8 @@ classification), plus ``idx``/``is_correct`` for rank-classification rows and ``
 few-shot tasks, and the Flan 2022 metadata ``_task_name``, ``_template_idx``, ``_template_type``,
 ``_task_source`` where a task has them. A mixture's train split holds each sub-task's share of the
 rates exactly (largest remainders, interleaved evenly), its default size one "epoch", the sum of
-the rates; other splits are exported whole, task after task. Each line names its sub-task.
+the rates; other splits are exported whole, task after task. Each line names its sub-task. At
+most :data:`LIVE_TASKS` sub-task pipelines are live at once (groups through temporary files).
 
 ``--shard i/N`` writes the i-th of N disjoint parts (run N processes): each task is read from its
 i-th seqio shard, so the parts together hold the lines of the unsharded export (in another order)
