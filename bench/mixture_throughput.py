@@ -39,7 +39,6 @@ def prepare_fixtures(tmp: str) -> None:
   sources.set_data_dir("niv2", tmp)
   sources.set_data_dir("cot", os.path.join(FIXTURES, "cot"))
   sources.set_data_dir("t0", os.path.join(FIXTURES, "t0"))
-  sources.set_data_dir("qrecc", os.path.join(FIXTURES, "qrecc"))
 
 
 def _realistic_where_needed(random_rows):

@@ -2,6 +2,7 @@
 fixtures (NIv2 JSON, CoT TSV, T0-SF rows + promptsource's real YAML), mixing and sharded export."""
 
 import collections
+import functools
 import json
 import os
 import re
@@ -46,12 +47,12 @@ def _mock_kwargs(request) -> dict:
 def fixture_dirs(request, monkeypatch):
   for var in ("FLAN_P3_DIR", "FLAN_T0_ROUTE"):
     monkeypatch.delenv(var, raising=False)
-  for source in ("niv2", "cot", "t0", "qrecc"):
+  for source in ("niv2", "cot", "t0"):
     sources.set_data_dir(source, os.path.join(FIXTURES, source))
   with tfds.testing.mock_data(num_examples=6, num_sub_examples=4, max_value=3,
                               **_mock_kwargs(request)):
     yield
-  for source in ("niv2", "cot", "t0", "p3", "qrecc"):
+  for source in ("niv2", "cot", "t0", "p3"):
     sources.set_data_dir(source, None)
 
 
@@ -150,11 +151,32 @@ def test_dialog_task_formats_vary_across_examples_and_repeat_for_a_seed():
   assert first != speakers(1)
 
 
-def test_qrecc_from_its_json_release():
+def _qrecc_tfds_rows(self, split, decoders=None, read_config=None, **kwargs):
+  """TFDS q_re_cc's rows for the release's JSON file in the fixtures, made by the TFDS builder's
+  own example generator and its features' encoding."""
+  import pathlib
+
+  from tensorflow_datasets.text.qrecc import qrecc
+
+  # A plain path: mock_data redirects TFDS's own file system (epath) to an empty directory.
+  path = pathlib.Path(FIXTURES) / "qrecc" / f"qrecc_{split}.json"
+  features = self.info.features
+  spec = features.get_tensor_spec()
+  rows = [tf.data.Dataset.from_tensors({k: tf.constant(v, spec[k].dtype) for k, v in
+                                        features.encode_example(ex).items()})
+          for _, ex in qrecc.QReCC._generate_examples(None, path)]
+  return functools.reduce(tf.data.Dataset.concatenate, rows)
+
+
+def test_qrecc_from_its_tfds_rows():
+  """QReCC through TFDS ``q_re_cc`` (the reference's source): rows as TFDS's builder makes them
+  from the release's JSON (tests/fixtures/flan2022/qrecc, the release's layout)."""
+  assert f22.TASKS["dialog_qrecc"].data_source.tfds_dataset.name == "q_re_cc:1.0.0"
   with open(os.path.join(FIXTURES, "qrecc", "qrecc_train.json")) as f:
     turns = [t for t in json.load(f) if t["Answer"]]  # the empty answer is skipped
-  exs = _examples("flan2022_dialog_qrecc_zs_opt", n=10, seed=0)
-  inv = _examples("flan2022_dialog_qrecc_ii_zs_opt", n=10, seed=0)
+  with tfds.testing.mock_data(as_dataset_fn=_qrecc_tfds_rows):
+    exs = _examples("flan2022_dialog_qrecc_zs_opt", n=10, seed=0)
+    inv = _examples("flan2022_dialog_qrecc_ii_zs_opt", n=10, seed=0)
   assert [_text(e, "targets") for e in exs] == [t["Answer"] for t in turns]
   assert [_text(e, "targets") for e in inv] == [t["Question"] for t in turns]
   for ex, inverse, turn in zip(exs, inv, turns, strict=True):
@@ -512,6 +534,16 @@ if SMALL_MIX not in seqio.MixtureRegistry.names():
       ("flan2022_cot_gsm8k_fs_opt", 3.0),
       ("flan2022_niv2_task1289_trec_classification_zs_opt", 2.0),
       ("flan2022_t0_rotten_tomatoes_zs_opt", 1.0)])
+
+
+def test_every_task_knows_its_train_size_for_a_sharded_export():
+  """``--shard`` splits each task's lines by its train size: TFDS tasks take it from the static
+  table (their data is not prepared here), local sources count their files (NIv2: the fixtures')."""
+  unknown = [t.name for t in f22.TASKS.values()
+             if not t.data_source.num_input_examples("train")
+             and not (t.source == "niv2" and t.name.removeprefix("niv2_") not in NIV2_FIXTURES)]
+  assert not unknown
+  assert f22.TASKS["dialog_qrecc"].rate() == 63_501
 
 
 def test_export_metadata_and_shards_equal_the_whole(tmp_path):

@@ -1,11 +1,10 @@
 """Flan 2022 data sources that read local files: Super-NaturalInstructions task JSON, the CoT
-TSVs, QReCC's JSON, and T0-SF either as rows rendered with promptsource's YAML templates (read
-with jinja2) or as the pre-rendered P3 release.
+TSVs, and T0-SF either as rows rendered with promptsource's YAML templates (read with jinja2) or as
+the pre-rendered P3 release.
 
 Nothing downloads. Each source finds its directory when a pipeline is built, from
 :func:`set_data_dir` (``export-data --data_dir niv2=DIR``) or an environment variable
-(``FLAN_NIV2_DIR``, ``FLAN_COT_DIR``, ``FLAN_T0_DIR``, ``FLAN_P3_DIR``, ``FLAN_QRECC_DIR``), and
-raises
+(``FLAN_NIV2_DIR``, ``FLAN_COT_DIR``, ``FLAN_T0_DIR``, ``FLAN_P3_DIR``), and raises
 :class:`flan_jax.dataset_spec.MissingDataError` saying what to download and where to put it.
 
 T0-SF's route (:func:`t0_route`): ``promptsource`` (the default) renders ``t0`` rows at run time;
@@ -33,7 +32,7 @@ from flan_jax.data.prompt_modes import OPTION_SEP
 from flan_jax.data.spec import MissingDataError
 
 ENV_VARS = {"niv2": "FLAN_NIV2_DIR", "cot": "FLAN_COT_DIR", "t0": "FLAN_T0_DIR",
-            "p3": "FLAN_P3_DIR", "qrecc": "FLAN_QRECC_DIR"}
+            "p3": "FLAN_P3_DIR"}
 HOW_TO_GET = {
     "niv2": ("the Super-NaturalInstructions release: `git clone "
              "https://github.com/allenai/natural-instructions DIR` (its tasks/*.json)"),
@@ -46,14 +45,12 @@ HOW_TO_GET = {
            "https://huggingface.co/datasets/bigscience/P3 DIR` (or only the prompt folders you "
            "need, DIR/data/<dataset>_<prompt>/train.tfrecord-00000-of-00001 with its "
            "info.train.json)"),
-    "qrecc": ("QReCC's release: unzip https://github.com/apple/ml-qrecc/raw/main/dataset/"
-              "qrecc_data.zip into DIR (DIR/qrecc_train.json)"),
 }
 _DATA_DIRS: dict[str, str] = {}
 
 
 def set_data_dir(source: str, path: str | None) -> None:
-  """Where a source's files live (``niv2``, ``cot``, ``t0``, ``p3`` or ``qrecc``); None: the
+  """Where a source's files live (``niv2``, ``cot``, ``t0`` or ``p3``); None: the
   environment variable."""
   if source not in ENV_VARS:
     raise ValueError(f"Unknown Flan 2022 source {source!r}; use one of {sorted(ENV_VARS)}.")
@@ -175,37 +172,6 @@ def cot_source(dataset: str, size: int | None = None) -> seqio.DataSource:
 
   return _PythonSource(rows, {k: _STR for k in COT_COLUMNS}, ("train",),
                        {"train": size} if size else None)
-
-
-# ----------------------------------------------------------------------------- QReCC
-
-QRECC_FIELDS = ("context", "question", "answer")
-
-
-def qrecc_source(size: int | None = None) -> seqio.DataSource:
-  """QReCC's train turns from ``DIR/qrecc_train.json`` (the release's layout: a JSON list of turns
-  with ``Context`` (the earlier questions and answers, alternating, first a question),
-  ``Question``, ``Rewrite``, ``Answer``, ``Conversation_no``, ``Turn_no``, ...). Turns without an
-  answer are skipped."""
-
-  def rows(split: str) -> Iterator[dict]:
-    return _read(_path("qrecc", f"qrecc_{split}.json"))
-
-  def _read(path: str) -> Iterator[dict]:
-    with open(path, encoding="utf-8") as f:
-      turns = json.load(f)
-    for n, turn in enumerate(turns):
-      missing = [k for k in ("Context", "Question", "Answer") if k not in turn]
-      if missing:
-        raise ValueError(f"{path}: turn {n} has no {', '.join(missing)} (QReCC's turns have "
-                         "Context, Question and Answer).")
-      answer = (turn["Answer"] or "").strip()
-      if answer:
-        yield {"context": [c.strip() for c in turn["Context"]],
-               "question": turn["Question"].strip(), "answer": answer}
-
-  signature = {"context": _STRS, "question": _STR, "answer": _STR}
-  return _PythonSource(rows, signature, ("train",), {"train": size} if size else None)
 
 
 # ----------------------------------------------------------------------------- T0-SF

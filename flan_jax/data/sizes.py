@@ -93,6 +93,10 @@ SPLIT_SIZES: dict[str, int] = {
     # 542) is what the TFDS catalog lists for ai2_science_elementary. Not yet checked against
     # prepared TFDS metadata: `flan-jax check-sizes --flan2022 flan2021` compares it.
     "unified_qa/ai2_science_middle/train": 605,
+    # Flan 2022's dialog datasets. wiki_dialog/OQ: its TFDS train split. q_re_cc (QReCC): the
+    # TFDS catalog's split table gives train 63,501 and test 16,451 (of the release's 81K turns).
+    "wiki_dialog/OQ/train": 11_264_129,
+    "q_re_cc/train": 63_501,
 }
 
 

@@ -1,7 +1,6 @@
 """Dialog: TFDS ``wiki_dialog``, continuing a conversation grounded in a Wikipedia passage, and
-QReCC's open-domain conversational QA from its JSON release (no TFDS builder), each with its
-input inversion (``dialog_wiki_dialog_ii``, ``dialog_qrecc_ii``: write the user turn that a reply
-answers).
+TFDS ``q_re_cc`` (QReCC), open-domain conversational QA, each with its input inversion
+(``dialog_wiki_dialog_ii``, ``dialog_qrecc_ii``: write the user turn that a reply answers).
 
 Conversations and the templates' own mentions of the speakers are written with the turn markers
 of :mod:`flan_jax.data.prompt_modes`; each example draws its speaker labels and turn style when
@@ -9,12 +8,12 @@ its prompt is rendered (``User: ...`` in one example, ``[Student] ...`` in the n
 
 import tensorflow as tf
 
-from flan_jax.data import local_sources as sources
 from flan_jax.data import preprocessors as prep
 from flan_jax.data import prompt_modes as pm
+from flan_jax.data import sizes
 from flan_jax.data.spec import TfdsSource
 from flan_jax.data.templates import T
-from flan_jax.tasks.flan2022 import registry, sizes
+from flan_jax.tasks.flan2022 import registry
 
 FIELDS = ("title", "passage", "history", "reply", "last_user", "history_before_user")
 USER, AGENT = pm.USER_NAME, pm.AGENT_NAME  # the speakers' labels inside a template's text
@@ -55,14 +54,15 @@ INVERSION_TEMPLATES = (
 )
 
 _source = TfdsSource("wiki_dialog/OQ:1.0.0", {"train": "train", "validation": "validation"})
+_size = sizes.num_examples("wiki_dialog/OQ", "train")
 _head = (prep.filter_examples(_has_turns), prep.map_fields(_fields, FIELDS))
 registry.register(registry.Flan2022Task(
     "dialog_wiki_dialog", "dialog", _source,
-    (*_head, pm.candidates_from_patterns(TEMPLATES, FIELDS)), sizes.DIALOG["wiki_dialog"]))
+    (*_head, pm.candidates_from_patterns(TEMPLATES, FIELDS)), _size))
 registry.register(registry.Flan2022Task(
     "dialog_wiki_dialog_ii", "dialog", _source,
     (*_head, pm.candidates_from_patterns(INVERSION_TEMPLATES, FIELDS)),
-    sizes.DIALOG["wiki_dialog"], inversion_of="dialog_wiki_dialog"))
+    _size, inversion_of="dialog_wiki_dialog"))
 
 
 # ----------------------------------------------------------------------------- QReCC
@@ -70,15 +70,20 @@ registry.register(registry.Flan2022Task(
 QRECC_FIELDS = ("history", "question", "answer", "earlier")
 
 
+def _has_answer(ex: dict) -> tf.Tensor:
+  return tf.strings.length(tf.strings.strip(ex["answer"])) > 0
+
+
 def _qrecc_fields(ex: dict) -> dict:
-  context = ex["context"]
+  context = tf.strings.strip(ex["context"])
+  question, answer = tf.strings.strip(ex["question"]), tf.strings.strip(ex["answer"])
   n = tf.size(context)
   # The earlier turns alternate question (user) / answer (agent), a question first.
   earlier = tf.where(tf.range(n) % 2 == 0, pm.USER_TURN, pm.AGENT_TURN) + context
   earlier = tf.strings.reduce_join(earlier, separator=pm.TURN_SEP)
-  last = pm.USER_TURN + ex["question"]
+  last = pm.USER_TURN + question
   history = tf.cond(n > 0, lambda: earlier + pm.TURN_SEP + last, lambda: last)
-  return {"history": history, "question": ex["question"], "answer": ex["answer"],
+  return {"history": history, "question": question, "answer": answer,
           "earlier": tf.cond(n > 0, lambda: earlier, lambda: tf.constant("(none yet)"))}
 
 
@@ -94,13 +99,17 @@ QRECC_INVERSION_TEMPLATES = (
       f"{USER}'s question.", "{question}"),
 )
 
-_qrecc = sources.qrecc_source(sizes.DIALOG["qrecc"])
-_qrecc_head = (prep.map_fields(_qrecc_fields, QRECC_FIELDS),)
+# Every turn with an answer is an example: its earlier turns and its question, then its answer
+# (turns whose answer is empty are skipped). The reference keeps turns past the sixth and takes a
+# random earlier answer of their context as the target; we use each turn's own question and answer.
+_qrecc = TfdsSource("q_re_cc:1.0.0", {"train": "train", "test": "test"})
+_qrecc_size = sizes.num_examples("q_re_cc", "train")  # an upper bound: empty answers are skipped
+_qrecc_head = (prep.filter_examples(_has_answer), prep.map_fields(_qrecc_fields, QRECC_FIELDS))
 registry.register(registry.Flan2022Task(
     "dialog_qrecc", "dialog", _qrecc,
     (*_qrecc_head, pm.candidates_from_patterns(QRECC_TEMPLATES, QRECC_FIELDS)),
-    sizes.DIALOG["qrecc"]))
+    _qrecc_size))
 registry.register(registry.Flan2022Task(
     "dialog_qrecc_ii", "dialog", _qrecc,
     (*_qrecc_head, pm.candidates_from_patterns(QRECC_INVERSION_TEMPLATES, QRECC_FIELDS)),
-    sizes.DIALOG["qrecc"], inversion_of="dialog_qrecc"))
+    _qrecc_size, inversion_of="dialog_qrecc"))

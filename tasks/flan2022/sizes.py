@@ -24,11 +24,5 @@ T0: dict[str, int] = {
     "rotten_tomatoes": 8_530, "wiki_bio": 582_659, "dbpedia_14": 560_000, "trec": 5_452,
 }
 
-# Dialog. wiki_dialog: TFDS wiki_dialog/OQ train. qrecc: the train question-answer pairs the
-# QReCC release reports (apple/ml-qrecc README: 63,501 train, 16,451 test of its 81K pairs; not
-# checked here against the file: `flan-jax check-sizes --flan2022 dialog --data_dir qrecc=DIR`
-# counts it; turns without an answer are skipped, so the rows can be fewer).
-DIALOG: dict[str, int] = {"wiki_dialog": 11_264_129, "qrecc": 63_501}
-
 # NIv2: instances per task file; tasks not listed here get the NIv2 cap.
 NIV2: dict[str, int] = {}
