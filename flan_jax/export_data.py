@@ -30,7 +30,7 @@ import seqio
 import tensorflow as tf
 from tqdm import tqdm
 
-from flan_jax.data import registry
+from flan_jax.data import registry, spec
 
 _OPTION_SEP = "\x1e"
 _EXTRA_INT_KEYS = ("template_idx", "num_shots", "is_correct")
@@ -41,8 +41,9 @@ def _task_records(task: seqio.Task, split: str, seed: int | None, shuffle: bool,
                   shard: tuple[int, int] | None = None) -> tf.data.Dataset:
   """A task's split as a dataset of uniform records (so mixtures can interleave them)."""
   shard_info = seqio.ShardInfo(*shard) if shard else None
-  ds = task.get_dataset(sequence_length=None, split=split, shuffle=shuffle, seed=seed,
-                        num_epochs=1, trim_output_features=False, shard_info=shard_info)
+  with spec.shard_by_examples():  # a shard's size then follows from the split's (count_in_shard)
+    ds = task.get_dataset(sequence_length=None, split=split, shuffle=shuffle, seed=seed,
+                          num_epochs=1, trim_output_features=False, shard_info=shard_info)
 
   def _record(ex):
     options = ex.get("options", tf.constant([], tf.string))
@@ -81,6 +82,22 @@ def count_in_shard(count: int, size: int, index: int, num_shards: int) -> int:
   return epochs * _upto(size) + _upto(rest)
 
 
+def _check_example_sharding(task: seqio.Task, split: str, num_shards: int) -> None:
+  """``--shard`` counts a mixture's lines per shard from each split's size, as if every N-th
+  example went to a shard; a source that seqio shards by whole files breaks that."""
+  source = task.source
+  if (num_shards == 1 or isinstance(source, spec.TfdsSource)
+      or source.supports_arbitrary_sharding):
+    return
+  files = len(source.list_shards(split))
+  if files >= num_shards:
+    raise ValueError(
+        f"--shard of a mixture splits each task by examples, but {task.name}'s source "
+        f"({type(source).__name__}) has {files} files for {split!r}, which seqio shards by file. "
+        "Register the task with flan_jax.data.spec.TfdsSource (TFDS data), export without "
+        "--shard, or export the task on its own.")
+
+
 def _interleaved(counts: list[int]) -> list[int]:
   """Stream indices that spread each stream's ``counts[i]`` draws evenly."""
   slots = [((j + 0.5) / c, i) for i, c in enumerate(counts) for j in range(c)]
@@ -108,6 +125,7 @@ def _mixture_plan(provider: seqio.Mixture, tasks: list[seqio.Task], split: str, 
       if not size:
         raise ValueError(f"--shard needs the size of {task.name}/{split}, which its source does "
                          "not know; export without --shard or add the size to the static table.")
+      _check_example_sharding(task, split, shard[1])
       count = count_in_shard(quota, size, *shard)
     if count:
       plan.append((task, count))

@@ -198,3 +198,62 @@ def test_infer_bad_inputs_name_the_fix(tmp_path):
                 split="dev")
   with pytest.raises(ValueError, match="plain-LM task"):
     infer.infer("offline_world_lm", str(tmp_path), str(tmp_path), {"inputs": 8, "targets": 8})
+
+
+def _prepared_shard_probe(data_dir: str) -> None:
+  """A TFDS dataset prepared offline: 23 train examples written as 4 files."""
+  import tensorflow_datasets as tfds
+
+  class FlanJaxShardProbe(tfds.core.GeneratorBasedBuilder):
+    VERSION = tfds.core.Version("1.0.0")
+
+    def _info(self):
+      return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict(
+          {"inputs": tfds.features.Text(), "targets": tfds.features.Text()}))
+
+    def _split_generators(self, dl_manager):
+      return {"train": self._generate_examples()}
+
+    def _generate_examples(self):
+      for i in range(23):
+        yield i, {"inputs": f"question {i}", "targets": f"answer {i}"}
+
+  FlanJaxShardProbe(data_dir=data_dir).download_and_prepare(
+      download_config=tfds.download.DownloadConfig(num_shards=4))
+
+
+def test_sharded_mixture_export_of_prepared_multi_file_tfds_data(tmp_path):
+  """seqio would give each of 2 shards whole files of a 4-file split; the export's per-shard
+  line counts assume every 2nd example, so it shards TfdsSource tasks by example: the parts
+  together are the unsharded export. A plain seqio.TfdsDataSource with files is refused."""
+  import collections
+
+  import seqio
+
+  from flan_jax import export_data
+  from flan_jax.data import registry, vocab
+  registry.ensure_registered()
+  _prepared_shard_probe(str(tmp_path / "tfds"))
+  seqio.set_tfds_data_dir_override(str(tmp_path / "tfds"))
+  try:
+    for name, source in (
+        ("test_shard_probe", ds.TfdsSource("flan_jax_shard_probe:1.0.0", {"train": "train"})),
+        ("test_shard_probe_plain", seqio.TfdsDataSource("flan_jax_shard_probe:1.0.0"))):
+      if name not in seqio.TaskRegistry.names():
+        seqio.TaskRegistry.add(name, source=source, preprocessors=[seqio.preprocessors.tokenize],
+                               output_features=vocab.output_features())
+        seqio.MixtureRegistry.add(f"{name}_mix", [(name, 2.0), ("world_qa_type_1", 1.0)])
+    assert len(seqio.get_mixture_or_task("test_shard_probe").source.list_shards("train")) == 4
+
+    def lines(shard):
+      rows, _ = export_data.records("test_shard_probe_mix", num_examples=60, shard=shard)
+      return [json.dumps(r, sort_keys=True) for r in rows]
+
+    whole, part0, part1 = lines(None), lines((0, 2)), lines((1, 2))
+    probe = [line for line in whole if "question" in line]
+    assert len(whole) == 60 and len(probe) == 40  # 23 examples, then 17 of the next epoch
+    assert collections.Counter(whole) == collections.Counter(part0 + part1)
+    with pytest.raises(ValueError, match=r"test_shard_probe_plain.*4 files.*shards by file"):
+      export_data.records("test_shard_probe_plain_mix", num_examples=60, shard=(0, 2))
+  finally:
+    seqio.set_tfds_data_dir_override(None)

@@ -536,6 +536,22 @@ if SMALL_MIX not in seqio.MixtureRegistry.names():
       ("flan2022_t0_rotten_tomatoes_zs_opt", 1.0)])
 
 
+TFDS_MIX = "test_flan2022_tfds_mix"
+if TFDS_MIX not in seqio.MixtureRegistry.names():
+  seqio.MixtureRegistry.add(TFDS_MIX, [
+      ("flan2022_flan2021_snli_zs_opt", 1.0), ("flan2022_dialog_wiki_dialog_zs_opt", 1.0),
+      ("flan2022_cot_gsm8k_zs_opt", 1.0)])
+
+
+def test_sharded_export_of_tfds_tasks_equals_the_whole(tmp_path):
+  """Mocked TFDS data, like unprepared data, has no split files for seqio to shard by: the
+  examples are sharded instead, and the parts still make up the whole."""
+  lines, parts = _sharded_export(tmp_path, TFDS_MIX, 30)
+  assert len(lines) == 30 and collections.Counter(lines) == collections.Counter(parts[0] + parts[1])
+  assert parts[0] and parts[1]
+  assert {json.loads(line)["_task_source"] for line in lines} == {"Flan2021", "Dialog", "CoT"}
+
+
 def test_every_task_knows_its_train_size_for_a_sharded_export():
   """``--shard`` splits each task's lines by its train size: TFDS tasks take it from the static
   table (their data is not prepared here), local sources count their files (NIv2: the fixtures')."""

@@ -80,6 +80,19 @@ def test_verify_without_prepared_data_returns_none(tmp_path):
   assert sizes.verify("super_glue/rte:1.0.2", "train[:-200]", str(tmp_path)) is None
 
 
+def test_sharded_read_of_unprepared_tfds_data_says_how_to_prepare(tmp_path):
+  """seqio lists a TFDS split's files before sharding (``--shard i/N``, one host of several);
+  unprepared data has none, and the read then says how to prepare it (not TFDS's KeyError)."""
+  task = registry.get("rte_7templates")
+  seqio.set_tfds_data_dir_override(str(tmp_path))
+  try:
+    assert task.source.list_shards("train") == []
+    with pytest.raises(ds.MissingDataError, match="tfds build super_glue/rte"):
+      task.get_dataset(None, split="train", shard_info=seqio.ShardInfo(0, 2))
+  finally:
+    seqio.set_tfds_data_dir_override(None)
+
+
 def test_template_and_instruction_ablations():
   for n in (1, 2, 4, 7):
     mixture = seqio.get_mixture_or_task(f"flan_heldout_nli_{n}templates_train")
