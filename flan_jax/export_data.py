@@ -11,10 +11,10 @@ rates exactly (largest remainders, interleaved evenly), its default size one "ep
 the rates; other splits are exported whole, task after task. Each line names its sub-task. At
 most :data:`LIVE_TASKS` sub-task pipelines are live at once (groups through temporary files).
 
-``--shard i/N`` writes the i-th of N disjoint parts (run N processes): each task is read from its
-i-th seqio shard, so the parts together hold the lines of the unsharded export (in another order)
-when the sources shard by example and their sizes are the static ones (Flan 2022's local sources,
-in-memory and mock data; TFDS data with at least N files shards by file instead).
+``--shard i/N`` writes the i-th of N disjoint parts (run N processes). A mixture's train split is
+split by task: part i holds whole tasks (balanced by lines), each with exactly its lines of the
+unsharded export in that export's order, so the parts together are the unsharded export. A task
+or an evaluation split is read from its i-th seqio shard.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import seqio
 import tensorflow as tf
 from tqdm import tqdm
 
-from flan_jax.data import registry, spec
+from flan_jax.data import registry
 
 _OPTION_SEP = "\x1e"
 _EXTRA_INT_KEYS = ("template_idx", "num_shots", "is_correct")
@@ -41,9 +41,8 @@ def _task_records(task: seqio.Task, split: str, seed: int | None, shuffle: bool,
                   shard: tuple[int, int] | None = None) -> tf.data.Dataset:
   """A task's split as a dataset of uniform records (so mixtures can interleave them)."""
   shard_info = seqio.ShardInfo(*shard) if shard else None
-  with spec.shard_by_examples():  # a shard's size then follows from the split's (count_in_shard)
-    ds = task.get_dataset(sequence_length=None, split=split, shuffle=shuffle, seed=seed,
-                          num_epochs=1, trim_output_features=False, shard_info=shard_info)
+  ds = task.get_dataset(sequence_length=None, split=split, shuffle=shuffle, seed=seed,
+                        num_epochs=1, trim_output_features=False, shard_info=shard_info)
 
   def _record(ex):
     options = ex.get("options", tf.constant([], tf.string))
@@ -73,29 +72,18 @@ def quotas(rates: list[float], total: int) -> list[int]:
   return counts
 
 
-def count_in_shard(count: int, size: int, index: int, num_shards: int) -> int:
-  """How many of a repeated split's first ``count`` examples (``size`` per epoch) fall in
-  example-shard ``index`` of ``num_shards``."""
-  def _upto(n: int) -> int:  # k < n with k % num_shards == index
-    return max(0, (n - index + num_shards - 1) // num_shards)
-  epochs, rest = divmod(count, size)
-  return epochs * _upto(size) + _upto(rest)
-
-
-def _check_example_sharding(task: seqio.Task, split: str, num_shards: int) -> None:
-  """``--shard`` counts a mixture's lines per shard from each split's size, as if every N-th
-  example went to a shard; a source that seqio shards by whole files breaks that."""
-  source = task.source
-  if (num_shards == 1 or isinstance(source, spec.TfdsSource)
-      or source.supports_arbitrary_sharding):
-    return
-  files = len(source.list_shards(split))
-  if files >= num_shards:
-    raise ValueError(
-        f"--shard of a mixture splits each task by examples, but {task.name}'s source "
-        f"({type(source).__name__}) has {files} files for {split!r}, which seqio shards by file. "
-        "Register the task with flan_jax.data.spec.TfdsSource (TFDS data), export without "
-        "--shard, or export the task on its own.")
+def shard_tasks(counts: list[int], index: int, num_shards: int) -> list[int]:
+  """Indices of the tasks that shard ``index`` of ``num_shards`` exports: whole tasks, balanced
+  by line count (largest first to the least-loaded shard). A task's lines are then exactly its
+  lines in the unsharded export, whatever its filters or few-shot pools do, and each task's
+  pipeline is built by one worker only."""
+  loads = [0] * num_shards
+  owner = {}
+  for j in sorted(range(len(counts)), key=lambda j: (-counts[j], j)):
+    k = min(range(num_shards), key=lambda k: (loads[k], k))
+    owner[j] = k
+    loads[k] += counts[j]
+  return [j for j in range(len(counts)) if owner[j] == index]
 
 
 def _interleaved(counts: list[int]) -> list[int]:
@@ -113,31 +101,23 @@ LIVE_TASKS = 64
 def _mixture_plan(provider: seqio.Mixture, tasks: list[seqio.Task], split: str, total: int,
                   shard: tuple[int, int] | None) -> tuple[list[tuple[seqio.Task, int]], list[int]]:
   """(task, lines) of this shard for every task with lines, and the interleaved order of the
-  lines (indices into that list)."""
-  plan = []
-  for task, quota in zip(tasks, quotas([float(provider.get_rate(t)) for t in tasks], total),
-                         strict=True):
-    if quota == 0:
-      continue
-    count = quota
-    if shard:
-      size = task.source.num_input_examples(split)
-      if not size:
-        raise ValueError(f"--shard needs the size of {task.name}/{split}, which its source does "
-                         "not know; export without --shard or add the size to the static table.")
-      _check_example_sharding(task, split, shard[1])
-      count = count_in_shard(quota, size, *shard)
-    if count:
-      plan.append((task, count))
-  return plan, _interleaved([c for _, c in plan])
+  lines (indices into that list): the unsharded export's order restricted to this shard's
+  tasks, so the parts merged along it are the whole."""
+  plan = [(task, quota) for task, quota in zip(
+      tasks, quotas([float(provider.get_rate(t)) for t in tasks], total), strict=True) if quota]
+  order = _interleaved([c for _, c in plan])
+  if not shard:
+    return plan, order
+  keep = shard_tasks([c for _, c in plan], *shard)
+  new_index = {j: i for i, j in enumerate(keep)}
+  return [plan[j] for j in keep], [new_index[j] for j in order if j in new_index]
 
 
 def _interleave(plan: list[tuple[seqio.Task, int]], order: list[int], split: str,
-                seed: int | None, shuffle: bool, shard: tuple[int, int] | None
-                ) -> Iterator[tuple[int, dict]]:
+                seed: int | None, shuffle: bool) -> Iterator[tuple[int, dict]]:
   """(index into ``plan``, row) in ``order``; a task that runs out of rows (all filtered out)
   loses its turns instead of ending the export."""
-  streams = [_task_records(task, split, seed, shuffle, shard).repeat().take(count)
+  streams = [_task_records(task, split, seed, shuffle).repeat().take(count)
              for task, count in plan]
   tagged = [ds.map(lambda ex, i=i: (i, ex)) for i, ds in enumerate(streams)]
   choice = tf.data.Dataset.from_tensor_slices(tf.constant(order, tf.int64))
@@ -147,8 +127,7 @@ def _interleave(plan: list[tuple[seqio.Task, int]], order: list[int], split: str
 
 
 def _mixture_rows(plan: list[tuple[seqio.Task, int]], order: list[int], split: str,
-                  seed: int | None, shuffle: bool, shard: tuple[int, int] | None,
-                  live: int = LIVE_TASKS) -> Iterator[dict]:
+                  seed: int | None, shuffle: bool, live: int = LIVE_TASKS) -> Iterator[dict]:
   """The mixture's rows in ``order``, with at most ``live`` task pipelines at a time: each group
   of ``live`` tasks is exported (in ``order`` restricted to it) to a temporary file, then the
   files are merged along ``order``. The rows and their order are those of one interleave of
@@ -156,7 +135,7 @@ def _mixture_rows(plan: list[tuple[seqio.Task, int]], order: list[int], split: s
   if not plan:
     return
   if len(plan) <= live:
-    yield from (row for _, row in _interleave(plan, order, split, seed, shuffle, shard))
+    yield from (row for _, row in _interleave(plan, order, split, seed, shuffle))
     return
   groups = range(0, len(plan), live)
   with tempfile.TemporaryDirectory(prefix="flan_jax_export_") as tmp:
@@ -165,7 +144,7 @@ def _mixture_rows(plan: list[tuple[seqio.Task, int]], order: list[int], split: s
                             file=sys.stderr, leave=False), paths, strict=True):
       sub = [i - g for i in order if g <= i < g + live]
       with open(path, "w", encoding="utf-8") as f:
-        for i, row in _interleave(plan[g:g + live], sub, split, seed, shuffle, shard):
+        for i, row in _interleave(plan[g:g + live], sub, split, seed, shuffle):
           f.write(json.dumps([i + g, row], ensure_ascii=False) + "\n")
     files = [open(path, encoding="utf-8") for path in paths]
     try:
@@ -220,7 +199,7 @@ def records(name: str, split: str = "train", *, seed: int | None = 0, shuffle: b
       # Each task's exact share of the rates; one "epoch" is the sum of the rates.
       total = num_examples if num_examples is not None else int(round(provider.total_rate))
       plan, order = _mixture_plan(provider, tasks, split, total, shard)
-      return _mixture_rows(plan, order, split, seed, shuffle, shard, live), len(order)
+      return _mixture_rows(plan, order, split, seed, shuffle, live), len(order)
     # Evaluation splits are exported whole, task after task.
     ds = _task_records(tasks[0], split, seed, shuffle, shard)
     for t in tasks[1:]:

@@ -544,8 +544,8 @@ if TFDS_MIX not in seqio.MixtureRegistry.names():
 
 
 def test_sharded_export_of_tfds_tasks_equals_the_whole(tmp_path):
-  """Mocked TFDS data, like unprepared data, has no split files for seqio to shard by: the
-  examples are sharded instead, and the parts still make up the whole."""
+  """Mocked TFDS data, like unprepared data, has no split files for seqio to list when it shards;
+  the parts still make up the whole."""
   lines, parts = _sharded_export(tmp_path, TFDS_MIX, 30)
   assert len(lines) == 30 and collections.Counter(lines) == collections.Counter(parts[0] + parts[1])
   assert parts[0] and parts[1]
@@ -595,18 +595,23 @@ if GAPPY_MIX not in seqio.MixtureRegistry.names():
 def test_export_in_task_groups_equals_one_interleave(shard):
   """A mixture's export with at most ``live`` task pipelines at a time (groups through temporary
   files, merged back) writes the same lines in the same order as one interleave of all tasks,
-  also where a task has no rows (it loses its turns)."""
-  if shard:
-    # The empty task's size is unknown, so --shard takes SMALL_MIX.
-    name, n = SMALL_MIX, 30
-  else:
-    name, n = GAPPY_MIX, 40
+  also where a task has no rows (it loses its turns). A shard holds whole tasks: exactly their
+  lines of the unsharded export, in its order, and the other shard has the other tasks."""
   with no_network():
-    whole = list(export_data.records(name, num_examples=n, shard=shard)[0])
+    whole = list(export_data.records(GAPPY_MIX, num_examples=40)[0])
+    got = list(export_data.records(GAPPY_MIX, num_examples=40, shard=shard)[0])
     for live in (1, 2, 3):
-      assert list(export_data.records(name, num_examples=n, shard=shard, live=live)[0]) == whole
-  tasks = collections.Counter(r["task"] for r in whole)
-  assert EMPTY_TASK not in tasks and len(tasks) == 3
+      assert list(export_data.records(GAPPY_MIX, num_examples=40, shard=shard, live=live)[0]) == got
+    other = shard and list(export_data.records(GAPPY_MIX, num_examples=40,
+                                               shard=(1 - shard[0], 2))[0])
+  tasks = collections.Counter(r["task"] for r in got)
+  assert EMPTY_TASK not in tasks
+  if not shard:
+    assert got == whole and len(tasks) == 3
+    return
+  assert tasks and got == [r for r in whole if r["task"] in tasks]
+  rest = {r["task"] for r in other}
+  assert not rest & set(tasks) and len(got) + len(other) == len(whole)
 
 
 @pytest.mark.slow
@@ -623,6 +628,10 @@ def test_flan2022_submix_shards_equal_the_whole(tmp_path):
   lines, parts = _sharded_export(tmp_path, mix.SUBMIX, 3000)
   assert collections.Counter(lines) == collections.Counter(parts[0] + parts[1])
   rows = [json.loads(line) for line in lines]
+  owned = [{json.loads(line)["task"] for line in part} for part in parts]
+  assert not owned[0] & owned[1]
+  for part, tasks in zip(parts, owned, strict=True):  # whole tasks, in the whole's order
+    assert part == [line for line, r in zip(lines, rows, strict=True) if r["task"] in tasks]
   assert {r["_task_source"] for r in rows} == {"Flan2021", "T0", "NIv2", "CoT", "Dialog"}
   assert len(lines) > 2500  # a few mock TFDS tasks filter all their random rows out
 
@@ -637,8 +646,8 @@ def test_tasks_use_a_small_shuffle_buffer():
 def test_export_quotas_follow_rates():
   assert export_data.quotas([3.0, 1.0], 10) == [8, 2]
   assert sum(export_data.quotas([1.0, 1.0, 1.0], 10)) == 10
-  # 7 examples of a 5-example split over 2 shards: epoch 1 gives 3 + 2, the next 2 give 1 + 1.
-  assert [export_data.count_in_shard(7, 5, i, 2) for i in range(2)] == [4, 3]
+  # Whole tasks per shard, largest first to the least-loaded: loads 9+1 = 10 and 5+4 = 9.
+  assert [export_data.shard_tasks([5, 9, 4, 1], i, 2) for i in range(2)] == [[1, 3], [0, 2]]
 
 
 def test_names_register_lazily():
@@ -710,6 +719,7 @@ def test_training_from_the_sharded_export(tmp_path):
   halves = [epoch((i, 2)) for i in range(2)]
   assert sorted(len(h) for h in halves) == sorted(len(p) for p in parts)
   cfg = batches.DataConfig(name, {"inputs": 256, "targets": 64}, batch_size=4)
-  batch = next(batches.get_dataset(cfg).as_numpy_iterator())
-  assert batch["decoder_target_tokens"].shape == (4, 320)
-  assert batch["decoder_segment_ids"].max() > 1  # packed
+  # Part 0 may hold only long few-shot prompts (whole tasks per part): look past it.
+  some = list(batches.get_dataset(cfg).take(16).as_numpy_iterator())
+  assert all(b["decoder_target_tokens"].shape == (4, 320) for b in some)
+  assert max(b["decoder_segment_ids"].max() for b in some) > 1  # packed

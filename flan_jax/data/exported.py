@@ -13,7 +13,8 @@ A line ``{"inputs": "Q?", "targets": "A", "task": "t", "_task_source": "T0", ...
 ``{"inputs": [ids of "Q?", EOS], "targets": [ids of "A", EOS], "inputs_pretokenized": "Q?", ...,
 "_task_name": "t"}`` (``_task_name`` falls back to ``task``). Each data shard reads whole files
 (seqio's FileDataSource: at least as many files as shards), and lines are shuffled in a buffer of
-``shuffle_buffer_size``.
+``shuffle_buffer_size``. A mixture's parts hold whole tasks each, so export a multiple of the
+number of data shards: each shard then reads its own parts and the global batch holds them all.
 """
 
 from __future__ import annotations

@@ -30,8 +30,6 @@ written as ``continuation_options`` words when given, e.g. "true"/"false" for ye
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import dataclasses
 import functools
 import re
@@ -195,21 +193,6 @@ class MissingDataError(FileNotFoundError):
   """TFDS data that has not been prepared."""
 
 
-_BY_EXAMPLES = contextvars.ContextVar("flan_jax_shard_by_examples", default=False)
-
-
-@contextlib.contextmanager
-def shard_by_examples():
-  """Inside, sharded pipelines built on a ``TfdsSource`` take every N-th example of the split
-  rather than every N-th file, so a shard's size follows from the split's size alone
-  (``export-data --shard``: the parts together are the unsharded export)."""
-  token = _BY_EXAMPLES.set(True)
-  try:
-    yield
-  finally:
-    _BY_EXAMPLES.reset(token)
-
-
 class TfdsSource(seqio.TfdsDataSource):
   """``seqio.TfdsDataSource`` whose missing-data error says how to prepare the data."""
 
@@ -230,16 +213,13 @@ class TfdsSource(seqio.TfdsDataSource):
       raise MissingDataError(self.prepare_message()) from e
 
   def list_shards(self, split: str) -> Sequence[str]:
-    """The split's files; none inside ``shard_by_examples()`` or where TFDS has no split metadata
-    (unprepared or mocked data).
+    """The split's files, or none where TFDS has no split metadata (unprepared or mocked data).
 
     seqio asks for the files whenever it shards (``--shard i/N``, one host of several): with at
-    least N it gives each shard whole files, otherwise examples ``i, i + N, ...`` of the source
-    (before preprocessing). Reading unprepared data then fails in ``get_dataset`` with the
-    preparation message rather than TFDS's bare ``KeyError``.
+    least N it gives each shard whole files, otherwise examples ``i, i + N, ...`` of the source.
+    Reading unprepared data then fails in ``get_dataset`` with the preparation message rather
+    than TFDS's bare ``KeyError``.
     """
-    if _BY_EXAMPLES.get():
-      return []
     try:
       return super().list_shards(split)
     except KeyError:
