@@ -252,6 +252,7 @@ def test_sharded_mixture_export_of_prepared_multi_file_tfds_data(tmp_path):
       probe = [line for line in whole if "question" in line]
       assert len(whole) == 60 and len(probe) == 40  # 23 examples, then 17 of the next epoch
       assert part0 and part1 and sorted(whole) == sorted(part0 + part1)
-      assert part0 == [line for line in whole if line in set(part0)]  # the whole's order
+      in_part0 = set(part0)
+      assert part0 == [line for line in whole if line in in_part0]  # the whole's order
   finally:
     seqio.set_tfds_data_dir_override(None)
