@@ -21,6 +21,7 @@ folded into the configs by :func:`fold_flat_arguments` (one release).
 from __future__ import annotations
 
 import dataclasses
+import os
 import warnings
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -40,6 +41,21 @@ def check_packer(packer: str) -> None:
   """Raises BadValueError for a name that is not one of PACKERS (gin ``PACKER``)."""
   if packer not in PACKERS:
     raise BadValueError(f"unknown packer {packer!r} (PACKER); use one of {PACKERS}")
+
+
+def parse_profile_steps(value: str | None) -> tuple[int, int] | None:
+  """``PROFILE_STEPS`` ``'START:STOP'`` as (start, stop): trace steps START .. STOP-1 (half-open,
+  as a Python slice; steps count from 1 as in ``train_metrics.jsonl``). None or '': no profile."""
+  if value is None or value == "":
+    return None
+  parts = value.split(":") if isinstance(value, str) else []
+  if len(parts) == 2 and all(p.strip().isdigit() for p in parts):
+    start, stop = (int(p) for p in parts)
+    if 1 <= start < stop:
+      return start, stop
+  raise BadValueError(f"PROFILE_STEPS (train_script.train.profile_steps) must be 'START:STOP' "
+                      f"with 1 <= START < STOP (steps START to STOP-1 are traced), or None; got "
+                      f"{value!r}; e.g. --gin.PROFILE_STEPS=\"'10:13'\" traces steps 10, 11, 12")
 
 
 # --- value checks: each names the macro (when gin/runs/finetune.gin binds one) and the field --
@@ -246,6 +262,10 @@ class TrainConfig:
   progress: bool = True
   peak_flops_per_device: float | None = None
   allow_nothing_to_do: bool = _field("ALLOW_NOTHING_TO_DO", False)
+  # jax's persistent compilation cache: relative paths are under model_dir; None or '': off.
+  compilation_cache_dir: str | None = _field("COMPILATION_CACHE_DIR", "compilation_cache")
+  profile_steps: str | None = _field("PROFILE_STEPS", None)  # 'START:STOP': parse_profile_steps.
+  profile_all_processes: bool = False  # False: only process 0 writes a trace.
   optimizer: OptimizerConfig = OptimizerConfig()
   checkpoint: CheckpointConfig = CheckpointConfig()
   eval: EvalConfig = EvalConfig()
@@ -282,6 +302,11 @@ class TrainConfig:
     _number(self, "peak_flops_per_device", 1.0, optional=True, example=1e12)
     _number(self, "dropout_rate", 0.0, below=1.0)
     _int(self, "random_seed", 0, optional=True)
+    if not (self.compilation_cache_dir is None or isinstance(self.compilation_cache_dir, str)):
+      _fail(self, "compilation_cache_dir", "a directory path (relative: under MODEL_DIR) or None",
+            "compilation_cache")
+    parse_profile_steps(self.profile_steps)
+    _flag(self, "profile_all_processes")
 
   def _check_data(self) -> None:
     if not (isinstance(self.mixture_or_task_name, str) and self.mixture_or_task_name):
@@ -304,6 +329,20 @@ class TrainConfig:
       if not _is_int(value) or value < 1:
         raise BadValueError(f"TASK_FEATURE_LENGTHS[{key!r}] must be a positive integer (tokens), "
                             f"got {value!r}; e.g. {{'inputs': 256, 'targets': 64}}")
+
+  @property
+  def compilation_cache_path(self) -> str | None:
+    """Where jax's persistent compilation cache lives (None: off)."""
+    if not self.compilation_cache_dir:
+      return None
+    from etils import epath  # gs:// and local paths alike.
+    path = os.path.expanduser(self.compilation_cache_dir)
+    return path if epath.Path(path).is_absolute() else str(epath.Path(self.model_dir) / path)
+
+  @property
+  def profile_range(self) -> tuple[int, int] | None:
+    """(first traced step, first step after the trace) of ``profile_steps``, or None."""
+    return parse_profile_steps(self.profile_steps)
 
   @property
   def decoder_config(self) -> DecoderConfig:

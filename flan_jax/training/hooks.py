@@ -371,3 +371,63 @@ class PeriodicEval(Hook):
     if accuracy:
       self.progress.write(f"step {info.step}: eval mean accuracy {np.mean(accuracy):.1f} over "
                           f"{len(accuracy)} tasks")
+
+
+# --- run-time tools ---------------------------------------------------------------------------
+
+
+class CompileReport(Hook):
+  """After the first step, one line with the XLA compile seconds of the run's start (state init
+  and the train step) and how many programs came from the persistent compilation cache
+  (``stats``: an open :class:`.runtime.CompileStats`, closed here)."""
+
+  def __init__(self, stats: Any, cache_path: str | None):
+    self.stats, self.cache_path = stats, cache_path
+
+  def after_step(self, info: StepInfo) -> None:
+    if self.stats is not None:
+      self.stats.close()
+      logs.announce(self.stats.summary(self.cache_path))
+      self.stats = None
+
+  def close(self) -> None:
+    if self.stats is not None:
+      self.stats.close()
+
+
+class Profiler(Hook):
+  """A ``jax.profiler`` trace of steps ``start`` .. ``stop - 1`` (``PROFILE_STEPS='START:STOP'``)
+  in ``log_dir`` (TensorBoard's profile plugin / XProf read it): the trace starts before step
+  ``start`` and stops once step ``stop - 1`` (or the run's last step) has finished on the
+  devices. Steps of the range that the run does not execute (a resume past them) are not traced.
+  ``initial_step``: the steps done before the run; ``enabled``: this process traces (by default
+  only process 0)."""
+
+  def __init__(self, log_dir: str, start: int, stop: int, initial_step: int,
+               enabled: bool = True):
+    self.log_dir, self.start, self.stop, self.enabled = log_dir, start, stop, enabled
+    self.initial_step = initial_step
+    self.tracing = self.done = False
+    self.first = 0
+
+  def _begin(self, next_step: int) -> None:
+    if self.enabled and not (self.tracing or self.done) and self.start <= next_step < self.stop:
+      jax.profiler.start_trace(self.log_dir)
+      self.tracing, self.first = True, next_step
+
+  def open(self) -> None:
+    self._begin(self.initial_step + 1)
+
+  def after_step(self, info: StepInfo) -> None:
+    if self.tracing and (info.step >= self.stop - 1 or info.last or info.stop):
+      jax.block_until_ready((info.state, info.metrics))  # The trace holds the steps' device work.
+      jax.profiler.stop_trace()
+      self.tracing, self.done = False, True
+      logs.announce(f"profile of steps {self.first}-{info.step} written to {self.log_dir} "
+                    f"(tensorboard --logdir {self.log_dir}: Profile tab)")
+    self._begin(info.step + 1)
+
+  def close(self) -> None:
+    if self.tracing:  # The run failed inside the traced steps: keep what was traced.
+      jax.profiler.stop_trace()
+      self.tracing = False
