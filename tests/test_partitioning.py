@@ -1,10 +1,15 @@
 """Partitioning on 8 simulated CPU devices: a 2x4 mesh matches 1 device; specs follow the rules."""
 
+import dataclasses
+import itertools
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from jax.experimental import mesh_utils
 from jax.sharding import PartitionSpec as P
 
 from flan_jax.models import Decoder, DecoderConfig
@@ -165,3 +170,70 @@ def test_train_checks_rules_and_batch_before_compiling(tmp_path, rules, batch, m
                 task_feature_lengths={"inputs": 32, "targets": 8}, train_steps=1,
                 batch_size=batch, partitioning_cfg=PartitioningConfig("data=8", rules),
                 progress=False)
+
+
+# --- multi-slice meshes: device layouts on fake TPU devices (as jax's mesh_utils tests) ------
+
+
+@dataclasses.dataclass(frozen=True)
+class FakeTpu:
+  """What ``mesh_utils`` reads of a TPU device."""
+
+  id: int
+  coords: tuple[int, int, int]
+  slice_index: int
+  device_kind: str
+  core_on_chip: int = 0
+  process_index: int = 0
+  platform: str = "tpu"
+
+
+def _tpu_slices(kind: str, dims: tuple[int, int, int], num_slices: int) -> list[FakeTpu]:
+  """``num_slices`` slices of ``dims`` chips (one device per chip), each from coordinate 0."""
+  per_slice = math.prod(dims)
+  return [FakeTpu(s * per_slice + i, (x, y, z), s, kind)
+          for s in range(num_slices)
+          for i, (z, y, x) in enumerate(itertools.product(*map(range, reversed(dims))))]
+
+
+def test_two_slices_put_data_across_slices_and_model_inside_one(capsys):
+  devices = _tpu_slices("TPU v5p", (2, 2, 4), 2)  # 2 x v5p-32 (16 chips each).
+  with pytest.raises((AssertionError, ValueError, NotImplementedError)):
+    mesh_utils.create_device_mesh((4, 8), devices)  # One slice's layout: the coordinates clash.
+  sizes, array = partitioning.device_layout("data=2,model=8", devices, dcn="data=2")
+  assert sizes == {"data": 4, "model": 8} and array.shape == (4, 8)
+  slice_of = np.vectorize(lambda d: d.slice_index)(array)
+  assert (slice_of[:2] == 0).all() and (slice_of[2:] == 1).all()  # Each slice contiguous on data.
+  assert all(len(set(row)) == 1 for row in slice_of)  # `model` never crosses a slice.
+  assert sorted(d.id for d in array.flat) == list(range(32))
+  # Without DCN_MESH, a MESH of one slice puts data across the slices, and says so.
+  sizes_auto, auto = partitioning.device_layout("data=-1,model=8", devices)
+  assert sizes_auto == sizes and (auto == array).all()
+  assert "span 2 slices and no DCN_MESH is set" in capsys.readouterr().err
+
+
+def test_meshes_a_topology_cannot_take_fail_with_the_fix():
+  v4 = _tpu_slices("TPU v4", (4, 4, 4), 1)  # A v4-128 slice: 64 chips.
+  _, array = partitioning.device_layout("data=4,model=16", v4)
+  assert array.shape == (4, 16)
+  with pytest.raises(ValueError, match=r"cannot lay out mesh data=2,model=32 on 64 TPU v4 devices, "
+                                       r"chips 4x4x4: .*'data=4,model=16'"):
+    partitioning.device_layout("data=2,model=32", v4)
+  two = _tpu_slices("TPU v5p", (2, 2, 4), 2)
+  with pytest.raises(ValueError, match=r"span 2 slices, and MESH data=4,model=8 is not a mesh of "
+                                       r"one slice's 16 devices.*DCN_MESH = 'data=2'"):
+    partitioning.device_layout("data=4,model=8", two)
+  with pytest.raises(ValueError, match=r"DCN_MESH data=4,model=1 must use exactly the 2 slice"):
+    partitioning.device_layout("data=-1,model=8", two, dcn="data=4")
+  with pytest.raises(ValueError, match=r"1 host \(process\).*DCN_MESH = 'data=1'"):
+    partitioning.device_layout("data=2,model=2", jax.devices(), dcn="data=2")  # CPU: no slices.
+
+
+def test_simulated_slices_make_a_real_cpu_mesh():
+  devices = jax.devices()
+  mesh = partitioning.create_mesh("data=2,model=2", partitioning.simulate_slices(devices, 2),
+                                  dcn="data=2")
+  assert dict(mesh.shape) == {"data": 4, "model": 2}
+  assert [d.id for d in mesh.devices[:2].flat] == [d.id for d in devices[:4]]
+  x = jax.device_put(np.arange(8.0), partitioning.data_sharding(mesh))
+  assert float(jax.jit(jnp.sum)(x)) == 28.0

@@ -78,6 +78,10 @@ class MeshSpec:
       fields["data"] = 1
     return cls(**fields)
 
+  def __str__(self) -> str:
+    fsdp = f",fsdp={self.fsdp}" if self.fsdp != 1 else ""
+    return f"data={self.data}{fsdp},model={self.model}"
+
   def axis_sizes(self, num_devices: int) -> dict[str, int]:
     """Ordered {axis: size} (data, [fsdp,] model) with -1 resolved for ``num_devices``."""
     sizes = {"data": self.data}
@@ -98,20 +102,157 @@ class MeshSpec:
 
 
 DATA_AXES = ("data", "fsdp")  # The mesh axes the batch dimension is split over.
+MESH_AXES = ("data", "fsdp", "model")  # Outermost (slowest network) first.
 
 
-def create_mesh(spec: MeshSpec | str = MeshSpec(), devices: Sequence[Any] | None = None) -> Mesh:
-  """A mesh over all (global, multi-host) devices; ``model`` is the innermost (fastest) axis."""
-  spec = MeshSpec.parse(spec) if isinstance(spec, str) else spec
-  devices = list(devices if devices is not None else jax.devices())
-  sizes = spec.axis_sizes(len(devices))
-  shape = tuple(sizes.values())
+@dataclasses.dataclass(frozen=True)
+class SliceDevice:
+  """``device`` taken as a device of slice ``slice_index`` (see :func:`simulate_slices`)."""
+
+  device: Any
+  slice_index: int
+
+  def __getattr__(self, name: str) -> Any:  # Only for what the dataclass does not define.
+    if name == "device":  # Not set yet (copy, pickle): no recursion.
+      raise AttributeError(name)
+    return getattr(self.device, name)
+
+
+def simulate_slices(devices: Sequence[Any], num_slices: int) -> list[SliceDevice]:
+  """``devices`` as ``num_slices`` slices of consecutive devices: plans multi-slice meshes on
+  simulated CPU devices (:func:`create_mesh` unwraps them)."""
+  if num_slices < 1 or len(devices) % num_slices:
+    raise ValueError(f"{len(devices)} devices do not split into {num_slices} equal slices")
+  per_slice = len(devices) // num_slices
+  return [SliceDevice(d, i // per_slice) for i, d in enumerate(devices)]
+
+
+def _spec(spec: MeshSpec | str) -> MeshSpec:
+  return MeshSpec.parse(spec) if isinstance(spec, str) else spec
+
+
+def create_mesh(spec: MeshSpec | str = MeshSpec(), devices: Sequence[Any] | None = None,
+                dcn: MeshSpec | str | None = None) -> Mesh:
+  """A mesh over all (global, multi-host) devices; ``model`` is the innermost (fastest) axis.
+
+  ``spec`` is the mesh inside one slice (ICI), ``dcn`` the slices per axis (DCN; gin
+  ``DCN_MESH``, e.g. ``'data=2'``): each axis is ICI x DCN devices long (see :func:`device_layout`).
+  """
+  sizes, array = device_layout(spec, devices, dcn)
+  unwrap = np.vectorize(lambda d: d.device if isinstance(d, SliceDevice) else d, otypes=[object])
+  axis_types = (jax.sharding.AxisType.Auto,) * len(sizes)
+  return Mesh(unwrap(array), tuple(sizes), axis_types=axis_types)
+
+
+def device_layout(spec: MeshSpec | str = MeshSpec(), devices: Sequence[Any] | None = None,
+                  dcn: MeshSpec | str | None = None) -> tuple[dict[str, int], np.ndarray]:
+  """({axis: size}, the device array) of :func:`create_mesh`; never falls back.
+
+  Slices are the devices' ``slice_index`` values (TPU); devices without one (GPU, CPU) are
+  grouped by host (``process_index``). With ``dcn``, ``jax.experimental.mesh_utils
+  .create_hybrid_device_mesh`` lays ``spec`` out inside each slice and the slices along ``dcn``.
+  Devices of several slices without ``dcn`` put ``data`` across the slices when ``spec`` fits one
+  slice (and say so), else fail. One slice: ``create_device_mesh`` (TPU coordinates, GPU ids);
+  CPU devices have no physical topology and are taken in order. A layout that the topology
+  cannot take fails, naming the mesh, the devices and what to set.
+  """
+  spec = _spec(spec)
+  devices = list(jax.devices() if devices is None else devices)
+  by_slice = all(hasattr(d, "slice_index") for d in devices)
+  granule = "slice_index" if by_slice else "process_index"
+  slices = len({getattr(d, granule) for d in devices})
+  if dcn is None and by_slice and slices > 1:
+    dcn = _data_across_slices(spec, len(devices), slices)
+  if dcn is None:
+    sizes = spec.axis_sizes(len(devices))
+    shape = tuple(sizes.values())
+    if devices[0].platform == "cpu":  # No coordinates to lay out: the devices in their order.
+      return sizes, np.asarray(devices, dtype=object).reshape(shape)
+    try:
+      return sizes, mesh_utils.create_device_mesh(shape, devices)
+    except (ValueError, NotImplementedError, AssertionError) as e:
+      raise ValueError(_layout_error(f"mesh {spec}", devices, e)) from None
+  return _hybrid_layout(spec, _spec(dcn), devices, granule, slices)
+
+
+def _data_across_slices(spec: MeshSpec, num_devices: int, slices: int) -> MeshSpec:
+  """DCN ``data=slices`` when ``spec`` fits one slice (announced), else a ValueError."""
+  per_slice = num_devices // slices
   try:
-    device_array = mesh_utils.create_device_mesh(shape, devices)
-  except (ValueError, NotImplementedError, AssertionError):
-    device_array = np.asarray(devices).reshape(shape)
-  axis_types = (jax.sharding.AxisType.Auto,) * len(shape)
-  return Mesh(device_array, tuple(sizes), axis_types=axis_types)
+    spec.axis_sizes(per_slice)
+  except ValueError:
+    raise ValueError(
+        f"the {num_devices} devices span {slices} slices, and MESH {spec} is not a mesh of one "
+        f"slice's {per_slice} devices: MESH is the mesh inside a slice and DCN_MESH the slices "
+        f"per axis (training.PartitioningConfig.dcn_mesh); set e.g. DCN_MESH = 'data={slices}' "
+        f"with MESH = 'data=-1,model={spec.model}'") from None
+  from flan_jax.parallel import console
+  console.announce(f"the devices span {slices} slices and no DCN_MESH is set: data across the "
+                   f"slices (DCN_MESH = 'data={slices}'), MESH {spec} inside each slice")
+  return MeshSpec(data=slices)
+
+
+def _hybrid_layout(spec: MeshSpec, dcn: MeshSpec, devices: list[Any], granule: str,
+                   slices: int) -> tuple[dict[str, int], np.ndarray]:
+  """The ICI x DCN layout of :func:`device_layout` (``granule``: how devices group)."""
+  unit = "slice" if granule == "slice_index" else "host (process)"
+  try:
+    dcn_sizes = dcn.axis_sizes(slices)
+  except ValueError:
+    raise ValueError(f"DCN_MESH {dcn} must use exactly the {slices} {unit}(s) the "
+                     f"{len(devices)} devices span, e.g. DCN_MESH = 'data={slices}'") from None
+  try:
+    ici_sizes = spec.axis_sizes(len(devices) // slices)
+  except ValueError as e:
+    raise ValueError(f"MESH {spec} is the mesh inside one {unit} of {len(devices) // slices} "
+                     f"devices (DCN_MESH {dcn} spans the {slices}): {e}") from None
+  names = [a for a in MESH_AXES if a in ici_sizes or a in dcn_sizes]
+  ici_shape = [ici_sizes.get(a, 1) for a in names]
+  dcn_shape = [dcn_sizes.get(a, 1) for a in names]
+  try:
+    array = mesh_utils.create_hybrid_device_mesh(
+        ici_shape, dcn_shape, devices, process_is_granule=granule == "process_index")
+  except (ValueError, NotImplementedError, AssertionError) as e:
+    raise ValueError(_layout_error(f"mesh {spec} per {unit} x DCN_MESH {dcn}", devices,
+                                   e)) from None
+  return {a: i * d for a, i, d in zip(names, ici_shape, dcn_shape, strict=True)}, array
+
+
+def _topology(devices: Sequence[Any]) -> str:
+  """E.g. '128 TPU v4 devices in 2 slices, chips 4x4x4 per slice'."""
+  kind = devices[0].device_kind
+  text = f"{len(devices)} {kind} devices"
+  slice_ids = sorted({getattr(d, "slice_index", 0) for d in devices})
+  if len(slice_ids) > 1:
+    text += f" in {len(slice_ids)} slices"
+  first = [d for d in devices if getattr(d, "slice_index", 0) == slice_ids[0]]
+  coords = [tuple(d.coords) for d in first if getattr(d, "coords", None) is not None]
+  if coords:
+    dims = [max(c) - min(c) + 1 for c in zip(*coords, strict=True)]
+    cores = len({getattr(d, "core_on_chip", 0) for d in first})
+    text += (f", chips {'x'.join(map(str, dims))}" + (" per slice" if len(slice_ids) > 1 else "")
+             + (f", {cores} cores per chip" if cores > 1 else ""))
+  return text
+
+
+def _layout_error(what: str, devices: Sequence[Any], error: Exception) -> str:
+  """What could not be laid out on which devices, why, and meshes that do fit one slice."""
+  slice_ids = sorted({getattr(d, "slice_index", 0) for d in devices})
+  first = [d for d in devices if getattr(d, "slice_index", 0) == slice_ids[0]]
+  fits = []
+  for model in (m for m in range(1, len(first) + 1) if len(first) % m == 0):
+    try:
+      mesh_utils.create_device_mesh((len(first) // model, model), first)
+      fits.append(f"'data={len(first) // model},model={model}'")
+    except (ValueError, NotImplementedError, AssertionError):
+      continue
+  hint = (f"meshes that one slice of {len(first)} devices takes: {', '.join(fits)}" if fits else
+          f"no data x model mesh lays out on one slice of {len(first)} devices")
+  multi = (f"; the devices span {len(slice_ids)} slices: set MESH to one slice's mesh and "
+           f"DCN_MESH to the slices per axis (e.g. DCN_MESH = 'data={len(slice_ids)}')"
+           if len(slice_ids) > 1 else "")
+  return (f"cannot lay out {what} on {_topology(devices)}: {error}. Set MESH "
+          f"(training.PartitioningConfig.mesh) to a mesh the topology takes; {hint}{multi}")
 
 
 # --- logical axis rules -----------------------------------------------------------------------
