@@ -254,7 +254,7 @@ def train(model_dir: str = gin.REQUIRED, model_config: DecoderConfig = gin.REQUI
 def _run(cfg: training_config.TrainConfig) -> partitioning.TrainState:
   """Checks, mesh, evaluator, then :func:`flan_jax.training.loop.run` (``MODEL_DIR`` locked)."""
   _check_run(cfg)
-  device_mesh = partitioning.create_mesh(cfg.partitioning.mesh)
+  device_mesh = partitioning.create_mesh(cfg.partitioning.mesh, dcn=cfg.partitioning.dcn_mesh)
   rules = partitioning.logical_axis_rules(cfg.partitioning.rules, device_mesh.axis_names)
   _check_start(cfg, device_mesh)
   evaluate = _evaluator(cfg, device_mesh, rules) if cfg.eval.enabled else None

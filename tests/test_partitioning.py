@@ -237,3 +237,18 @@ def test_simulated_slices_make_a_real_cpu_mesh():
   assert [d.id for d in mesh.devices[:2].flat] == [d.id for d in devices[:4]]
   x = jax.device_put(np.arange(8.0), partitioning.data_sharding(mesh))
   assert float(jax.jit(jnp.sum)(x)) == 28.0
+
+
+def test_train_builds_its_mesh_with_dcn_mesh(tmp_path):
+  from flan_jax import train
+  from flan_jax.models.checkpoint import BadValueError
+  from flan_jax.models.gin_config import config_from_gin
+  from flan_jax.training.config import PartitioningConfig
+  with pytest.raises(BadValueError, match=r"DCN_MESH \(training.PartitioningConfig.dcn_mesh\) "
+                                          r"must be a mesh such as 'data=2'"):
+    PartitioningConfig("data=-1", "1d", "dta=2")
+  with pytest.raises(ValueError, match=r"DCN_MESH data=2,model=1 must use exactly the 1 host"):
+    train.train(model_dir=str(tmp_path), model_config=config_from_gin(["gin/models/tiny.gin"]),
+                mixture_or_task_name="demo_heldout_nli_train",
+                task_feature_lengths={"inputs": 32, "targets": 8}, train_steps=1, batch_size=8,
+                partitioning_cfg=PartitioningConfig("data=-1", "1d", "data=2"), progress=False)

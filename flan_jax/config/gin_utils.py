@@ -62,6 +62,12 @@ T5X_NAMES: dict[str, T5xName] = {
         "eval: eval_script.evaluate.mesh)"),
     "partitioning.PjitPartitioner.model_parallel_submesh": T5xName(
         None, "the mesh: --gin.MESH=\"'data=-1,model=N'\" (training.PartitioningConfig.mesh)"),
+    "partitioning.PjitPartitioner.ici_mesh_shape": T5xName(
+        None, "the mesh inside one slice: --gin.MESH=\"'data=4,model=16'\" "
+        "(training.PartitioningConfig.mesh; axes by name, not a (replica, data, model) tuple)"),
+    "partitioning.PjitPartitioner.dcn_mesh_shape": T5xName(
+        None, "the slices per mesh axis: --gin.DCN_MESH=\"'data=2'\" "
+        "(training.PartitioningConfig.dcn_mesh; MESH is then one slice's mesh)"),
     "partitioning.PjitPartitioner.logical_axis_rules": T5xName(
         None, "--gin.PARTITIONING_RULES=\"'2d'\" (training.PartitioningConfig.rules: 1d, "
         "2d_params, 2d, fsdp)"),

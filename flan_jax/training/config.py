@@ -222,19 +222,25 @@ class EvalConfig:
 class PartitioningConfig:
   """The device mesh and the logical axis rules (t5x's ``PjitPartitioner``): ``mesh`` such as
   ``'data=4,model=2'`` (axes data, fsdp, model; one may be -1: the remaining devices), ``rules``
-  a name of :data:`flan_jax.parallel.partitioning.RULE_SETS`."""
+  a name of :data:`flan_jax.parallel.partitioning.RULE_SETS`. Multi-slice: ``mesh`` is the mesh
+  inside one slice (ICI) and ``dcn_mesh`` the slices per axis (DCN, e.g. ``'data=2'``; t5x's
+  ``dcn_mesh_shape``, MaxText's ``dcn_*_parallelism``)."""
 
   GIN_NAME: ClassVar[str] = "training.PartitioningConfig"
   mesh: str = _field("MESH", "data=-1,model=1")
   rules: str = _field("PARTITIONING_RULES", "1d")
+  dcn_mesh: str | None = _field("DCN_MESH", None)
 
   def __post_init__(self):
-    try:
-      partitioning.MeshSpec.parse(self.mesh)
-    except (ValueError, TypeError, AttributeError) as e:
-      label, _ = _name(self, "mesh")
-      raise BadValueError(f"{label} must be a mesh such as 'data=4,model=2' (axes data, fsdp, "
-                          f"model; one may be -1), got {self.mesh!r}: {e}") from None
+    for field, example in (("mesh", "data=4,model=2"), ("dcn_mesh", "data=2")):
+      if field == "dcn_mesh" and self.dcn_mesh is None:
+        continue
+      try:
+        partitioning.MeshSpec.parse(getattr(self, field))
+      except (ValueError, TypeError, AttributeError) as e:
+        label, _ = _name(self, field)
+        raise BadValueError(f"{label} must be a mesh such as {example!r} (axes data, fsdp, "
+                            f"model; one may be -1), got {getattr(self, field)!r}: {e}") from None
     _one_of(self, "rules", tuple(partitioning.RULE_SETS))
 
 
