@@ -14,7 +14,13 @@ context [B, T, heads, Dh]. ``DecoderConfig.attention`` picks one:
   prefix of each query block (no online-softmax merges at all).
 * ``cudnn``: ``jax.nn.dot_product_attention(implementation="cudnn")`` (fused flash attention) with
   ``is_causal`` for plain causal masks and the boolean mask otherwise; GPU only.
-* ``auto``: ``cudnn`` on GPU for 16-bit compute, ``blocked`` elsewhere.
+* ``pallas``: jax's Pallas TPU flash-attention kernels (forward and backward,
+  ``jax.experimental.pallas.ops.tpu.flash_attention``) with the T5 bias as the kernel's ``ab``,
+  segments and padding as its segment ids, ``causal`` for plain causal masks and prefix-LM
+  inputs folded into ``ab``; run under ``shard_map`` over batch and heads inside a mesh. TPU
+  only; elsewhere only in Pallas's TPU interpret mode when ``FLAN_JAX_PALLAS_INTERPRET=1`` (slow:
+  for tests and debugging).
+* ``auto``: ``pallas`` on TPU, ``cudnn`` on GPU for 16-bit compute, ``blocked`` elsewhere.
 
 Fully masked query rows (padding) get an unspecified context (a uniform average or zero); padding
 outputs never reach the loss.
@@ -22,8 +28,10 @@ outputs never reach the loss.
 
 from __future__ import annotations
 
+import os
 from typing import NamedTuple
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from jax import lax
@@ -31,7 +39,8 @@ from jax import lax
 from flan_jax.models.masks import attention_mask
 
 NEG_INF = -1e10  # Finite, so fully masked (padding) rows stay NaN-free.
-IMPLEMENTATIONS = ("dense", "blocked", "cudnn", "auto")
+PALLAS_INTERPRET_ENV = "FLAN_JAX_PALLAS_INTERPRET"  # "1": the Pallas kernel off TPU, interpreted.
+PALLAS_LANES = 128  # The TPU kernel's lane width: its block sizes are multiples of it.
 
 
 class MaskSpec(NamedTuple):
@@ -199,6 +208,9 @@ def cudnn_attention(q: jax.Array, k: jax.Array, v: jax.Array, spec: MaskSpec,
   """cuDNN fused attention (GPU, 16-bit). The boolean mask (segments, padding, prefix-LM) is
   added as a bias; without prefix-LM inputs ``is_causal`` also lets cuDNN skip the upper triangle.
   """
+  if jax.default_backend() != "gpu":
+    raise ValueError(f"attention='cudnn' needs a GPU (the backend is {jax.default_backend()!r});"
+                     " use attention='blocked', 'dense' or 'auto'")
   out = jax.nn.dot_product_attention(
       q.astype(dtype), k.astype(dtype), v.astype(dtype),
       bias=None if bias is None else bias.astype(dtype), mask=spec.dense(),
@@ -206,11 +218,141 @@ def cudnn_attention(q: jax.Array, k: jax.Array, v: jax.Array, spec: MaskSpec,
   return out.astype(dtype)
 
 
+def check_pallas_blocks(block_q: int, block_k: int) -> None:
+  """Raises unless the block sizes suit the Pallas TPU kernel (multiples of its lane width)."""
+  if block_q % PALLAS_LANES or block_k % PALLAS_LANES:
+    raise ValueError(
+        f"attention='pallas' needs attention_block_q and attention_block_k that are multiples "
+        f"of {PALLAS_LANES} (the TPU kernel's lane width), got attention_block_q={block_q}, "
+        f"attention_block_k={block_k}")
+
+
+def _round_up(n: int, multiple: int) -> int:
+  return -(-n // multiple) * multiple
+
+
+def _kernel_block(limit: int, length: int) -> int:
+  """The largest multiple of the lane width that is <= ``limit`` and divides ``length``."""
+  lanes = length // PALLAS_LANES
+  return PALLAS_LANES * max(d for d in range(1, lanes + 1)
+                            if lanes % d == 0 and d * PALLAS_LANES <= max(limit, PALLAS_LANES))
+
+
+def pallas_attention(q: jax.Array, k: jax.Array, v: jax.Array, spec: MaskSpec,
+                     bias: jax.Array | None, dtype: jnp.dtype, block_q: int,
+                     block_k: int) -> jax.Array:
+  """jax's Pallas TPU flash attention (forward and backward kernels) under the model's masks.
+
+  Segment ids carry segments and padding (segment 0, which no real token shares); a plain causal
+  mask is the kernel's ``causal`` (it skips the blocks above the diagonal); prefix-LM inputs are
+  folded into the bias ``ab`` (NEG_INF where neither causal nor prefix lets a query see a key).
+  The kernel adds ``ab`` before it scales, so queries are pre-scaled by head_dim**-0.5 and
+  ``sm_scale`` is 1. KV heads are repeated to the query heads. Sequences are padded to a multiple
+  of the lane width (head_dim too when above it); blocks are the largest multiples of the lane
+  width <= ``block_q``/``block_k`` that divide the padded lengths. Inside a mesh the kernel runs
+  under ``shard_map`` over the batch and heads axes (Mosaic kernels are not partitioned
+  automatically). Arguments as :func:`blocked_attention`.
+  """
+  from jax.experimental.pallas.ops.tpu import flash_attention as fa
+
+  interpret = os.environ.get(PALLAS_INTERPRET_ENV, "") == "1"
+  if jax.default_backend() != "tpu" and not interpret:
+    raise ValueError(
+        f"attention='pallas' runs jax's Pallas TPU kernel and needs a TPU (the backend is "
+        f"{jax.default_backend()!r}); use attention='blocked', 'dense' or 'auto', or set "
+        f"{PALLAS_INTERPRET_ENV}=1 to interpret the kernel (slow: tests and debugging)")
+  check_pallas_blocks(block_q, block_k)
+  t, hd = q.shape[1], q.shape[3]
+  tp, sp = _round_up(t, PALLAS_LANES), _round_up(k.shape[1], PALLAS_LANES)
+  bq, bk = _kernel_block(block_q, tp), _kernel_block(block_k, sp)
+  sizes = fa.BlockSizes(block_q=bq, block_k_major=bk, block_k=bk, block_b=1,
+                        block_q_major_dkv=bq, block_k_major_dkv=bk, block_k_dkv=bk,
+                        block_q_dkv=bq, block_k_major_dq=bk, block_k_dq=bk, block_q_dq=bq)
+  args = _pallas_inputs(q, k, v, spec, bias, dtype, tp, sp)
+  # bfloat16 halves the [B, heads, T, S] bias; float16 cannot hold NEG_INF.
+  ab_dtype = jnp.bfloat16 if jnp.dtype(dtype) == jnp.bfloat16 else jnp.float32
+
+  def kernel(a: dict[str, jax.Array]) -> jax.Array:
+    return _pallas_kernel(a, sizes, ab_dtype, interpret)
+
+  out = _over_mesh(kernel, args)
+  return jnp.swapaxes(out[:, :, :t, :hd], 1, 2).astype(dtype)  # [B, T, heads, Dh].
+
+
+def _pallas_inputs(q: jax.Array, k: jax.Array, v: jax.Array, spec: MaskSpec,
+                   bias: jax.Array | None, dtype: jnp.dtype, tp: int,
+                   sp: int) -> dict[str, jax.Array]:
+  """The kernel's operands, heads first and padded to ``tp`` queries and ``sp`` keys: q
+  (pre-scaled), k, v (KV heads repeated) [B, heads, Lp, Dp], segment ids [B, Lp] (padding 0),
+  and where present the bias [1 or B, heads, tp, sp] and the prefix-LM flags [B, Lp]."""
+  h, hd = q.shape[2], q.shape[3]
+  dp = hd if hd <= PALLAS_LANES else _round_up(hd, PALLAS_LANES)
+  groups = h // k.shape[2]
+
+  def heads_first(x: jax.Array, length: int) -> jax.Array:  # [B, L, n, Dh] -> [B, n, Lp, Dp].
+    x = jnp.swapaxes(x.astype(dtype), 1, 2)
+    return jnp.pad(x, ((0, 0), (0, 0), (0, length - x.shape[2]), (0, dp - hd)))
+
+  def pad_length(x: jax.Array, length: int) -> jax.Array:  # [B, L] -> [B, Lp].
+    return jnp.pad(x, ((0, 0), (0, length - x.shape[1])))
+
+  args = {"q": heads_first(q * jnp.asarray(hd ** -0.5, q.dtype), tp),
+          "k": jnp.repeat(heads_first(k, sp), groups, axis=1),
+          "v": jnp.repeat(heads_first(v, sp), groups, axis=1),
+          "q_segment": pad_length(spec.q_segment, tp), "k_segment": pad_length(spec.k_segment, sp)}
+  if bias is not None:
+    args["bias"] = jnp.pad(bias, ((0, 0), (0, 0), (0, tp - bias.shape[2]),
+                                  (0, sp - bias.shape[3])))
+  if spec.q_bidirectional is not None:
+    args["q_prefix"] = pad_length(spec.q_bidirectional, tp)
+    args["k_prefix"] = pad_length(spec.k_bidirectional, sp)
+  return args
+
+
+def _pallas_kernel(a: dict[str, jax.Array], sizes, ab_dtype: jnp.dtype,
+                   interpret: bool) -> jax.Array:
+  """The flash-attention kernel on :func:`_pallas_inputs` (or a shard of them): [B, heads, Lp,
+  Dp]. Prefix-LM flags become ``ab`` (causal ∨ prefix); the kernel then masks segments only."""
+  from jax.experimental.pallas import tpu as pltpu
+  from jax.experimental.pallas.ops.tpu import flash_attention as fa
+
+  (b, h, tp, _), sp = a["q"].shape, a["k"].shape[2]
+  ab = a.get("bias")
+  if "q_prefix" in a:
+    visible = jnp.arange(sp)[None, :] <= jnp.arange(tp)[:, None]
+    visible = visible | (a["q_prefix"][:, :, None] & a["k_prefix"][:, None, :])  # [B, Tp, Sp]
+    ab = jnp.where(visible[:, None], 0.0 if ab is None else ab.astype(jnp.float32), NEG_INF)
+  if ab is not None:
+    ab = jnp.broadcast_to(ab, (b, h, tp, sp)).astype(ab_dtype)
+  if interpret:  # Process-wide, as the variable is: the backward kernels trace later.
+    pltpu.set_tpu_interpret_mode()
+  return fa.flash_attention(a["q"], a["k"], a["v"], ab,
+                              fa.SegmentIds(a["q_segment"], a["k_segment"]),
+                              causal="q_prefix" not in a, sm_scale=1.0, block_sizes=sizes)
+
+
+def _over_mesh(kernel, args: dict[str, jax.Array]) -> jax.Array:
+  """``kernel(args)``; inside a mesh of several devices, under ``shard_map`` with the batch and
+  heads axes split as the logical-axis rules say (lengths and head_dim whole)."""
+  mesh = jax.sharding.get_abstract_mesh()
+  if mesh.empty or mesh.size == 1:
+    return kernel(args)
+  batch, heads = nn.logical_to_mesh_axes(("batch", "heads"))
+  P = jax.sharding.PartitionSpec  # noqa: N806
+  rows = P(batch, heads, None, None)
+  specs = {name: P(batch, None) for name in args} | {"q": rows, "k": rows, "v": rows}
+  if "bias" in args:
+    specs["bias"] = P(batch if args["bias"].shape[0] > 1 else None, heads, None, None)
+  return jax.shard_map(kernel, in_specs=(specs,), out_specs=rows)(args)
+
+
 def resolve(implementation: str, dtype: jnp.dtype, platform: str | None = None) -> str:
   """The implementation ``auto`` stands for on ``platform`` (default: the default backend)."""
   if implementation != "auto":
     return implementation
   platform = platform or jax.default_backend()
+  if platform == "tpu":
+    return "pallas"
   if platform == "gpu" and jnp.dtype(dtype).itemsize == 2:
     return "cudnn"
   return "blocked"

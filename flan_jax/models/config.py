@@ -13,10 +13,12 @@ from typing import Any
 
 import jax.numpy as jnp
 
+from flan_jax.models.attention import check_pallas_blocks
+
 ACTIVATIONS = ("gated_gelu", "swiglu", "gelu", "relu")
 POSITIONS = ("relative", "rope")
 REMAT_POLICIES = ("none", "minimal", "dots", "full")
-ATTENTION_IMPLEMENTATIONS = ("dense", "blocked", "cudnn", "auto")  # flan_jax.models.attention.
+ATTENTION_IMPLEMENTATIONS = ("dense", "blocked", "cudnn", "pallas", "auto")  # models.attention.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,7 +51,8 @@ class DecoderConfig:
   scan_layers: bool = True
   remat_policy: str = "none"  # none | minimal (no-batch-dim dots saved) | dots | full.
   # Attention core of full forwards (KV-cache steps are always dense): dense | blocked | cudnn |
-  # auto (cudnn on GPU in 16-bit, else blocked); see flan_jax.models.attention.
+  # pallas (TPU) | auto (pallas on TPU, cudnn on GPU in 16-bit, else blocked); see
+  # flan_jax.models.attention. pallas needs blocks that are multiples of 128.
   attention: str = "dense"
   attention_block_q: int = 256
   attention_block_k: int = 512
@@ -70,6 +73,8 @@ class DecoderConfig:
       raise ValueError("attention_block_q/_k must be >= 1 and loss_chunk_size >= 0, got "
                        f"{self.attention_block_q}, {self.attention_block_k}, "
                        f"{self.loss_chunk_size}")
+    if self.attention == "pallas":
+      check_pallas_blocks(self.attention_block_q, self.attention_block_k)
     if self.num_heads % self.kv_heads:
       raise ValueError(f"num_heads {self.num_heads} not a multiple of num_kv_heads {self.kv_heads}")
     if self.position == "rope" and self.head_dim % 2:

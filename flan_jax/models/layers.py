@@ -156,6 +156,9 @@ def _attention_core(cfg: DecoderConfig, q: jnp.ndarray, k: jnp.ndarray, v: jnp.n
                                       cfg.attention_block_k)
   if impl == "cudnn":
     return attn_lib.cudnn_attention(q, k, v, mask, bias, dtype)
+  if impl == "pallas":
+    return attn_lib.pallas_attention(q, k, v, mask, bias, dtype, cfg.attention_block_q,
+                                     cfg.attention_block_k)
   return attn_lib.dense_attention(q, k, v, mask.dense(), bias, dtype)
 
 
