@@ -1,7 +1,8 @@
 """Shared command-line plumbing of ``python -m flan_jax.train``, ``.eval`` and ``.infer``.
 
 t5x's flags (``--gin_file``, ``--gin.NAME=VALUE``, ``--gin_bindings``, ``--gin_search_paths``,
-``--tfds_data_dir``, multi-process ``--coordinator_address/--process_count/--process_index``),
+``--tfds_data_dir``, multi-process ``--coordinator_address/--process_count/--process_index``;
+``--multihost=auto`` starts jax.distributed without them where jax detects the cluster),
 seqio's ``--module_import`` and absl's ``--verbosity`` are defined once per process, so the entry
 points (or repeated calls in a notebook) can run in one interpreter. :func:`run` is the command
 line (absl's ``app.run``: exits, errors as messages); :func:`call` is the Python API (returns the
@@ -18,6 +19,7 @@ import gin
 import jax
 
 from flan_jax.config import gin_utils
+from flan_jax.parallel import multihost
 
 
 def _define_flags() -> None:
@@ -33,6 +35,11 @@ def _define_flags() -> None:
   flags.DEFINE_integer("process_count", None, "Multi-host: number of processes.")
   flags.DEFINE_integer("process_index", None, "Multi-host: this process's index.")
   flags.DEFINE_integer("initialization_timeout", 300, "Multi-host: seconds to wait for peers.")
+  flags.DEFINE_enum("multihost", "auto", list(multihost.MODES),
+                    "Multi-host start: 'auto' calls jax.distributed.initialize() when jax detects "
+                    "a cluster of several processes (SLURM srun, Cloud TPU VM, GKE, Kubernetes, "
+                    "Open MPI; the --coordinator_address/--process_count/--process_index flags "
+                    "override it); 'on' requires one; 'off' starts one process.")
   flags.DEFINE_multi_string("module_import", [],
                             "Modules that register your tasks/mixtures (seqio's --module_import); "
                             "also gin's MIXTURE_OR_TASK_MODULE.")
@@ -40,16 +47,18 @@ def _define_flags() -> None:
                             "Directories with seqio caches (flan-jax cache-tasks), as in t5x.")
 
 
-def initialize_distributed(coordinator_address: str, process_count: int | None,
-                           process_index: int | None, timeout_s: int = 300) -> None:
-  """``jax.distributed.initialize`` (t5x's multi-process flags); CPU collectives use gloo."""
-  if process_count is None or process_index is None:
-    raise ValueError("--coordinator_address needs --process_count and --process_index")
-  jax.config.update("jax_cpu_collectives_implementation", "gloo")
-  jax.distributed.initialize(coordinator_address, num_processes=process_count,
-                             process_id=process_index, initialization_timeout=timeout_s)
-  from flan_jax.parallel import heartbeat
-  heartbeat.start(process_index, process_count)  # A dead peer stops the others within ~20 s.
+def initialize_distributed(coordinator_address: str | None, process_count: int | None,
+                           process_index: int | None, mode: str = "auto",
+                           timeout_s: int = 300) -> bool:
+  """``jax.distributed.initialize`` for t5x's multi-process flags, or with no arguments where jax
+  detects the cluster itself (TPU pod, GKE, SLURM; :func:`flan_jax.parallel.multihost.
+  distributed_arguments`); then the heartbeat watchdog. False: a single-process run."""
+  found = multihost.distributed_arguments(coordinator_address, process_count, process_index,
+                                          mode)
+  if found is None:
+    return False
+  multihost.initialize(*found, timeout_s=timeout_s)
+  return True
 
 
 def _is_config_error(error: ValueError) -> bool:
@@ -73,9 +82,9 @@ def _execute(values: Any, required_macros: Sequence[str], configurable: Callable
   from absl import logging as absl_logging
 
   from flan_jax.data import registry
-  if values.coordinator_address and not jax.distributed.is_initialized():
+  if not jax.distributed.is_initialized():
     initialize_distributed(values.coordinator_address, values.process_count,
-                           values.process_index, values.initialization_timeout)
+                           values.process_index, values.multihost, values.initialization_timeout)
   if not values["verbosity"].present:
     # Quiet by default: orbax/seqio/TF warnings drown the progress bars; --verbosity=0 shows INFO.
     absl_logging.set_verbosity(absl_logging.ERROR)
@@ -131,7 +140,8 @@ def run(program: str, argv: Sequence[str] | None, required_macros: Sequence[str]
     from flan_jax.training.checkpoints import ReportedError
     try:
       result = _execute(flags.FLAGS, required_macros, configurable)
-    except (UnknownNameError, MissingDataError, ReportedError) as e:  # The message says it all.
+    except (UnknownNameError, MissingDataError, ReportedError,
+            multihost.DistributedInitError) as e:  # The message says it all.
       sys.exit(f"{program}: error: {e}")
     except ValueError as e:
       if not _is_config_error(e):

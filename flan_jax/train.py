@@ -34,7 +34,9 @@ step's host-local batch to ``MODEL_DIR/nonfinite_batch_step_<N>.npz``; no checkp
 from then on (unless ``skip_nonfinite_updates``, which drops such updates and goes on).
 
 Multi-host (t5x flags): ``--coordinator_address=HOST:PORT --process_count=N --process_index=I``
-call ``jax.distributed.initialize`` first (CPU collectives via gloo). The global batch depends on
+call ``jax.distributed.initialize`` first (CPU collectives via gloo); without them it is called
+with no arguments where jax detects the cluster itself (TPU pod, GKE, SLURM ``srun``; see
+``--multihost`` and docs/tpu.md, docs/gpu.md). The global batch depends on
 ``num_data_shards`` (gin ``NUM_DATA_SHARDS``; None = process count), not on the process count,
 see :mod:`flan_jax.training.batches`; the shard count is kept in the checkpoints.
 """
@@ -223,6 +225,8 @@ def train(model_dir: str = gin.REQUIRED, model_config: DecoderConfig = gin.REQUI
           packer: str = "seqio", device_prefetch: int = 2, random_seed: int | None = 0,
           num_data_shards: int | None = None, log_period: int = 10, progress: bool = True,
           peak_flops_per_device: float | None = None, allow_nothing_to_do: bool = False,
+          compilation_cache_dir: str | None = "compilation_cache",
+          profile_steps: str | None = None, profile_all_processes: bool = False,
           optimizer_cfg: OptimizerConfig = OptimizerConfig(),
           checkpoint_cfg: CheckpointConfig = CheckpointConfig(),
           eval_cfg: EvalConfig = EvalConfig(),
@@ -242,8 +246,12 @@ def train(model_dir: str = gin.REQUIRED, model_config: DecoderConfig = gin.REQUI
   host's measured f32 matmul FLOP/s for all devices together) gives MFU = model FLOP/s / peak.
   ``packer``: ``"seqio"`` (seqio's greedy packing) or ``"best_fit"`` (less padding; see
   :mod:`flan_jax.training.batches`); a resumed run must keep its packer. ``device_prefetch``:
-  global batches a background thread puts on the devices ahead of the step (0: none). Every
-  value is checked before ``MODEL_DIR`` is touched.
+  global batches a background thread puts on the devices ahead of the step (0: none).
+  ``compilation_cache_dir``: jax's persistent compilation cache (relative: under ``model_dir``;
+  None: off), so a restart loads its compiled programs. ``profile_steps`` ``'START:STOP'``: a
+  ``jax.profiler`` trace of steps START .. STOP-1 in ``MODEL_DIR/profile`` (process 0, or every
+  process with ``profile_all_processes``). Every value is checked before ``MODEL_DIR`` is
+  touched.
   """
   cfg = training_config.from_arguments(locals())
   _check_initial_checkpoint(cfg.initial_checkpoint_path)

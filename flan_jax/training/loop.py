@@ -15,16 +15,19 @@ import gin
 import jax
 
 from flan_jax.training import batches as batches_lib
-from flan_jax.training import checkpoints, hooks, logs, perf
+from flan_jax.training import checkpoints, hooks, logs, perf, runtime
 from flan_jax.training.config import TrainConfig
 from flan_jax.training.state import Start, restore_or_init
 
 SUMMARY_DIR = "train"  # TensorBoard event files, under MODEL_DIR.
+PROFILE_DIR = "profile"  # jax.profiler traces (PROFILE_STEPS), under MODEL_DIR.
 
 
 def default_hooks(cfg: TrainConfig, start: Start, batches: batches_lib.TrainIterator,
-                  evaluate: Callable[[int, Any], hooks.Results] | None = None) -> hooks.Hooks:
-  """The hooks of a ``flan-jax train`` run, in order (see :mod:`.hooks`)."""
+                  evaluate: Callable[[int, Any], hooks.Results] | None = None,
+                  compiles: runtime.CompileStats | None = None) -> hooks.Hooks:
+  """The hooks of a ``flan-jax train`` run, in order (see :mod:`.hooks`); ``compiles``: the
+  compile stats of the run's start, reported after the first step."""
   from clu import metric_writers
   writer = metric_writers.create_default_writer(os.path.join(cfg.model_dir, SUMMARY_DIR),
                                                 just_logging=jax.process_index() != 0)
@@ -46,6 +49,12 @@ def default_hooks(cfg: TrainConfig, start: Start, batches: batches_lib.TrainIter
   run = [guard, throughput, log, progress, saver]
   if cfg.eval.enabled and evaluate is not None:
     run.append(hooks.PeriodicEval(cfg.eval.period, evaluate, writer, guard, progress))
+  if compiles is not None:
+    run.append(hooks.CompileReport(compiles, cfg.compilation_cache_path))
+  if cfg.profile_range is not None:
+    run.append(hooks.Profiler(os.path.join(cfg.model_dir, PROFILE_DIR), *cfg.profile_range,
+                              int(start.state.step),
+                              cfg.profile_all_processes or jax.process_index() == 0))
   return hooks.Hooks(run)
 
 
@@ -72,23 +81,25 @@ def train_loop(start: Start, batches: batches_lib.TrainIterator, run_hooks: hook
 def run(cfg: TrainConfig, mesh: jax.sharding.Mesh, rules: Any,
         evaluate: Callable[[int, Any], hooks.Results] | None = None) -> Any:
   """Trains ``cfg`` on ``mesh``, resuming from ``cfg.model_dir`` when possible; the final state."""
-  start = restore_or_init(cfg, mesh, rules)
-  if start.done:
-    return start.state
-  if jax.process_index() == 0:
-    with open(os.path.join(cfg.model_dir, "config.gin"), "w") as f:
-      f.write(gin.operative_config_str())
-  data_cfg = batches_lib.DataConfig(
-      cfg.mixture_or_task_name, dict(cfg.task_feature_lengths), cfg.batch_size, seed=start.seed,
-      use_cached=cfg.use_cached_tasks, num_shards=start.num_shards, packer=cfg.packer,
-      device_prefetch=cfg.device_prefetch)
-  batches = batches_lib.TrainIterator(data_cfg, mesh, start.position)
-  try:
-    run_hooks = default_hooks(cfg, start, batches, evaluate)
-    if int(start.state.step) >= start.final_step:  # TRAIN_STEPS(_RELATIVE) = 0.
-      logs.announce(f"nothing to train: the run starts at step {int(start.state.step)} and "
-                    f"TRAIN_STEPS is {start.final_step}; returning the initial state (no "
-                    "checkpoint written)")
-    return train_loop(start, batches, run_hooks)
-  finally:
-    batches.close()
+  runtime.enable_compilation_cache(cfg.compilation_cache_path)
+  with runtime.CompileStats() as compiles:  # Reported after the first step (hooks.CompileReport).
+    start = restore_or_init(cfg, mesh, rules)
+    if start.done:
+      return start.state
+    if jax.process_index() == 0:
+      with open(os.path.join(cfg.model_dir, "config.gin"), "w") as f:
+        f.write(gin.operative_config_str())
+    data_cfg = batches_lib.DataConfig(
+        cfg.mixture_or_task_name, dict(cfg.task_feature_lengths), cfg.batch_size, seed=start.seed,
+        use_cached=cfg.use_cached_tasks, num_shards=start.num_shards, packer=cfg.packer,
+        device_prefetch=cfg.device_prefetch)
+    batches = batches_lib.TrainIterator(data_cfg, mesh, start.position)
+    try:
+      run_hooks = default_hooks(cfg, start, batches, evaluate, compiles)
+      if int(start.state.step) >= start.final_step:  # TRAIN_STEPS(_RELATIVE) = 0.
+        logs.announce(f"nothing to train: the run starts at step {int(start.state.step)} and "
+                      f"TRAIN_STEPS is {start.final_step}; returning the initial state (no "
+                      "checkpoint written)")
+      return train_loop(start, batches, run_hooks)
+    finally:
+      batches.close()
