@@ -10,9 +10,16 @@ for ``--devices`` simulated CPU devices (nothing is allocated). It reports per d
 and optimizer state (from the shardings, as ``model-info``), the f32 gradients, XLA's temporaries
 (activations, gradients, optimizer temporaries) and the peak against ``--target``'s HBM; FLOPs per
 step from XLA's cost analysis (while-loop bodies counted by their trip count) next to the
-analytical 6N + attention count; the collectives of the compiled program (kind, count, bytes per
-step); and the step time and MFU expected at ``--fraction`` of the target's peak FLOP/s. Output:
-a console table and ``--output`` (``plan.json``).
+analytical 6N + attention count; the collectives of the compiled program (kind, the mesh axes
+their groups span, count, bytes per step; with ``--dcn_mesh``, those that cross slices) and
+whether the gradients reduce by all-reduce or reduce-scatter; the step time as a range: at an
+*assumed* ``--fraction`` of the target's peak FLOP/s, and, for the paper's model, at the MFU the
+paper's run measured (~60 h for 30k steps on TPU v3-128: about 12 %). The devices are named as
+the vendor names slices (``--target tpu_v4 --devices 128``: TPU v4-256, 128 chips). Output: a
+console table and ``--output`` (``plan.json``).
+
+``--dcn_mesh data=2`` plans a multi-slice run: ``--devices`` split into that many slices of
+consecutive devices, ``--mesh`` the mesh inside one slice (as ``MESH``/``DCN_MESH`` in train).
 
 The program is compiled by the CPU backend: sharding, collectives and FLOPs are those of GSPMD for
 any backend, but the CPU compiler keeps some f32 copies of bf16 values and fuses differently, so
@@ -25,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import itertools
 import json
 import math
@@ -32,6 +40,7 @@ import os
 import re
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -66,12 +75,102 @@ def _nbytes(arrays: Sequence[tuple[str, tuple[int, ...]]]) -> int:
 
 @dataclasses.dataclass
 class HloSummary:
-  """Per-device figures of one compiled SPMD program, loop bodies weighted by trip counts."""
+  """Per-device figures of one compiled SPMD program, loop bodies weighted by trip counts.
+
+  ``collectives``: kind -> ``count``, ``bytes`` and, given the mesh, ``over`` (the mesh axes the
+  replica groups span, e.g. ``"data"`` -> count, bytes; ``"?"``: groups not read); given slices,
+  each of these also holds ``across_slices`` (count, bytes of those whose groups span several
+  slices: what crosses the DCN)."""
 
   dot_flops: float = 0.0  # Σ dot FLOPs x executions.
   dot_flops_once: float = 0.0  # Σ dot FLOPs, each instruction once (as XLA's cost analysis).
-  collectives: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
+  collectives: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
   unknown_trip_counts: int = 0
+
+
+_TILE = r"\[([0-9,]+)\](?:T\(([0-9,]+)\))?"  # XLA's iota tile: [dims] then T(permutation).
+_IOTA = re.compile(r"\[([0-9,]+)\]<=" + _TILE)
+_MESH_GROUPS = re.compile(r"mesh\[([^\]]*)\](?:, device_ids=\((\[[0-9,]+\](?:T\([0-9,]+\))?)\))?"
+                          r" \{([^}]*)\}")
+
+
+def _ints(text: str) -> list[int]:
+  return [int(x) for x in text.split(",") if x]
+
+
+def _iota(dims: str, perm: str | None) -> Any:
+  """XLA's iota tile ``<=[dims]T(perm)``: arange reshaped to dims, transposed by perm."""
+  import numpy as np
+  array = np.arange(math.prod(_ints(dims))).reshape(_ints(dims))
+  return array.transpose(_ints(perm)) if perm else array
+
+
+def replica_groups(attributes: str, num_devices: int) -> list[list[int]] | None:
+  """The device groups (partition ids) of one collective's HLO attributes: ``replica_groups`` as
+  a list (``{{0,1},{2,3}}``, ``{}``: all devices), an iota (``[2,4]<=[4,2]T(1,0)``) or mesh axes
+  (``mesh['axis_0'=4,'axis_1'=2] {'axis_0'}``), or ``source_target_pairs``; None if unread."""
+  found = re.search(r"(replica_groups|source_target_pairs)=(\{\}|\{\{[0-9,{}]*\}\}|"
+                    r"\[[0-9,]+\]<=\S+|mesh\[.*?\}(?=,|$))", attributes)
+  if not found:
+    return None
+  text = found.group(2)
+  if text == "{}":
+    return [list(range(num_devices))]
+  if text.startswith("{{"):
+    return [_ints(g) for g in re.findall(r"\{([0-9,]+)\}", text)]
+  iota = _IOTA.match(text)
+  if iota:
+    return _iota(iota.group(2), iota.group(3)).reshape(_ints(iota.group(1))).tolist()
+  mesh = _MESH_GROUPS.match(text)
+  if not mesh:
+    return None
+  axes = [(name, int(size)) for name, size in re.findall(r"'([^']+)'=(\d+)", mesh.group(1))]
+  over = re.findall(r"'([^']+)'", mesh.group(3))
+  names = [name for name, _ in axes]
+  if not axes or any(name not in names for name in over) or re.search(r"[:(]", mesh.group(3)):
+    return None  # Sub-axes ('axis_0':(1)2) are not read.
+  ids = (_iota(*re.match(_TILE, mesh.group(2)).groups()) if mesh.group(2)
+         else _iota(str(math.prod(s for _, s in axes)), None))
+  order = [i for i, n in enumerate(names) if n not in over] + [names.index(n) for n in over]
+  size = math.prod(s for n, s in axes if n in over)
+  return ids.reshape([s for _, s in axes]).transpose(order).reshape(-1, size).tolist()
+
+
+def _group_axes(groups: list[list[int]] | None, mesh_shape: Mapping[str, int]) -> str:
+  """The mesh axes along which the members of ``groups`` differ, e.g. ``"data"``, ``"data,model"``
+  (``"-"``: none; ``"?"``: groups not read)."""
+  import numpy as np
+  if groups is None:
+    return "?"
+  coords = np.unravel_index(np.asarray([i for g in groups for i in g]), tuple(mesh_shape.values()))
+  starts = np.cumsum([0] + [len(g) for g in groups])
+  spans = [name for axis, name in enumerate(mesh_shape)
+           if any(len(set(coords[axis][a:b])) > 1 for a, b in itertools.pairwise(starts))]
+  return ",".join(spans) or "-"
+
+
+def _add_collective(out: HloSummary, kind: str, size: float, times: float, attributes: str,
+                    mesh_shape: Mapping[str, int] | None, slice_of: Sequence[int] | None,
+                    cache: dict[str, tuple[str, bool]]) -> None:
+  """Counts one collective: its kind, the mesh axes it spans and whether it crosses slices."""
+  row = out.collectives.setdefault(kind, {"count": 0, "bytes": 0})
+  entries = [row]
+  if mesh_shape is not None:
+    if attributes not in cache:
+      groups = replica_groups(attributes, math.prod(mesh_shape.values()))
+      crosses = groups is not None and slice_of is not None and any(
+          len({slice_of[i] for i in g}) > 1 for g in groups)
+      cache[attributes] = (_group_axes(groups, mesh_shape), crosses)
+    axes, crosses = cache[attributes]
+    entries.append(row.setdefault("over", {}).setdefault(axes, {"count": 0, "bytes": 0}))
+    if slice_of is not None:
+      for entry in list(entries):
+        entry.setdefault("across_slices", {"count": 0, "bytes": 0})
+        if crosses:
+          entries.append(entry["across_slices"])
+  for entry in entries:
+    entry["count"] += times
+    entry["bytes"] += size * times
 
 
 _Computation = tuple[str, list[str], dict[str, tuple[int, ...]]]
@@ -100,14 +199,19 @@ def _computations(text: str) -> tuple[list[_Computation], str | None]:
   return comps, entry
 
 
-def analyze_hlo(text: str) -> HloSummary:
+def analyze_hlo(text: str, mesh_shape: Mapping[str, int] | None = None,
+                slice_of: Sequence[int] | None = None) -> HloSummary:
   """Dot FLOPs and collectives (kind -> count, result bytes) of a compiled module's HLO text.
 
   A computation's executions are the sum over its call sites of the caller's executions, times the
   ``known_trip_count`` for a while body (1 when XLA does not know it; counted in
   ``unknown_trip_counts``). Computations are listed callees-first, so one reverse pass suffices.
+  With the mesh (``{axis: size}``, its devices in partition-id order) each collective also counts
+  under the axes its groups span; with ``slice_of`` (each partition id's slice), those across
+  slices are counted too.
   """
   comps, entry = _computations(text)
+  cache: dict[str, tuple[str, bool]] = {}
   executions = {name: 0.0 for name, _, _ in comps}
   if entry is None:
     return HloSummary()
@@ -147,9 +251,7 @@ def analyze_hlo(text: str) -> HloSummary:
       if base in COLLECTIVES:
         size = (max(_nbytes([a]) for a in arrays) if op.endswith("-start") and arrays
                 else _nbytes(arrays))
-        row = out.collectives.setdefault(base, {"count": 0, "bytes": 0})
-        row["count"] += times
-        row["bytes"] += size * times
+        _add_collective(out, base, size, times, rest, mesh_shape, slice_of, cache)
   return out
 
 
@@ -164,9 +266,87 @@ class Candidate:
   rules: str
   remat: str
   microbatches: int
+  dcn: str | None = None  # Slices per mesh axis (DCN_MESH); ``mesh`` is then one slice's mesh.
 
   def label(self) -> str:
-    return f"{self.mesh} rules={self.rules} remat={self.remat} microbatches={self.microbatches}"
+    dcn = f" dcn={self.dcn}" if self.dcn else ""
+    return (f"{self.mesh}{dcn} rules={self.rules} remat={self.remat} "
+            f"microbatches={self.microbatches}")
+
+
+def num_slices(dcn: str | None) -> int:
+  """The slices a plan simulates for ``dcn`` (DCN_MESH): the product of its sizes."""
+  from flan_jax.parallel import partitioning
+  if not dcn:
+    return 1
+  spec = partitioning.MeshSpec.parse(dcn)
+  if -1 in (spec.data, spec.fsdp, spec.model):
+    raise ValueError(f"a plan needs every size of DCN_MESH {dcn!r} (no -1), e.g. 'data=2' or "
+                     "'data=1,model=2'")
+  return spec.data * spec.fsdp * spec.model
+
+
+# Vendor slice names (Cloud TPU docs): v2-v5p names count TensorCores, v5e/v6e count chips.
+# Target -> (name, name units per JAX device, JAX devices per chip): a v3 device is one core (2
+# per chip), a v4/v5p device one 2-core (megacore) chip, a v5e/v6e device one 1-core chip.
+TPU_SLICE_NAMES = {"tpu_v3": ("v3", 1, 2), "tpu_v4": ("v4", 2, 1), "tpu_v5p": ("v5p", 2, 1),
+                   "tpu_v5e": ("v5e", 1, 1), "tpu_v6e": ("v6e", 1, 1)}
+
+
+def slice_name(target: str, devices: int, slices: int = 1) -> str:
+  """The vendor's name for ``devices`` JAX devices of ``target`` in ``slices`` equal slices,
+  e.g. ``tpu_v4``, 128 -> ``TPU v4-256 (128 chips)``; ``tpu_v3``, 128 -> ``TPU v3-128 (64
+  chips, 128 cores)``."""
+  per_slice = devices // slices
+  if target not in TPU_SLICE_NAMES:
+    return f"{devices} x {target}" + (f" ({slices} groups of {per_slice})" if slices > 1 else "")
+  name, units, per_chip = TPU_SLICE_NAMES[target]
+  chips = per_slice // per_chip
+  cores = f", {per_slice} cores" if per_chip > 1 else ""
+  each = " each" if slices > 1 else ""
+  text = f"TPU {name}-{per_slice * units} ({chips} chips{cores}{each})"
+  return f"{slices} x {text}" if slices > 1 else text
+
+
+@functools.cache
+def _model_of(model_gin: str) -> Any:
+  """The DecoderConfig of a model gin (gin is reset: call after the plan's own gin is read)."""
+  from flan_jax.models.gin_config import config_from_gin
+  return config_from_gin([model_gin])
+
+
+@dataclasses.dataclass(frozen=True)
+class MeasuredRun:
+  """A published training run: its wall time gives the MFU it reached."""
+
+  label: str
+  model_gin: str  # The model it trained (compared by parameter count and shape).
+  target: str
+  devices: int
+  hours: float
+  steps: int
+  tokens_per_step: int
+  seq_len: int
+
+  def mfu(self, config: Any) -> float:
+    """Model FLOPs per second over peak FLOP/s of the run (``config``: its model)."""
+    from flan_jax.training import perf
+    step_s = self.hours * 3600 / self.steps
+    flops = config.train_flops_per_token(self.seq_len) * self.tokens_per_step
+    return flops / (step_s * self.devices * perf.accelerator(self.target).peak_flops)
+
+  def matches(self, config: Any) -> bool:
+    """Whether ``config`` is this run's model (shape and parameter count)."""
+    ref = _model_of(self.model_gin)
+    shape = ("num_layers", "d_model", "d_ff", "num_heads", "head_dim", "vocab_size")
+    return (all(getattr(config, k) == getattr(ref, k) for k in shape)
+            and config.num_params() == ref.num_params())
+
+
+# FLAN §2.3 (shared/reference flan.md §3): LaMDA-PT 137B instruction-tuned for 30k steps of
+# 8,192 tokens (inputs 1024 + targets 256, packed) in "around 60 hours on a TPUv3 with 128 cores".
+PAPER_RUN = MeasuredRun("FLAN: ~60 h for 30k steps of 8,192 tokens on TPU v3-128",
+                        "gin/models/lamda_137b.gin", "tpu_v3", 128, 60.0, 30_000, 8_192, 1_280)
 
 
 def train_arguments(gin_files: Sequence[str], gin_bindings: Sequence[str],
@@ -265,6 +445,62 @@ def _bytes_per_device(state: Any, shardings: Any, mem: Any,
       "aliased": mem.alias_size_in_bytes, "temporaries": mem.temp_size_in_bytes, "peak": peak}
 
 
+def _sliced_mesh(candidate: Candidate, devices: int) -> tuple[Any, list[int] | None]:
+  """The mesh of ``candidate`` on this process's first ``devices`` devices (in ``num_slices``
+  simulated slices of consecutive devices with a DCN mesh) and each partition id's slice."""
+  import jax
+
+  from flan_jax.parallel import partitioning
+  slices = num_slices(candidate.dcn)
+  chosen = jax.devices()[:devices]
+  if slices == 1:
+    return partitioning.create_mesh(candidate.mesh, chosen, candidate.dcn), None
+  sliced = partitioning.simulate_slices(chosen, slices)
+  slice_by_id = {d.id: d.slice_index for d in sliced}
+  mesh = partitioning.create_mesh(candidate.mesh, sliced, candidate.dcn)
+  return mesh, [slice_by_id[d.id] for d in mesh.devices.flat]
+
+
+def step_time(model_flops: float, flops_per_device: float, devices: int, accel: Any,
+              fraction: float, config: Any, tokens: int) -> dict[str, Any]:
+  """Step time from an assumed fraction of peak (``assumed``) and, for the paper's model, at the
+  MFU the paper's run measured (``paper_measured``; None for another model)."""
+  peak = devices * accel.peak_flops
+  step_s = flops_per_device / (fraction * accel.peak_flops)
+  out: dict[str, Any] = {"assumed": {
+      "label": f"assumed {100 * fraction:.0f}% of peak FLOP/s (an assumption, not a measurement)",
+      "fraction_of_peak": fraction, "step_seconds": step_s,
+      "mfu": model_flops / (peak * step_s), "tokens_per_second": tokens / step_s}}
+  out["paper_measured"] = None
+  if PAPER_RUN.matches(config):
+    mfu = PAPER_RUN.mfu(config)
+    where = "" if accel.name == PAPER_RUN.target else f", applied to {accel.name}"
+    paper_s = model_flops / (peak * mfu)
+    out["paper_measured"] = {
+        "label": f"paper-measured ({PAPER_RUN.label}: MFU {100 * mfu:.1f}%{where})",
+        "step_seconds": paper_s, "mfu": mfu, "tokens_per_second": tokens / paper_s}
+  return out
+
+
+def _gradient_reduction(collectives: Mapping[str, Any], param_shardings: Any) -> dict[str, Any]:
+  """All-reduce and reduce-scatter over mesh axes that include a data axis (the gradients'
+  reduction, with the loss's and metrics' scalars): kind -> count, bytes; and whether the
+  parameters are sharded over a data axis (then a reduce-scatter suffices)."""
+  import jax
+
+  from flan_jax.parallel import partitioning
+  specs = [s.spec for s in jax.tree.leaves(param_shardings)]
+  names = {n for spec in specs for axes in spec
+           for n in ((axes,) if isinstance(axes, str) else tuple(axes or ()))}
+  out: dict[str, Any] = {"parameters_sharded_over_data": bool(names & set(
+      partitioning.DATA_AXES))}
+  for kind in ("all-reduce", "reduce-scatter"):
+    rows = [row for axes, row in collectives.get(kind, {}).get("over", {}).items()
+            if set(axes.split(",")) & set(partitioning.DATA_AXES)]
+    out[kind] = {"count": sum(r["count"] for r in rows), "bytes": sum(r["bytes"] for r in rows)}
+  return out
+
+
 def plan(train_args: Mapping[str, Any], candidate: Candidate, devices: int, target: Any,
          fraction: float = 0.5, batch_size: int | None = None) -> dict[str, Any]:
   """Lowers and compiles ``train``'s step for ``candidate`` on ``devices`` devices of this process
@@ -273,7 +509,6 @@ def plan(train_args: Mapping[str, Any], candidate: Candidate, devices: int, targ
   ``target``: a name of :data:`flan_jax.perf.ACCELERATORS` or an ``Accelerator``."""
   import jax
 
-  from flan_jax.parallel import partitioning
   from flan_jax.training import perf
   accel = perf.accelerator(target) if isinstance(target, str) else target
   if jax.device_count() < devices:
@@ -282,46 +517,40 @@ def plan(train_args: Mapping[str, Any], candidate: Candidate, devices: int, targ
                                               remat_policy=candidate.remat)
   lengths = dict(train_args["task_feature_lengths"])
   batch = batch_size or train_args["batch_size"]
-  mesh = partitioning.create_mesh(candidate.mesh, jax.devices()[:devices])
+  mesh, slice_of = _sliced_mesh(candidate, devices)
   axis_sizes = dict(mesh.shape)
   state, parts, compiled, compile_s = _compile_step(train_args, candidate, config, mesh, batch,
                                                     lengths)
   memory = _bytes_per_device(state, parts.shardings, compiled.memory_analysis(), axis_sizes)
-  peak = memory["peak"]
-  hlo = analyze_hlo(compiled.as_text())
+  hlo = analyze_hlo(compiled.as_text(), axis_sizes, slice_of)
   cost = compiled.cost_analysis()
-  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  xla_flops = float(cost.get("flops", 0.0))
+  xla_flops = float((cost[0] if isinstance(cost, (list, tuple)) else cost).get("flops", 0.0))
   flops_per_device = xla_flops + hlo.dot_flops - hlo.dot_flops_once
   seq_len = sum(lengths.values())
   analytic = analytical_flops(config, batch * seq_len, seq_len)
   compiled_flops = flops_per_device * devices
-  step_s = flops_per_device / (fraction * accel.peak_flops)
+  times = step_time(analytic["model"], flops_per_device, devices, accel, fraction, config,
+                    batch * seq_len)
   return {
-      "candidate": dataclasses.asdict(candidate),
-      "mesh": axis_sizes,
-      "devices": devices,
+      "candidate": dataclasses.asdict(candidate), "mesh": axis_sizes, "devices": devices,
+      "slices": num_slices(candidate.dcn),
+      "slice_name": slice_name(accel.name, devices, num_slices(candidate.dcn)),
       "backend": f"cpu ({devices} simulated devices; XLA CPU compiler)",
-      "batch_size": batch,
-      "tokens_per_step": batch * seq_len,
-      "parameters": config.num_params(),
-      "compile_seconds": compile_s,
+      "batch_size": batch, "tokens_per_step": batch * seq_len,
+      "parameters": config.num_params(), "compile_seconds": compile_s,
       "bytes_per_device": memory,
       "target": {"name": accel.name, "hbm_bytes": accel.hbm_bytes,
                  "peak_flops": accel.peak_flops, "note": accel.note},
-      "fits": peak <= accel.hbm_bytes,
-      "headroom_bytes": accel.hbm_bytes - peak,
+      "fits": memory["peak"] <= accel.hbm_bytes, "headroom_bytes": accel.hbm_bytes - memory["peak"],
       "flops_per_step": {
           "compiled": compiled_flops, "xla_cost_analysis_per_device": xla_flops,
           "loop_trip_count_correction_per_device": hlo.dot_flops - hlo.dot_flops_once,
           "analytical_executed": analytic["executed"], "model": analytic["model"],
           "compiled_over_analytical": compiled_flops / analytic["executed"]},
       "collectives": hlo.collectives,
+      "gradient_reduction": _gradient_reduction(hlo.collectives, parts.shardings.params),
       "unknown_trip_counts": hlo.unknown_trip_counts,
-      "fraction_of_peak": fraction,
-      "step_seconds": step_s,
-      "mfu": analytic["model"] / (devices * accel.peak_flops * step_s),
-      "tokens_per_second": batch * seq_len / step_s,
+      "step_time": times,
   }
 
 
@@ -330,13 +559,60 @@ def _gib(n: float) -> str:
   return f"{n / GIB:8.2f}" if abs(n) >= 0.1 * GIB else f"{n / GIB:8.2g}"
 
 
+def _format_collectives(p: Mapping[str, Any]) -> list[str]:
+  """Collectives by kind and mesh axes (and across slices), then how gradients reduce."""
+  sliced = p["slices"] > 1
+  lines = ["collectives per step (per device)    over axes      count      GiB"
+           + ("   across slices (DCN): count, GiB" if sliced else "")]
+  for kind, row in sorted(p["collectives"].items()):
+    for axes, part in sorted(row.get("over", {"?": row}).items()):
+      dcn = part.get("across_slices", {"count": 0, "bytes": 0})
+      lines.append(f"  {kind:30s} {axes:12s} {part['count']:8.0f} {part['bytes'] / GIB:8.3f}"
+                   + (f"   {dcn['count']:8.0f} {dcn['bytes'] / GIB:8.3f}" if sliced else ""))
+  if not p["collectives"]:
+    lines.append("  (none)")
+  g = p["gradient_reduction"]
+  ar, rs = g["all-reduce"], g["reduce-scatter"]
+  kind = ("all-reduce" if ar["bytes"] > rs["bytes"] else "reduce-scatter") if ar["count"] + rs[
+      "count"] else "no collective (one data-parallel replica)"
+  text = (f"gradients reduce over the data axes by {kind} on the compiled backend "
+          f"({p['backend']}): all-reduce {ar['count']:.0f} ({ar['bytes'] / GIB:.3f} GiB), "
+          f"reduce-scatter {rs['count']:.0f} ({rs['bytes'] / GIB:.3f} GiB), loss and metric "
+          "scalars included"
+          + (_ALL_REDUCE_NOTE[g["parameters_sharded_over_data"]] if kind == "all-reduce" else ""))
+  return lines + textwrap.wrap(text, 100, subsequent_indent="  ")
+
+
+_ALL_REDUCE_NOTE = {
+    True: ". The parameters are sharded over data, so each device needs only its shard of the "
+          "gradients: a reduce-scatter would do, with about half an all-reduce's traffic. XLA's "
+          "GPU pipeline turns an all-reduce followed by a per-device dynamic-slice into one "
+          "(ReduceScatterCreator); this CPU pipeline does not, so a GPU program may move fewer "
+          "bytes than counted here (TPU: check its compiled HLO)",
+    False: " (the parameters are replicated over data: every device needs the whole sum)"}
+
+
+def _format_step_time(p: Mapping[str, Any]) -> list[str]:
+  t = p["target"]
+  lines = [f"step time on {p['slice_name']} at {t['peak_flops'] / 1e12:.1f} TFLOP/s peak per "
+           "device (compute-bound, collectives overlapped), a range:"]
+  for row in filter(None, (p["step_time"]["assumed"], p["step_time"]["paper_measured"])):
+    lines.append(f"  {row['label']}: step {row['step_seconds']:.3g} s, "
+                 f"{row['tokens_per_second']:.0f} tokens/s, MFU {100 * row['mfu']:.1f}%")
+  if p["step_time"]["paper_measured"] is None:
+    lines.append(f"  paper-measured: not applicable (the paper's run is {PAPER_RUN.model_gin}; "
+                 "this is another model)")
+  return lines
+
+
 def format_plan(p: Mapping[str, Any]) -> str:
   """The console table of one plan."""
   b, t, f = p["bytes_per_device"], p["target"], p["flops_per_step"]
   c = p["candidate"]
+  dcn = f" x DCN {c['dcn']} ({p['slices']} slices)" if c.get("dcn") else ""
   lines = [
-      f"mesh {p['mesh']} ({p['devices']} devices), rules {c['rules']}, remat {c['remat']}, "
-      f"{c['microbatches']} microbatch(es), batch {p['batch_size']} "
+      f"mesh {p['mesh']}{dcn} ({p['devices']} devices: {p['slice_name']}), rules {c['rules']}, "
+      f"remat {c['remat']}, {c['microbatches']} microbatch(es), batch {p['batch_size']} "
       f"({p['tokens_per_step']} tokens), {p['parameters'] / 1e9:.2f}B parameters",
       f"compiled for {p['backend']} in {p['compile_seconds']:.1f} s",
       "per device                                   GiB",
@@ -354,17 +630,8 @@ def format_plan(p: Mapping[str, Any]) -> str:
       f"count) vs analytical {f['analytical_executed']:.3e} (6N + attention + remat recompute): "
       f"x{f['compiled_over_analytical']:.3f}; model FLOPs (6N + causal attention) "
       f"{f['model']:.3e}",
-      "collectives per step (per device)   count      GiB",
   ]
-  for kind, row in sorted(p["collectives"].items()):
-    lines.append(f"  {kind:30s} {row['count']:8.0f} {row['bytes'] / GIB:8.3f}")
-  if not p["collectives"]:
-    lines.append("  (none)")
-  lines.append(f"expected at {100 * p['fraction_of_peak']:.0f}% of {t['peak_flops'] / 1e12:.1f} "
-               f"TFLOP/s per device (compute-bound, collectives overlapped): step "
-               f"{p['step_seconds']:.3f} s, {p['tokens_per_second']:.0f} tokens/s, "
-               f"MFU {100 * p['mfu']:.1f}%")
-  return "\n".join(lines)
+  return "\n".join(lines + _format_collectives(p) + _format_step_time(p))
 
 
 # --- search -------------------------------------------------------------------------------
@@ -402,8 +669,8 @@ def candidates(devices: int, num_heads: int, batch_size: int,
 
 
 def _child_command(argv: Sequence[str], candidate: Candidate, output: str) -> list[str]:
-  dropped = ("--mesh", "--rules", "--remat", "--microbatches", "--output", "--max_candidates",
-             "--max_seconds_per_candidate", "--max_search_seconds")
+  dropped = ("--mesh", "--dcn_mesh", "--rules", "--remat", "--microbatches", "--output",
+             "--max_candidates", "--max_seconds_per_candidate", "--max_search_seconds")
   keep, skip = [], False
   for a in argv:
     if skip:
@@ -416,7 +683,8 @@ def _child_command(argv: Sequence[str], candidate: Candidate, output: str) -> li
       keep.append(a)
   return [sys.executable, "-m", "flan_jax.plan", *keep, f"--mesh={candidate.mesh}",
           f"--rules={candidate.rules}", f"--remat={candidate.remat}",
-          f"--microbatches={candidate.microbatches}", f"--output={output}", "--quiet"]
+          f"--microbatches={candidate.microbatches}", f"--output={output}", "--quiet",
+          *([f"--dcn_mesh={candidate.dcn}"] if candidate.dcn else [])]
 
 
 def search(argv: Sequence[str], cands: Sequence[Candidate], timeout_s: float,
@@ -451,11 +719,12 @@ def search(argv: Sequence[str], cands: Sequence[Candidate], timeout_s: float,
 
 def format_search(results: Sequence[Mapping[str, Any]]) -> str:
   ok = sorted((r for r in results if "error" not in r and r["fits"]),
-              key=lambda r: r["step_seconds"])
+              key=lambda r: r["step_time"]["assumed"]["step_seconds"])
   rest = [r for r in results if "error" in r or not r["fits"]]
   lines = ["rank  step s   MFU%  peak GiB  headroom  candidate"]
   for i, r in enumerate(ok):
-    lines.append(f"{i + 1:4d}  {r['step_seconds']:6.3f}  {100 * r['mfu']:5.1f}  "
+    t = r["step_time"]["assumed"]
+    lines.append(f"{i + 1:4d}  {t['step_seconds']:6.3f}  {100 * t['mfu']:5.1f}  "
                  f"{r['bytes_per_device']['peak'] / GIB:8.2f}  {r['headroom_bytes'] / GIB:8.2f}  "
                  f"{Candidate(**r['candidate']).label()}")
   for r in rest:
@@ -489,7 +758,11 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument("--gin_bindings", action="append", default=[])
   parser.add_argument("--gin_search_paths", default=".", help="comma-separated")
   parser.add_argument("--devices", type=int, required=True, help="number of devices to plan for")
-  parser.add_argument("--mesh", default=None, help="e.g. data=8,model=16 (default: the gin's)")
+  parser.add_argument("--mesh", default=None, help="e.g. data=8,model=16 (default: the gin's "
+                      "MESH); with --dcn_mesh, the mesh inside one slice")
+  parser.add_argument("--dcn_mesh", default=None,
+                      help="slices per mesh axis, e.g. data=2 (default: the gin's DCN_MESH): "
+                      "plans --devices as that many slices of consecutive devices")
   parser.add_argument("--rules", default=None, choices=sorted(partitioning.RULE_SETS),
                       help="partitioning rule set (default: the gin's PARTITIONING_RULES)")
   parser.add_argument("--remat", default=None, choices=REMAT_POLICIES,
@@ -512,6 +785,26 @@ def build_parser() -> argparse.ArgumentParser:
   return parser
 
 
+def _run_search(args: argparse.Namespace, argv: Sequence[str], num_heads: int, batch: int,
+                dcn: str | None) -> int:
+  """``--search``: candidates for one slice's devices (each with ``dcn``), compiled and ranked."""
+  import tempfile
+  try:
+    per_slice = args.devices // num_slices(dcn)
+  except ValueError as e:
+    sys.exit(f"flan-jax plan: error: {e}")
+  cands = [dataclasses.replace(c, dcn=dcn)
+           for c in candidates(per_slice, num_heads, batch)[:args.max_candidates]]
+  print(f"searching {len(cands)} candidates for {args.devices} devices, target {args.target}",
+        file=sys.stderr)
+  with tempfile.TemporaryDirectory() as tmp:
+    results = search(argv, cands, args.max_seconds_per_candidate, args.max_search_seconds, tmp)
+  print(format_search(results))
+  with open(args.output, "w") as f:
+    json.dump({"search": results}, f, indent=2)
+  return 0 if any("error" not in r and r["fits"] for r in results) else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
   """``python -m flan_jax.plan`` / ``flan-jax plan``; returns the exit code (1: does not fit)."""
   from flan_jax.models.gin_config import rewrite_gin_args
@@ -532,26 +825,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     sys.exit(f"flan-jax plan: error: {e}")
   config = train_args["model_config"]
   batch = args.batch_size or train_args["batch_size"]
+  partitioning_cfg = train_args["partitioning_cfg"]
+  dcn = args.dcn_mesh or partitioning_cfg.dcn_mesh
   if args.search:
-    import tempfile
-    cands = candidates(args.devices, config.num_heads, batch)[:args.max_candidates]
-    print(f"searching {len(cands)} candidates for {args.devices} devices, target {args.target}",
-          file=sys.stderr)
-    with tempfile.TemporaryDirectory() as tmp:
-      results = search(argv, cands, args.max_seconds_per_candidate, args.max_search_seconds, tmp)
-    print(format_search(results))
-    with open(args.output, "w") as f:
-      json.dump({"search": results}, f, indent=2)
-    return 0 if any("error" not in r and r["fits"] for r in results) else 1
+    return _run_search(args, argv, config.num_heads, batch, dcn)
   from flan_jax.training import perf
   target = perf.accelerator(args.target)
   if args.hbm_gib is not None:
     target = dataclasses.replace(target, hbm_bytes=int(args.hbm_gib * GIB),
                                  note=f"HBM overridden to {args.hbm_gib} GiB")
-  partitioning_cfg = train_args["partitioning_cfg"]
   cand = Candidate(args.mesh or partitioning_cfg.mesh, args.rules or partitioning_cfg.rules,
                    args.remat or config.remat_policy,
-                   args.microbatches or train_args["optimizer_cfg"].num_microbatches)
+                   args.microbatches or train_args["optimizer_cfg"].num_microbatches, dcn)
   try:
     result = plan(train_args, cand, args.devices, target, args.fraction, batch)
   except ValueError as e:
