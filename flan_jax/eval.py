@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -45,6 +44,7 @@ from flan_jax.models import DecoderConfig
 from flan_jax.models import checkpoint as model_checkpoint
 from flan_jax.parallel import partitioning
 from flan_jax.parallel.console import announce
+from flan_jax.storage import fs
 
 REQUIRED_MACROS = ("MIXTURE_OR_TASK_NAME", "CHECKPOINT_PATH", "EVAL_OUTPUT_DIR")
 
@@ -196,7 +196,7 @@ def checkpoints_to_evaluate(checkpoint_path: str, mode: str, done: set[int] = fr
   if step is not None:
     raise ValueError(f"MODE='all' evaluates every checkpoint of a model dir; {checkpoint_path} is "
                      f"one checkpoint: pass {model_dir} (or use MODE='specific')")
-  return [os.path.join(model_dir, f"checkpoint_{s}") for s in model_checkpoint.steps(model_dir)
+  return [fs.join(model_dir, f"checkpoint_{s}") for s in model_checkpoint.steps(model_dir)
           if s not in done]
 
 
@@ -244,7 +244,7 @@ def evaluate(mixture_or_task_name: str = gin.REQUIRED, checkpoint_path: str = gi
     inference = Inference(config, params, device_mesh, rules, batch_size, prefix_lm,
                           max_decode_length, decode_kwargs=decode_kwargs,
                           on_task_done=bar.update if bar is not None else None)
-    return step, _run_splits(evaluators, inference, step, os.path.join(output_dir, label),
+    return step, _run_splits(evaluators, inference, step, fs.join(output_dir, label),
                              json_write_n_results, bar, label)
 
   for label, path in models.items():
@@ -299,7 +299,7 @@ def _run_splits(evaluators: Mapping[str, Any], inference: Inference, step: int, 
   for s, evaluator in evaluators.items():
     if bar is not None:
       bar.set_postfix_str(f"{label}/{s}")
-    set_log_dir(evaluator, os.path.join(log_dir, s), json_write_n_results)
+    set_log_dir(evaluator, fs.join(log_dir, s), json_write_n_results)
     by_split[s] = run_evaluator(evaluator, inference, step)
   return by_split
 
@@ -333,10 +333,9 @@ def _follow_checkpoints(path: str, mode: str, wait_s: float | None, poll_s: floa
 
 def _write_metrics(output_dir: str, metrics: Mapping[str, Any]) -> str:
   """``output_dir/metrics.json``; returns its path."""
-  os.makedirs(output_dir, exist_ok=True)
-  path = os.path.join(output_dir, "metrics.json")
-  with open(path, "w") as f:
-    json.dump(metrics, f, indent=2, sort_keys=True)
+  fs.makedirs(output_dir)
+  path = fs.join(output_dir, "metrics.json")
+  fs.write_text(path, json.dumps(metrics, indent=2, sort_keys=True))
   return path
 
 

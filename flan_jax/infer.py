@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -36,6 +34,7 @@ from flan_jax import eval as eval_lib
 from flan_jax.data import registry
 from flan_jax.parallel import partitioning
 from flan_jax.parallel.console import announce
+from flan_jax.storage import fs
 
 REQUIRED_MACROS = ("MIXTURE_OR_TASK_NAME", "CHECKPOINT_PATH", "INFER_OUTPUT_DIR",
                    "TASK_FEATURE_LENGTHS")
@@ -49,7 +48,7 @@ class _Rows(list):
 
 
 def output_path(output_dir: str, task: str, shard_id: int = 0, num_shards: int = 1) -> str:
-  return os.path.join(output_dir, f"{task}-{shard_id:05d}-of-{num_shards:05d}.jsonl")
+  return fs.join(output_dir, f"{task}-{shard_id:05d}-of-{num_shards:05d}.jsonl")
 
 
 def _text(example: Mapping[str, Any], key: str, vocabulary: Any) -> str | None:
@@ -59,15 +58,6 @@ def _text(example: Mapping[str, Any], key: str, vocabulary: Any) -> str | None:
   if key in example:
     return vocabulary.decode([int(t) for t in np.asarray(example[key]).reshape(-1)])
   return None
-
-
-def _write_atomic(path: str, lines: Sequence[str]) -> None:
-  tmp = f"{path}.tmp-{os.getpid()}"
-  with open(tmp, "w") as f:
-    f.writelines(lines)
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, path)
 
 
 def _task_rows(task: Any, split: str, lengths: Mapping[str, int], use_cached: bool,
@@ -110,11 +100,12 @@ def _chunk_lines(chunk: Sequence[tuple[Any, Any]], start: int, inference: eval_l
 def _join_chunks(chunk_dir: str, path: str) -> None:
   """Writes the chunks' lines, in order, to ``path`` and removes ``chunk_dir``."""
   lines = []
-  for name in sorted(n for n in os.listdir(chunk_dir) if n.endswith(".jsonl")):
-    with open(os.path.join(chunk_dir, name)) as f:
-      lines.extend(f.readlines())
-  _write_atomic(path, lines)
-  shutil.rmtree(chunk_dir)
+  names = fs.listdir(chunk_dir) if fs.exists(chunk_dir) else []  # An object store: no empty dirs.
+  for name in sorted(n for n in names if n.endswith(".jsonl")):
+    lines.append(fs.read_text(fs.join(chunk_dir, name)))
+  fs.write_text(path, "".join(lines))
+  if names:
+    fs.rmtree(chunk_dir)
 
 
 def infer_task(task: Any, inference: eval_lib.Inference, output_dir: str, split: str,
@@ -124,14 +115,13 @@ def infer_task(task: Any, inference: eval_lib.Inference, output_dir: str, split:
   """Writes ``task``'s JSONL (see the module docstring); returns (path, number of lines)."""
   path = output_path(output_dir, task.name, shard_id, num_shards)
   writer = jax.process_index() == 0
-  if os.path.exists(path):
-    with open(path) as f:
-      count = sum(1 for _ in f)
+  if fs.exists(path):
+    count = fs.read_text(path).count("\n")
     announce(f"{task.name}: {path} exists ({count} lines); skipped")
     return path, count
   chunk_dir = f"{path}.chunks"
   if writer:
-    os.makedirs(chunk_dir, exist_ok=True)
+    fs.makedirs(chunk_dir)
   vocabulary = task.output_features["targets"].vocabulary
   task_ds, model_ds = _task_rows(task, split, lengths, use_cached, shard_id, num_shards,
                                  num_examples)
@@ -145,15 +135,15 @@ def infer_task(task: Any, inference: eval_lib.Inference, output_dir: str, split:
     chunk = list(itertools.islice(rows, chunk_size))
     if not chunk:
       break
-    chunk_path = os.path.join(chunk_dir, f"chunk_{number:05d}.jsonl")
-    done = os.path.exists(chunk_path)
+    chunk_path = fs.join(chunk_dir, f"chunk_{number:05d}.jsonl")
+    done = fs.exists(chunk_path)
     if jax.process_count() > 1:  # Every host must take part in (or skip) the same chunks.
       from jax.experimental import multihost_utils
       done = bool(multihost_utils.broadcast_one_to_all(np.int32(done)))
     if not done:
       lines = _chunk_lines(chunk, start, inference, vocabulary, scores)
       if writer:
-        _write_atomic(chunk_path, lines)
+        fs.write_text(chunk_path, "".join(lines))
     start += len(chunk)
     if bar is not None:
       bar.update(len(chunk))
@@ -204,7 +194,7 @@ def infer(mixture_or_task_name: str = gin.REQUIRED, checkpoint_path: str = gin.R
   inference = eval_lib.Inference(config, params, device_mesh, rules, batch_size, prefix_lm,
                                  task_feature_lengths["targets"], eos_id=eos_id,
                                  decode_kwargs=decode_kwargs)
-  os.makedirs(output_dir, exist_ok=True)
+  fs.makedirs(output_dir)
   out = {}
   for task in tasks:
     cached = data.resolve_use_cached(task.name, use_cached)

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -58,6 +57,7 @@ from flan_jax.data import registry
 from flan_jax.models import DecoderConfig
 from flan_jax.models import checkpoint as model_checkpoint  # noqa: F401  (re-exported)
 from flan_jax.parallel import partitioning
+from flan_jax.storage import fs
 from flan_jax.training import checkpoints, hooks, logs, loop, perf
 from flan_jax.training import config as training_config
 from flan_jax.training import step as step_lib
@@ -139,9 +139,11 @@ def _accepting_flat_arguments(fn: Any) -> Any:
 
 
 def _check_initial_checkpoint(path: str | None) -> None:
-  if path is not None and not os.path.exists(path):
+  if path is not None and not fs.exists(path):
+    where = (f" (or these credentials cannot see it: {fs.CREDENTIALS_HELP})"
+             if fs.is_remote(path) else "")
     raise checkpoints.BadValueError(
-        f"INITIAL_CHECKPOINT_PATH {path!r} does not exist; pass a flan_jax model dir, a "
+        f"INITIAL_CHECKPOINT_PATH {path!r} does not exist{where}; pass a flan_jax model dir, a "
         "checkpoint_<step> dir or a Hugging Face model dir (or None)")
 
 
@@ -205,7 +207,7 @@ def _evaluator(cfg: training_config.TrainConfig, device_mesh: jax.sharding.Mesh,
       built["evaluator"] = eval_lib.make_evaluator(
           cfg.eval.mixture_or_task_name, cfg.eval.split, None,
           num_examples=cfg.eval.num_examples, use_cached=cfg.use_cached_tasks)
-      eval_lib.set_log_dir(built["evaluator"], os.path.join(cfg.model_dir, "inference_eval"))
+      eval_lib.set_log_dir(built["evaluator"], fs.join(cfg.model_dir, "inference_eval"))
       built["inference"] = eval_lib.Inference(
           cfg.decoder_config, params, device_mesh, rules, cfg.eval.batch_size,
           max_decode_length=cfg.task_feature_lengths["targets"])

@@ -17,8 +17,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 # Lowest first. `tasks` is the top-level tasks/ and mixtures/ (flan_jax.tasks / flan_jax.mixtures):
 # declarative content over data/. `commands` is every module directly in flan_jax/ (train.py,
 # eval.py, cli.py, ..., the one-release shims) and flan_jax/__init__.py (`flan_jax.load`).
-LAYERS = ("config", "metrics", "data", "tasks", "models", "parallel", "interop", "training",
-          "inference", "evaluation", "commands")
+LAYERS = ("storage", "config", "metrics", "data", "tasks", "models", "parallel", "interop",
+          "training", "inference", "evaluation", "commands")
 RANK = {name: i for i, name in enumerate(LAYERS)}
 
 

@@ -38,15 +38,15 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import glob
+import io
 import json
 import math
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from flan_jax.data import registry
 from flan_jax.evaluation import paper_results as paper_lib
+from flan_jax.storage import fs
 
 TURNED_SUFFIX = paper_lib.TURNED_SUFFIX
 ZERO_SHOT = "zero_shot"
@@ -642,9 +642,11 @@ def plot(report: Report, path: str, title: str = "Zero-shot performance on held-
               bbox_to_anchor=(1.0, 1.0))
   ax.spines[["top", "right"]].set_visible(False)
   fig.tight_layout()
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  fig.savefig(path, dpi=120)
+  png = io.BytesIO()
+  fig.savefig(png, dpi=120, format="png")
   plt.close(fig)
+  fs.makedirs(fs.dirname(fs.resolve(path)))
+  fs.write_bytes(path, png.getvalue())
   return path
 
 
@@ -653,14 +655,13 @@ def plot(report: Report, path: str, title: str = "Zero-shot performance on held-
 
 def write_report(report: Report, out_dir: str) -> dict[str, str]:
   """Writes ``report.md``, ``report.json`` and ``report.png``; returns their paths."""
-  os.makedirs(out_dir, exist_ok=True)
-  paths = {"report_md": os.path.join(out_dir, "report.md"),
-           "report_json": os.path.join(out_dir, "report.json"),
-           "report_png": os.path.join(out_dir, "report.png")}
-  with open(paths["report_md"], "w") as f:
-    f.write(to_markdown(report))
-  with open(paths["report_json"], "w") as f:
-    json.dump(to_json(report), f, indent=2, ensure_ascii=False, allow_nan=False)
+  fs.makedirs(out_dir)
+  paths = {"report_md": fs.join(out_dir, "report.md"),
+           "report_json": fs.join(out_dir, "report.json"),
+           "report_png": fs.join(out_dir, "report.png")}
+  fs.write_text(paths["report_md"], to_markdown(report))
+  fs.write_text(paths["report_json"],
+                json.dumps(to_json(report), indent=2, ensure_ascii=False, allow_nan=False))
   plot(report, paths["report_png"])
   return paths
 
@@ -684,20 +685,19 @@ def load_seqio_metrics(log_dir: str, step: int | None = None) -> dict[str, dict[
   Raises:
     FileNotFoundError: ``log_dir`` is not a directory.
   """
-  if not os.path.isdir(log_dir):
+  if not fs.isdir(log_dir):
     raise FileNotFoundError(f"No seqio log directory {log_dir!r}.")
   out: dict[str, dict[str, float]] = {}
-  for path in sorted(glob.glob(os.path.join(glob.escape(log_dir), "*" + METRIC_FILE_SUFFIX))):
-    task = os.path.basename(path)[:-len(METRIC_FILE_SUFFIX)]
+  for name in sorted(n for n in fs.listdir(log_dir) if n.endswith(METRIC_FILE_SUFFIX)):
+    task = name[:-len(METRIC_FILE_SUFFIX)]
     chosen: dict | None = None
-    with open(path) as f:
-      for line in f:
-        if not line.strip():
-          continue
-        row = json.loads(line)
-        s = row.get("step", -1)
-        if (step is None and (chosen is None or s >= chosen.get("step", -1))) or s == step:
-          chosen = row
+    for line in fs.read_text(fs.join(log_dir, name)).split("\n"):
+      if not line.strip():
+        continue
+      row = json.loads(line)
+      s = row.get("step", -1)
+      if (step is None and (chosen is None or s >= chosen.get("step", -1))) or s == step:
+        chosen = row
     if chosen is None:
       continue
     values = {k: _metric_value(v) for k, v in chosen.items() if k != "step"}

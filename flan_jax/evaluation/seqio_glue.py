@@ -11,9 +11,8 @@ renames them breaks this module's tests (tests/test_eval.py) first.
 from __future__ import annotations
 
 import collections
-import functools
 import logging
-import os
+import tempfile
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,6 +21,7 @@ import numpy as np
 import seqio
 
 from flan_jax.data import registry
+from flan_jax.storage import fs
 from flan_jax.training import batches as data
 
 
@@ -38,22 +38,18 @@ def make_evaluator(mixture_or_task_name: str, split: str, log_dir: str | None,
   registry.ensure_registered()
   registry.get(mixture_or_task_name)  # Unknown names raise with close matches.
   use_cached = data.resolve_use_cached(mixture_or_task_name, use_cached)
-  loggers: tuple = ()
-  if log_dir and jax.process_index() == 0:
-    loggers = (seqio.PyLoggingLogger, seqio.TensorBoardLogger,
-               functools.partial(seqio.JSONLogger, write_n_results=write_n_results))
   absl_logger = logging.getLogger("absl")
   level = absl_logger.level
-  if not loggers:  # Loggers are set later (set_log_dir); skip seqio's "will not log" warning.
-    absl_logger.setLevel(logging.ERROR)
+  absl_logger.setLevel(logging.ERROR)  # Loggers come from set_log_dir: no "will not log" line.
   try:
     evaluator = seqio.Evaluator(
         mixture_or_task_name, feature_converter=seqio.DecoderFeatureConverter(pack=False),
         eval_split=split, use_cached=use_cached, seed=seed,
-        sequence_length=dict(task_feature_lengths) if task_feature_lengths else None,
-        logger_cls=loggers, log_dir=log_dir)
+        sequence_length=dict(task_feature_lengths) if task_feature_lengths else None)
   finally:
     absl_logger.setLevel(level)
+  if log_dir:
+    set_log_dir(evaluator, log_dir, write_n_results)
   if num_examples:
     _take_examples(evaluator, num_examples)
   return evaluator
@@ -95,6 +91,7 @@ def run_evaluator(evaluator: Any, inference: Any, step: int | None = None
     future, _ = evaluator.evaluate(compute_metrics=jax.process_index() == 0, step=step,
                                    predict_fn=inference.predict_fn, score_fn=inference.score_fn)
     metrics = future.result() or {}
+    _upload_logs(evaluator)
   except Exception:
     # seqio keeps a failed metrics future and re-raises it at the next evaluate(): forget it, so
     # one failed evaluation (e.g. in training) does not fail all later ones.
@@ -112,10 +109,24 @@ def set_log_dir(evaluator: Any, log_dir: str, write_n_results: int | None = None
   ``write_n_results`` caps them)."""
   if jax.process_index() != 0:
     return
-  os.makedirs(log_dir, exist_ok=True)
+  fs.makedirs(log_dir)
   loggers = getattr(evaluator, "_flan_jax_loggers", {})
   if log_dir not in loggers:  # One TensorBoard writer per directory (its event file).
-    loggers[log_dir] = (seqio.PyLoggingLogger(log_dir), seqio.TensorBoardLogger(log_dir),
-                        seqio.JSONLogger(log_dir, write_n_results=write_n_results))
+    # seqio's loggers write through TensorFlow's gfile, outside flan_jax's path layer: for an
+    # object-store log_dir they write a local temporary directory, copied there after each
+    # evaluation (_upload_logs) and deleted with the evaluator.
+    stage = tempfile.TemporaryDirectory(prefix="flan_jax-seqio-") if fs.is_remote(log_dir) else None
+    local = log_dir if stage is None else stage.name
+    loggers[log_dir] = (seqio.PyLoggingLogger(local), seqio.TensorBoardLogger(local),
+                        seqio.JSONLogger(local, write_n_results=write_n_results), stage)
     evaluator._flan_jax_loggers = loggers
-  evaluator._loggers = loggers[log_dir]
+  evaluator._loggers = loggers[log_dir][:3]
+  evaluator._flan_jax_log_dir = log_dir
+
+
+def _upload_logs(evaluator: Any) -> None:
+  """Copies the staged seqio logs of an object-store log dir there (see :func:`set_log_dir`)."""
+  log_dir = getattr(evaluator, "_flan_jax_log_dir", None)
+  stage = None if log_dir is None else evaluator._flan_jax_loggers[log_dir][3]
+  if stage is not None:
+    fs.copy_tree_from_local(stage.name, log_dir)

@@ -23,13 +23,10 @@ tested against a GCS emulator (``STORAGE_EMULATOR_HOST``). A user's explicit set
 from __future__ import annotations
 
 import builtins
-import contextlib
 import os
 import posixpath
 import re
 import shutil
-import tempfile
-from collections.abc import Iterator
 from typing import IO, Any
 
 os.environ.setdefault("EPATH_USE_TF", "false")  # Before etils picks a backend (it caches it).
@@ -257,23 +254,6 @@ def copy_tree_from_local(local: str, path: str) -> None:
     if not is_remote(path):
       os.makedirs(os.path.dirname(target), exist_ok=True)
     write_bytes(target, data)
-
-
-@contextlib.contextmanager
-def local_dir(path: str) -> Iterator[str]:
-  """A local directory for writers that only write local files (TensorFlow's gfile, seqio's
-  loggers): ``path`` itself when it is local; else a temporary one, copied to ``path`` and
-  deleted when the block ends (also when it raises)."""
-  if not is_remote(path):
-    os.makedirs(path, exist_ok=True)
-    yield path
-    return
-  check_bucket(path)
-  with tempfile.TemporaryDirectory(prefix="flan_jax-stage-") as tmp:
-    try:
-      yield tmp
-    finally:
-      copy_tree_from_local(tmp, path)
 
 
 def check_bucket(path: str) -> None:

@@ -10,9 +10,9 @@ for a save (``wants_save``) or a stop (``stop_requested``); the container puts b
 from __future__ import annotations
 
 import dataclasses
+import io
 import logging
 import math
-import os
 import signal
 import threading
 import time
@@ -22,6 +22,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from flan_jax.storage import fs
 from flan_jax.training import checkpoints, logs
 
 NONFINITE_BATCH = "nonfinite_batch_step_{step}"
@@ -113,7 +114,7 @@ class MetricsLog(Hook):
   def __init__(self, model_dir: str, writer: Any, period: int,
                fields: Sequence[Callable[[list[dict], bool], dict]] = ()):
     self.model_dir, self.writer, self.period, self.fields = model_dir, writer, period, fields
-    self.path = os.path.join(model_dir, logs.METRICS_FILE)
+    self.path = fs.join(model_dir, logs.METRICS_FILE)
     self.pending: list[tuple[int, Mapping[str, jax.Array]]] = []
     self.last_row: dict | None = None  # The last row written at the current step, else None.
 
@@ -251,8 +252,10 @@ def save_nonfinite_batch(model_dir: str, step: int, batch: Mapping[str, np.ndarr
   name = NONFINITE_BATCH.format(step=step)
   if jax.process_index():
     name += f".process_{jax.process_index()}"
-  path = os.path.join(model_dir, name + ".npz")
-  np.savez(path, **batch)
+  path = fs.join(model_dir, name + ".npz")
+  data = io.BytesIO()
+  np.savez(data, **batch)
+  fs.write_bytes(path, data.getvalue())
   return path
 
 

@@ -6,7 +6,6 @@ the progress bar, periodic evaluation) is a hook (:mod:`.hooks`).
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import gin
 import jax
 
+from flan_jax.storage import fs
 from flan_jax.training import batches as batches_lib
 from flan_jax.training import checkpoints, hooks, logs, perf, runtime
 from flan_jax.training.config import TrainConfig
@@ -28,9 +28,8 @@ def default_hooks(cfg: TrainConfig, start: Start, batches: batches_lib.TrainIter
                   compiles: runtime.CompileStats | None = None) -> hooks.Hooks:
   """The hooks of a ``flan-jax train`` run, in order (see :mod:`.hooks`); ``compiles``: the
   compile stats of the run's start, reported after the first step."""
-  from clu import metric_writers
-  writer = metric_writers.create_default_writer(os.path.join(cfg.model_dir, SUMMARY_DIR),
-                                                just_logging=jax.process_index() != 0)
+  writer = logs.summary_writer(fs.join(cfg.model_dir, SUMMARY_DIR),
+                              just_logging=jax.process_index() != 0)
   config = cfg.decoder_config
   seq_len = sum(cfg.task_feature_lengths.values())
   # Model FLOPs (PaLM: 6N + causal attention; the bidirectional prefix is counted as causal).
@@ -52,7 +51,7 @@ def default_hooks(cfg: TrainConfig, start: Start, batches: batches_lib.TrainIter
   if compiles is not None:
     run.append(hooks.CompileReport(compiles, cfg.compilation_cache_path))
   if cfg.profile_range is not None:
-    run.append(hooks.Profiler(os.path.join(cfg.model_dir, PROFILE_DIR), *cfg.profile_range,
+    run.append(hooks.Profiler(fs.join(cfg.model_dir, PROFILE_DIR), *cfg.profile_range,
                               int(start.state.step),
                               cfg.profile_all_processes or jax.process_index() == 0))
   return hooks.Hooks(run)
@@ -87,8 +86,7 @@ def run(cfg: TrainConfig, mesh: jax.sharding.Mesh, rules: Any,
     if start.done:
       return start.state
     if jax.process_index() == 0:
-      with open(os.path.join(cfg.model_dir, "config.gin"), "w") as f:
-        f.write(gin.operative_config_str())
+      fs.write_text(fs.join(cfg.model_dir, "config.gin"), gin.operative_config_str())
     data_cfg = batches_lib.DataConfig(
         cfg.mixture_or_task_name, dict(cfg.task_feature_lengths), cfg.batch_size, seed=start.seed,
         use_cached=cfg.use_cached_tasks, num_shards=start.num_shards, packer=cfg.packer,

@@ -9,13 +9,13 @@ state), else random init.
 from __future__ import annotations
 
 import functools
-import os
 from typing import Any, NamedTuple
 
 import jax
 import numpy as np
 
 from flan_jax.parallel import multihost, partitioning
+from flan_jax.storage import fs
 from flan_jax.training import checkpoints, logs
 from flan_jax.training.config import TrainConfig
 from flan_jax.training.step import TrainStep, build_train_step
@@ -124,7 +124,7 @@ def restore_or_init(cfg: TrainConfig, mesh: jax.sharding.Mesh, rules: Any) -> St
   if jax.process_index() == 0:
     checkpoints.save_config(cfg.model_dir, cfg.decoder_config,
                             allow_change=cfg.checkpoint.allow_config_change)
-  metrics_path = os.path.join(cfg.model_dir, logs.METRICS_FILE)
+  metrics_path = fs.join(cfg.model_dir, logs.METRICS_FILE)
   if latest is not None:
     seed, position = int(meta["seed"]), int(meta["data_position"])
     logs.announce(f"resumed from {cfg.model_dir}/checkpoint_{latest} (data position {position})")
