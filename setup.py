@@ -35,7 +35,8 @@ setup(
         "jaxlib>=0.10,<0.11",
         "flax>=0.12,<0.13",
         "optax>=0.2.4",
-        "orbax-checkpoint>=0.11",
+        # 0.12.x: flan_jax adds a crc32c codec to its zarr3 chunks (models/checkpoint.py).
+        "orbax-checkpoint>=0.12.8,<0.13",
         "clu>=0.0.12",
         "tensorboard>=2.21,<2.22",  # clu's metric writers write TensorBoard summaries with it.
         "gin-config>=0.5",

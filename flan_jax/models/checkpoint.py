@@ -7,16 +7,23 @@ Layout (the t5x / orbax ``CheckpointManager`` layout, step prefix ``checkpoint``
       .flan_jax.lock              while a trainer / import-hf / export-hf uses the dir: host, pid
       checkpoint_<step>/state/    orbax PyTree: {"params"} (import-hf) or {step, params, opt_state}
       checkpoint_<step>/data/     JSON: step, model_config, data position, seed (trainer)
-      checkpoint_<step>/checksums.json   sha256 of every other file of the step (written with it)
+      checkpoint_<step>/checksums.json   sizes of the step's files; sha256 of the small ones
       tokenizer.json, tokenizer_config.json   optional: a Hugging Face tokenizer (import-hf)
 
-Every restore goes through :func:`problem` (completeness, the ``data`` item, its JSON, the
-checksums) and the shapes in the checkpoint's own metadata. Without an explicit step the newest
-good checkpoint is used: the trainer moves a bad one aside (``checkpoint_<step>.bad-<time>``)
-with one log line naming the reason; eval, infer, export and :func:`flan_jax.load` skip it with
-the same line and leave the directory alone. An explicitly requested step that fails a check is
-an error naming the reason. When no checkpoint is good, :class:`CheckpointError` lists each one
-tried with its reason.
+Integrity costs almost nothing at any scale. Array chunks are written with tensorstore's ``crc32c``
+codec (:func:`state_handler`): each host checksums the chunks it writes as it writes them, and
+tensorstore verifies each chunk a host reads as it reads it (a mismatch is an error, never a silent
+load); OCDBT's own B-tree nodes and manifests carry crc32c too. ``checksums.json`` adds the size of
+every file (a truncated or missing one) and the sha256 of the small metadata files (JSON, the OCDBT
+manifests); the array data files (``d/``) are listed, never re-read.
+
+Every restore goes through :func:`problem` (completeness, the ``data`` item, its JSON, sizes and
+the small files' digests) and the shapes in the checkpoint's own metadata. Without an explicit step
+the newest good checkpoint is used: the trainer moves a bad one aside
+(``checkpoint_<step>.bad-<time>``) with one log line naming the reason; eval, infer, export and
+:func:`flan_jax.load` skip it with the same line and leave the directory alone. An explicitly
+requested step that fails a check is an error naming the reason. When no checkpoint is good,
+:class:`CheckpointError` lists each one tried with its reason.
 
 ``flan-jax import-hf`` writes ``checkpoint_0`` with :func:`save_params`; the trainer can start
 from such a directory (``INITIAL_CHECKPOINT_PATH``; :func:`restore_params` reads only the
@@ -235,6 +242,12 @@ def _files(path: str) -> list[str]:
   return sorted(out)
 
 
+def is_array_data_file(rel: str) -> bool:
+  """An OCDBT data file (``state/.../d/<id>``): array chunks (crc32c codec) and B-tree nodes
+  (crc32c), verified by tensorstore as they are read; :func:`file_checksums` lists its size only."""
+  return rel.startswith(STATE + "/") and os.path.basename(os.path.dirname(rel)) == "d"
+
+
 def _sha256(path: str) -> str:
   h = hashlib.sha256()
   with open(path, "rb") as f:
@@ -244,10 +257,14 @@ def _sha256(path: str) -> str:
 
 
 def file_checksums(path: str) -> dict[str, list]:
-  """{relative file: [size, sha256]} of every file of a checkpoint dir but the checksum file and
-  orbax's ``_CHECKPOINT_METADATA`` (its presence is checked on its own)."""
-  return {rel: [os.path.getsize(os.path.join(path, rel)), _sha256(os.path.join(path, rel))]
-          for rel in _files(path)}
+  """{relative file: [size, sha256 or None]} of every file of a checkpoint dir but the checksum
+  file and orbax's ``_CHECKPOINT_METADATA`` (its presence is checked on its own). Array data files
+  get None: their chunks carry crc32c (:func:`state_handler`), so nothing large is read back."""
+  sums = {}
+  for rel in _files(path):
+    file = os.path.join(path, rel)
+    sums[rel] = [os.path.getsize(file), None if is_array_data_file(rel) else _sha256(file)]
+  return sums
 
 
 def write_checksums(path: str) -> None:
@@ -255,7 +272,8 @@ def write_checksums(path: str) -> None:
   if jax.process_index() != 0:
     return
   target = os.path.join(path, CHECKSUM_FILE)
-  sums = {"algorithm": "sha256", "files": file_checksums(path)}
+  sums = {"algorithm": "sha256", "array_data": "tensorstore crc32c per chunk, checked on read",
+          "files": file_checksums(path)}
   tmp = f"{target}.tmp-{os.getpid()}"
   with open(tmp, "w") as f:
     json.dump(sums, f)
@@ -303,7 +321,7 @@ def problem(path: str, need_data: bool = False) -> str | None:
         return f"file {rel} is missing"
       if os.path.getsize(file) != size:
         return f"file {rel} is {os.path.getsize(file)} bytes, {size} were written (truncated?)"
-      if _sha256(file) != digest:
+      if digest is not None and _sha256(file) != digest:
         return f"checksum mismatch in {rel} (its content changed after it was written)"
   try:
     read_data(path)
@@ -312,10 +330,29 @@ def problem(path: str, need_data: bool = False) -> str | None:
   return None
 
 
+_DIGEST_MISMATCH = re.compile(r'"([^"]+)" in OCDBT database.*Digest mismatch, stored digest is '
+                              r"(\w+) but computed digest is (\w+)")
+_TENSORSTORE_STATUS = re.compile(r"\b(DATA_LOSS|NOT_FOUND|INVALID_ARGUMENT|FAILED_PRECONDITION|"
+                                 r"OUT_OF_RANGE|UNAVAILABLE|PERMISSION_DENIED): ")
+
+
 def error_text(error: BaseException) -> str:
-  """One line for an orbax/tensorstore/json exception."""
-  text = " ".join(str(error).split())
-  return f"{type(error).__name__}: {text[:300]}"
+  """One line for an orbax/tensorstore/json exception: a crc32c mismatch names the array chunk;
+  else tensorstore's own status line (orbax wraps it in a message that names no cause)."""
+  chain, seen = [], set()
+  while error is not None and id(error) not in seen:
+    seen.add(id(error))
+    chain.append(error)
+    error = error.__cause__ or error.__context__
+  texts = [" ".join(str(e).split()) for e in chain]
+  for text in texts:
+    if m := _DIGEST_MISMATCH.search(text):
+      return (f"checksum mismatch in {STATE}/ array chunk {m.group(1)} (crc32c stored "
+              f"{m.group(2)}, read {m.group(3)}: its bytes changed after they were written)")
+  for e, text in zip(chain, texts, strict=True):
+    if m := _TENSORSTORE_STATUS.search(text):
+      return f"{type(e).__name__}: {text[m.start():m.start() + 300]}"
+  return f"{type(chain[0]).__name__}: {texts[0][:300]}"
 
 
 def set_aside(path: str, reason: str, suffix: str = "bad") -> str:
@@ -383,6 +420,48 @@ def resolve_step(model_dir: str, step: int | None = None) -> int:
 
 
 # --- arrays -----------------------------------------------------------------------------------
+
+
+def _with_chunk_crc32c(build: Callable[..., dict]) -> Callable[..., dict]:
+  """Orbax's zarr3 metadata builder, with tensorstore's ``crc32c`` codec after each chunk's
+  encoding (a checksum of the stored bytes, written and verified by tensorstore)."""
+
+  def build_with_crc32c(*args: Any, **kwargs: Any) -> dict:
+    metadata = build(*args, **kwargs)
+    codecs = metadata["codecs"]
+    if len(codecs) != 1 or codecs[0].get("name") != "sharding_indexed":
+      raise RuntimeError(f"orbax {ocp.__version__} writes zarr3 codecs {codecs}; flan_jax adds "
+                         "crc32c to sharding_indexed chunks only: use orbax-checkpoint 0.12.x")
+    inner = codecs[0]["configuration"]["codecs"]
+    if {"name": "crc32c"} not in inner:
+      inner.append({"name": "crc32c"})
+    return metadata
+
+  build_with_crc32c.flan_jax_crc32c = True
+  return build_with_crc32c
+
+
+def state_handler() -> ocp.PyTreeCheckpointHandler:
+  """The handler of every ``state`` item flan_jax writes: OCDBT + zarr3 with a crc32c per chunk.
+
+  Orbax has no option for chunk codecs, so its zarr3 metadata builder is wrapped (once per
+  process; an orbax without that builder is an error here, not checkpoints without checksums).
+  Restores need nothing: the codec is in each array's stored metadata.
+  """
+  from orbax.checkpoint._src.serialization import tensorstore_utils as ts_utils
+  build = getattr(ts_utils, "_build_zarr3_metadata", None)
+  if build is None:
+    raise RuntimeError(f"orbax-checkpoint {ocp.__version__} has no zarr3 metadata builder to add "
+                       "chunk checksums to; install orbax-checkpoint 0.12.x (setup.py pins it)")
+  if not getattr(build, "flan_jax_crc32c", False):
+    ts_utils._build_zarr3_metadata = _with_chunk_crc32c(build)
+  return ocp.PyTreeCheckpointHandler(use_zarr3=True)
+
+
+def item_handlers() -> dict[str, Any]:
+  """``item_handlers`` of a ``CheckpointManager`` over a MODEL_DIR (``state`` and ``data``)."""
+  return {STATE: state_handler(), DATA: ocp.JsonCheckpointHandler()}
+
 
 
 def check_shapes(expected: Any, actual: Any, source: str = "checkpoint") -> None:
@@ -498,9 +577,9 @@ def save_params(model_dir: str, params: Any, config: DecoderConfig, step: int = 
   options = ocp.CheckpointManagerOptions(step_prefix="checkpoint", create=True)
   meta = {"step": step, "model_config": config.to_dict()}
   with ocp.CheckpointManager(os.path.abspath(model_dir), options=options,
-                             item_names=(STATE, DATA)) as manager:
+                             item_handlers=item_handlers()) as manager:
     manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave({"params": params}), data=ocp.args.JsonSave(meta)),
+        state=ocp.args.PyTreeSave({"params": params}), data=ocp.args.JsonSave(meta)),
         force=True)
     manager.wait_until_finished()
   write_checksums(step_dir(model_dir, step))

@@ -20,6 +20,7 @@ import orbax.checkpoint as ocp
 from flan_jax.interop import hf as hf_interop
 from flan_jax.interop import loading
 from flan_jax.models import DecoderConfig, abstract_params
+from flan_jax.models import checkpoint as model_checkpoint
 from flan_jax.models.checkpoint import (  # noqa: F401  (re-exported: the trainer's callers use them)
   CHECKSUM_FILE,
   CONFIG_CHANGES_FILE,
@@ -127,9 +128,11 @@ def _root_cause(error: BaseException) -> str:
 
 
 class TrainCheckpoints:
-  """The trainer's ``CheckpointManager``: each save gets ``checksums.json`` before orbax makes
-  it visible (async: in the finalisation thread; sync: right after the save), and a failed save
-  (ENOSPC and the like) is raised as :class:`CheckpointWriteError` at the next :meth:`check`."""
+  """The trainer's ``CheckpointManager``: arrays with a crc32c per chunk
+  (:func:`flan_jax.models.checkpoint.state_handler`); each save gets ``checksums.json`` (sizes,
+  the small files' sha256: a listing, no large read) before orbax makes it visible (async: in the
+  finalisation thread; sync: right after the save), and a failed save (ENOSPC and the like) is
+  raised as :class:`CheckpointWriteError` at the next :meth:`check`."""
 
   def __init__(self, model_dir: str, keep: int | None, async_checkpointing: bool = True):
     self.model_dir = os.path.abspath(model_dir)
@@ -142,7 +145,7 @@ class TrainCheckpoints:
         step_prefix="checkpoint", max_to_keep=keep, create=True, cleanup_tmp_directories=True,
         enable_async_checkpointing=async_checkpointing, async_options=async_options)
     self.manager = ocp.CheckpointManager(self.model_dir, options=options,
-                                         item_names=(STATE, DATA))
+                                         item_handlers=model_checkpoint.item_handlers())
 
   def _finalized(self) -> None:
     """Orbax calls this when the step's files are written, before the tmp dir is renamed."""
@@ -178,7 +181,7 @@ class TrainCheckpoints:
     self._saving = step
     try:
       self.manager.save(step, args=ocp.args.Composite(
-          state=ocp.args.StandardSave(state_tree(state)), data=ocp.args.JsonSave(dict(meta))),
+          state=ocp.args.PyTreeSave(state_tree(state)), data=ocp.args.JsonSave(dict(meta))),
           force=True)
     except Exception as e:  # noqa: BLE001
       raise self._failed(step, e) from e
