@@ -223,9 +223,11 @@ def test_meshes_a_topology_cannot_take_fail_with_the_fix():
   with pytest.raises(ValueError, match=r"span 2 slices, and MESH data=4,model=8 is not a mesh of "
                                        r"one slice's 16 devices.*DCN_MESH = 'data=2'"):
     partitioning.device_layout("data=4,model=8", two)
-  with pytest.raises(ValueError, match=r"DCN_MESH data=4,model=1 must use exactly the 2 slice"):
+  with pytest.raises(ValueError, match=r"DCN_MESH data=4,model=1 must use exactly the 32 devices' "
+                                       r"2 slices"):
     partitioning.device_layout("data=-1,model=8", two, dcn="data=4")
-  with pytest.raises(ValueError, match=r"1 host \(process\).*DCN_MESH = 'data=1'"):
+  with pytest.raises(ValueError, match=r"8 devices' 1 hosts \(processes; these devices carry "
+                                       r"no slice_index\), e.g. DCN_MESH = 'data=1'"):
     partitioning.device_layout("data=2,model=2", jax.devices(), dcn="data=2")  # CPU: no slices.
 
 
@@ -247,7 +249,7 @@ def test_train_builds_its_mesh_with_dcn_mesh(tmp_path):
   with pytest.raises(BadValueError, match=r"DCN_MESH \(training.PartitioningConfig.dcn_mesh\) "
                                           r"must be a mesh such as 'data=2'"):
     PartitioningConfig("data=-1", "1d", "dta=2")
-  with pytest.raises(ValueError, match=r"DCN_MESH data=2,model=1 must use exactly the 1 host"):
+  with pytest.raises(ValueError, match=r"DCN_MESH data=2,model=1 must use exactly the 8 "):
     train.train(model_dir=str(tmp_path), model_config=config_from_gin(["gin/models/tiny.gin"]),
                 mixture_or_task_name="demo_heldout_nli_train",
                 task_feature_lengths={"inputs": 32, "targets": 8}, train_steps=1, batch_size=8,

@@ -195,12 +195,13 @@ def _data_across_slices(spec: MeshSpec, num_devices: int, slices: int) -> MeshSp
 def _hybrid_layout(spec: MeshSpec, dcn: MeshSpec, devices: list[Any], granule: str,
                    slices: int) -> tuple[dict[str, int], np.ndarray]:
   """The ICI x DCN layout of :func:`device_layout` (``granule``: how devices group)."""
-  unit = "slice" if granule == "slice_index" else "host (process)"
+  unit = "slice" if granule == "slice_index" else "host"
   try:
     dcn_sizes = dcn.axis_sizes(slices)
   except ValueError:
-    raise ValueError(f"DCN_MESH {dcn} must use exactly the {slices} {unit}(s) the "
-                     f"{len(devices)} devices span, e.g. DCN_MESH = 'data={slices}'") from None
+    kind = "slices" if unit == "slice" else "hosts (processes; these devices carry no slice_index)"
+    raise ValueError(f"DCN_MESH {dcn} must use exactly the {len(devices)} devices' {slices} "
+                     f"{kind}, e.g. DCN_MESH = 'data={slices}'") from None
   try:
     ici_sizes = spec.axis_sizes(len(devices) // slices)
   except ValueError as e:
