@@ -84,23 +84,36 @@ def test_gin_macros_reach_the_config(tmp_path, monkeypatch):
 
 
 def test_compile_stats_count_cache_misses_then_hits(tmp_path):
-  """A program compiled once is loaded from the cache by a fresh jit of the same computation."""
+  """A program compiled once is loaded from the cache by a fresh jit of the same computation;
+  the process's settings are back after the block."""
   before = jax.config.jax_compilation_cache_dir
-  runtime.enable_compilation_cache(str(tmp_path / "cache"))
-  try:
-    x = np.arange(7, dtype=np.float32)
+  x = np.arange(7, dtype=np.float32)
+  with runtime.persistent_cache(str(tmp_path / "cache")):
+    assert jax.config.jax_persistent_cache_min_compile_time_secs == 0.0
     with runtime.CompileStats() as first:
       jax.jit(lambda v: v * 3.5 + 1.25)(x).block_until_ready()
     with runtime.CompileStats() as second:
       jax.jit(lambda v: v * 3.5 + 1.25)(x).block_until_ready()  # A new function: no memory hit.
-  finally:
-    runtime.enable_compilation_cache(before)
+  assert jax.config.jax_compilation_cache_dir == before
   assert (first.programs, first.hits, first.misses) == (1, 0, 1)
   assert (second.programs, second.hits) == (1, 1)
   assert os.listdir(tmp_path / "cache")
   assert second.summary("/c") == (
       f"compile {second.seconds:.1f} s: 0 programs compiled, 1 from the cache at /c")
   assert "no persistent compilation cache" in first.summary(None)
+
+
+def test_the_process_cache_wins_over_the_default_only(tmp_path):
+  """JAX_COMPILATION_CACHE_DIR (jax.config) is used when COMPILATION_CACHE_DIR is left at its
+  default; an explicit COMPILATION_CACHE_DIR (or None) still wins."""
+  before = jax.config.jax_compilation_cache_dir
+  jax.config.update("jax_compilation_cache_dir", "/process/cache")  # Nothing compiles here.
+  try:
+    assert _config(tmp_path).compilation_cache_path == "/process/cache"
+    assert _config(tmp_path, compilation_cache_dir="/mine").compilation_cache_path == "/mine"
+    assert _config(tmp_path, compilation_cache_dir=None).compilation_cache_path is None
+  finally:
+    jax.config.update("jax_compilation_cache_dir", before)
 
 
 @pytest.mark.slow  # ~20-40 s of a real (tiny) train on 2 cores.

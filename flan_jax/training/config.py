@@ -35,6 +35,7 @@ from flan_jax.parallel import partitioning
 from flan_jax.training import losses, optim
 
 PACKERS = ("seqio", "best_fit")
+DEFAULT_COMPILATION_CACHE = "compilation_cache"  # COMPILATION_CACHE_DIR: under MODEL_DIR.
 
 
 def check_packer(packer: str) -> None:
@@ -268,8 +269,8 @@ class TrainConfig:
   progress: bool = True
   peak_flops_per_device: float | None = None
   allow_nothing_to_do: bool = _field("ALLOW_NOTHING_TO_DO", False)
-  # jax's persistent compilation cache: relative paths are under model_dir; None or '': off.
-  compilation_cache_dir: str | None = _field("COMPILATION_CACHE_DIR", "compilation_cache")
+  # jax's persistent compilation cache: compilation_cache_path.
+  compilation_cache_dir: str | None = _field("COMPILATION_CACHE_DIR", DEFAULT_COMPILATION_CACHE)
   profile_steps: str | None = _field("PROFILE_STEPS", None)  # 'START:STOP': parse_profile_steps.
   profile_all_processes: bool = False  # False: only process 0 writes a trace.
   optimizer: OptimizerConfig = OptimizerConfig()
@@ -338,9 +339,15 @@ class TrainConfig:
 
   @property
   def compilation_cache_path(self) -> str | None:
-    """Where jax's persistent compilation cache lives (None: off)."""
+    """Where jax's persistent compilation cache lives: ``compilation_cache_dir`` (relative: under
+    ``model_dir``; None or '': off); left at its default, the process's own cache when it has
+    one (``JAX_COMPILATION_CACHE_DIR``, ``jax.config``)."""
     if not self.compilation_cache_dir:
       return None
+    if self.compilation_cache_dir == DEFAULT_COMPILATION_CACHE:
+      import jax
+      if jax.config.jax_compilation_cache_dir:
+        return jax.config.jax_compilation_cache_dir
     from etils import epath  # gs:// and local paths alike.
     path = os.path.expanduser(self.compilation_cache_dir)
     return path if epath.Path(path).is_absolute() else str(epath.Path(self.model_dir) / path)

@@ -80,8 +80,8 @@ def train_loop(start: Start, batches: batches_lib.TrainIterator, run_hooks: hook
 def run(cfg: TrainConfig, mesh: jax.sharding.Mesh, rules: Any,
         evaluate: Callable[[int, Any], hooks.Results] | None = None) -> Any:
   """Trains ``cfg`` on ``mesh``, resuming from ``cfg.model_dir`` when possible; the final state."""
-  runtime.enable_compilation_cache(cfg.compilation_cache_path)
-  with runtime.CompileStats() as compiles:  # Reported after the first step (hooks.CompileReport).
+  with (runtime.persistent_cache(cfg.compilation_cache_path),
+        runtime.CompileStats() as compiles):  # Reported after the first step (CompileReport).
     start = restore_or_init(cfg, mesh, rules)
     if start.done:
       return start.state

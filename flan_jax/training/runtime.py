@@ -11,6 +11,10 @@ MODEL_DIR usually is). :class:`CompileStats` counts XLA compile seconds and cach
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
 import jax
 from jax.experimental.compilation_cache import compilation_cache
 
@@ -20,15 +24,32 @@ CACHE_HIT_EVENT = "/jax/compilation_cache/cache_hits"
 CACHE_MISS_EVENT = "/jax/compilation_cache/cache_misses"
 
 
-def enable_compilation_cache(path: str | None) -> None:
-  """Points jax's persistent compilation cache at ``path`` (None: off) and caches every program,
-  however small or quick to compile (jax's defaults skip programs that compile in under 1 s)."""
-  if path != jax.config.jax_compilation_cache_dir:
-    compilation_cache.reset_cache()  # jax opens its cache once per process; reopen it at path.
-  jax.config.update("jax_compilation_cache_dir", path)
+_SETTINGS = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
+             "jax_persistent_cache_min_entry_size_bytes")
+
+
+def _apply(values: dict[str, Any]) -> None:
+  if values["jax_compilation_cache_dir"] != jax.config.jax_compilation_cache_dir:
+    compilation_cache.reset_cache()  # jax opens its cache once per process; reopen it.
+  for name, value in values.items():
+    jax.config.update(name, value)
+
+
+@contextlib.contextmanager
+def persistent_cache(path: str | None) -> Iterator[None]:
+  """jax's persistent compilation cache at ``path`` (None: off) inside the block, caching every
+  program however small or quick to compile (jax's defaults skip programs that compile in under
+  1 s); the process's own settings again after it."""
+  before = {name: getattr(jax.config, name) for name in _SETTINGS}
+  inside = dict(before, jax_compilation_cache_dir=path)
   if path is not None:
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)  # -1: no size limit.
+    inside.update(jax_persistent_cache_min_compile_time_secs=0.0,
+                  jax_persistent_cache_min_entry_size_bytes=-1)  # -1: no size limit.
+  _apply(inside)
+  try:
+    yield
+  finally:
+    _apply(before)
 
 
 class CompileStats:
