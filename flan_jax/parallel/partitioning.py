@@ -32,6 +32,7 @@ from jax.experimental import mesh_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from flan_jax.models import Decoder, DecoderConfig
+from flan_jax.parallel import console
 
 LogicalRules = Sequence[tuple[str, Any]]
 
@@ -148,9 +149,10 @@ def device_layout(spec: MeshSpec | str = MeshSpec(), devices: Sequence[Any] | No
                   dcn: MeshSpec | str | None = None) -> tuple[dict[str, int], np.ndarray]:
   """({axis: size}, the device array) of :func:`create_mesh`; never falls back.
 
-  Slices are the devices' ``slice_index`` values (TPU); devices without one (GPU, CPU) are
-  grouped by host (``process_index``). With ``dcn``, ``jax.experimental.mesh_utils
-  .create_hybrid_device_mesh`` lays ``spec`` out inside each slice and the slices along ``dcn``.
+  Slices are the devices' ``slice_index`` values (TPU, or devices of several slice indices);
+  other devices (GPU, CPU) are grouped by host (``process_index``). With ``dcn``,
+  ``mesh_utils.create_hybrid_device_mesh`` lays ``spec`` out inside each slice and the slices
+  along ``dcn``.
   Devices of several slices without ``dcn`` put ``data`` across the slices when ``spec`` fits one
   slice (and say so), else fail. One slice: ``create_device_mesh`` (TPU coordinates, GPU ids);
   CPU devices have no physical topology and are taken in order. A layout that the topology
@@ -158,7 +160,8 @@ def device_layout(spec: MeshSpec | str = MeshSpec(), devices: Sequence[Any] | No
   """
   spec = _spec(spec)
   devices = list(jax.devices() if devices is None else devices)
-  by_slice = all(hasattr(d, "slice_index") for d in devices)
+  slice_ids = {getattr(d, "slice_index", None) for d in devices}
+  by_slice = devices[0].platform == "tpu" or (None not in slice_ids and len(slice_ids) > 1)
   granule = "slice_index" if by_slice else "process_index"
   slices = len({getattr(d, granule) for d in devices})
   if dcn is None and by_slice and slices > 1:
@@ -186,7 +189,6 @@ def _data_across_slices(spec: MeshSpec, num_devices: int, slices: int) -> MeshSp
         f"slice's {per_slice} devices: MESH is the mesh inside a slice and DCN_MESH the slices "
         f"per axis (training.PartitioningConfig.dcn_mesh); set e.g. DCN_MESH = 'data={slices}' "
         f"with MESH = 'data=-1,model={spec.model}'") from None
-  from flan_jax.parallel import console
   console.announce(f"the devices span {slices} slices and no DCN_MESH is set: data across the "
                    f"slices (DCN_MESH = 'data={slices}'), MESH {spec} inside each slice")
   return MeshSpec(data=slices)
