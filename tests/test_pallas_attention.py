@@ -25,29 +25,27 @@ def interpret(monkeypatch):
   monkeypatch.setenv(attn.PALLAS_INTERPRET_ENV, "1")
 
 
-def _segments(kind: str, rng: np.random.Generator, b: int, t: int
+def _segments(kinds: list[str], rng: np.random.Generator, t: int
               ) -> tuple[np.ndarray, np.ndarray | None]:
-  """(segment ids [B, T], prefix-LM flags [B, T] or None) for a mask kind."""
-  seg = np.ones((b, t), np.int32)
-  if kind in ("padded", "packed", "packed_prefix"):
-    for row in range(b):
-      if kind == "padded":
-        seg[row, rng.integers(t // 4, t):] = 0
-        continue
+  """(segment ids [B, T], prefix-LM flags [B, T] or None): row i of mask kind ``kinds[i]``
+  (``causal``, ``padded``, ``packed``, each optionally ``_prefix``: random prefix-LM inputs at
+  the start of each segment; rows without it get none)."""
+  seg = np.ones((len(kinds), t), np.int32)
+  bidir = np.zeros(seg.shape, bool)
+  for row, kind in enumerate(kinds):
+    if kind.startswith("padded"):
+      seg[row, rng.integers(t // 4, t):] = 0
+    elif kind.startswith("packed"):
       pos, sid = 0, 1
       while pos < t - 8:  # Segments of random lengths, then padding.
         n = int(rng.integers(4, t // 3))
         seg[row, pos:pos + n] = sid
         pos, sid = pos + n, sid + 1
       seg[row, pos:] = 0
-  if kind not in ("prefix", "packed_prefix"):
-    return seg, None
-  bidir = np.zeros((b, t), bool)
-  for row in range(b):
-    for sid in set(np.unique(seg[row])) - {0}:
+    for sid in set(np.unique(seg[row])) - {0} if kind.endswith("prefix") else ():
       idx = np.flatnonzero(seg[row] == sid)
-      bidir[row, idx[:int(rng.integers(0, len(idx) + 1))]] = True
-  return seg, bidir
+      bidir[row, idx[:int(rng.integers(1, len(idx) + 1))]] = True
+  return seg, (bidir if any(k.endswith("prefix") for k in kinds) else None)
 
 
 def _spec(seg: np.ndarray, bidir: np.ndarray | None) -> attn.MaskSpec:
@@ -84,19 +82,13 @@ def _check_against_reference(fn, spec: attn.MaskSpec, q, k, v, bias, cot) -> Non
     np.testing.assert_allclose(g, w, atol=ATOL, err_msg=f"d/d{name}")
 
 
-@pytest.mark.parametrize("kind,t,groups,blocks", [
-    ("causal", 256, 2, (128, 128)),  # Two query and key blocks: the kernel's causal skipping.
-    ("padded", 200, 1, (256, 128)),  # Padded to 256 (one query block, two key blocks).
-    ("packed", 128, 2, (128, 256)),
-    ("prefix", 128, 1, (128, 128)),  # Causal ∨ prefix folded into ab.
-    ("packed_prefix", 256, 2, (256, 128)),
-])
-def test_pallas_equals_reference(interpret, kind, t, groups, blocks):
-  rng = np.random.default_rng(t * 7 + groups)
-  b, kvh, hd = 2, 2, 8
-  seg, bidir = _segments(kind, rng, b, t)
+def _check_kinds(kinds: list[str], t: int, groups: int, blocks: tuple[int, int],
+                 seed: int) -> None:
+  rng = np.random.default_rng(seed)
+  seg, bidir = _segments(kinds, rng, t)
   spec = _spec(seg, bidir)
-  q, k, v, bias, cot = _inputs(int(rng.integers(1 << 30)), b, t, kvh * groups, kvh, hd)
+  kvh = 2
+  q, k, v, bias, cot = _inputs(seed, len(kinds), t, kvh * groups, kvh, 8)
 
   def pallas(q, k, v, bias):
     return attn.pallas_attention(q, k, v, spec, bias, jnp.float32, *blocks)
@@ -104,34 +96,49 @@ def test_pallas_equals_reference(interpret, kind, t, groups, blocks):
   _check_against_reference(pallas, spec, q, k, v, bias, cot)
 
 
-def test_pallas_under_a_mesh(interpret):
-  """Batch over ``data``, heads over ``model`` (2 x 4 devices): the kernel runs per shard under
-  ``shard_map`` and still equals the reference (the bias gradient summed over batch shards)."""
-  devices = np.asarray(jax.devices()[:8]).reshape(2, 4)
-  mesh = jax.sharding.Mesh(devices, ("data", "model"))
+def test_pallas_equals_reference_causal_padded_packed(interpret):
+  """The kernel's causal mask with segment ids: T=200 padded to 256, two query and key blocks
+  (the kernel skips the one above the diagonal), grouped queries."""
+  _check_kinds(["causal", "padded", "packed"], 200, 2, (128, 128), seed=0)
+
+
+def test_pallas_equals_reference_prefix_in_a_mesh(interpret):
+  """Prefix-LM masks (folded into ``ab``) on a 2 x 4 mesh: batch over ``data``, heads over
+  ``model``, the kernel per shard under ``shard_map`` (the bias gradient summed over batch
+  shards)."""
+  mesh = jax.sharding.Mesh(np.asarray(jax.devices()[:8]).reshape(2, 4), ("data", "model"))
   rules = partitioning.logical_axis_rules("1d", mesh.axis_names)
-  rng = np.random.default_rng(3)
-  seg, bidir = _segments("packed_prefix", rng, 2, 128)
-  spec = _spec(seg, bidir)
-  q, k, v, bias, cot = _inputs(3, 2, 128, 4, 4, 8)
-
-  def pallas(q, k, v, bias):
-    with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
-      return attn.pallas_attention(q, k, v, spec, bias, jnp.float32, 128, 128)
-
-  assert "shard_map" in str(jax.make_jaxpr(pallas)(q, k, v, bias))
-  _check_against_reference(pallas, spec, q, k, v, bias, cot)
+  with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+    seg, _ = _segments(["causal"], np.random.default_rng(0), 128)
+    q = jnp.ones((2, 128, 4, 8))
+    assert "shard_map" in str(jax.make_jaxpr(lambda q: attn.pallas_attention(
+        q, q, q, _spec(np.repeat(seg, 2, 0), None), None, jnp.float32, 128, 128))(q))
+    _check_kinds(["prefix", "padded_prefix", "packed_prefix", "packed"], 128, 2, (128, 128),
+                 seed=1)
 
 
-def test_decoder_pallas_equals_dense(interpret):
-  """A packed prefix-LM batch with padding (T=128, relative-position bias, grouped queries):
-  logits on real tokens and all parameter gradients agree; likewise a plain causal batch."""
+@pytest.mark.slow
+@pytest.mark.parametrize("kinds,t,groups,blocks", [
+    (["causal", "causal"], 256, 1, (256, 128)),  # One query block, two key blocks.
+    (["padded", "packed"], 384, 1, (128, 384)),  # Three query blocks, one key block.
+    (["prefix", "packed_prefix"], 200, 1, (256, 256)),
+    (["padded_prefix", "packed_prefix"], 256, 2, (128, 128)),
+])
+def test_pallas_equals_reference_blocks(interpret, kinds, t, groups, blocks):
+  _check_kinds(kinds, t, groups, blocks, seed=t + groups)
+
+
+@pytest.mark.slow  # ~25 s each on 2 cores.
+@pytest.mark.parametrize("prefix_lm", [True, False])
+def test_decoder_pallas_equals_dense(interpret, prefix_lm):
+  """A packed batch with padding (T=128, relative-position bias, grouped queries), prefix-LM or
+  causal: logits on real tokens and all parameter gradients agree."""
   base = DecoderConfig(vocab_size=64, num_layers=2, d_model=32, num_heads=4, num_kv_heads=2,
                        head_dim=8, d_ff=64, dtype="float32")
   pallas = base.replace(attention="pallas", attention_block_q=128, attention_block_k=128)
   params = init_params(base, jax.random.key(0))
   rng = np.random.default_rng(1)
-  seg, bidir = _segments("packed_prefix", rng, 2, 128)
+  seg, bidir = _segments(["packed_prefix", "padded_prefix"], rng, 128)
   tokens = jnp.asarray(np.where(seg > 0, rng.integers(1, 64, seg.shape), 0))
   real = jnp.asarray(seg > 0)[..., None]
 
@@ -142,19 +149,19 @@ def test_decoder_pallas_equals_dense(interpret):
     return jnp.sum(jnp.where(real, jax.nn.log_softmax(logits), 0.0)[..., 3]), logits
 
   grad = jax.jit(jax.value_and_grad(loss, has_aux=True), static_argnums=1)
-  for prefix in (jnp.asarray(bidir), None):
-    (la, logits_a), ga = grad(params, base, prefix)
-    (lb, logits_b), gb = grad(params, pallas, prefix)
-    np.testing.assert_allclose(jnp.where(real, logits_b, 0), jnp.where(real, logits_a, 0),
-                               atol=ATOL)
-    np.testing.assert_allclose(lb, la, rtol=1e-6)
-    for a, b in zip(jax.tree.leaves(ga), jax.tree.leaves(gb), strict=True):
-      np.testing.assert_allclose(b, a, atol=ATOL)
+  prefix = jnp.asarray(bidir) if prefix_lm else None
+  (la, logits_a), ga = grad(params, base, prefix)
+  (lb, logits_b), gb = grad(params, pallas, prefix)
+  np.testing.assert_allclose(jnp.where(real, logits_b, 0), jnp.where(real, logits_a, 0),
+                             atol=ATOL)
+  np.testing.assert_allclose(lb, la, rtol=1e-6)
+  for a, b in zip(jax.tree.leaves(ga), jax.tree.leaves(gb), strict=True):
+    np.testing.assert_allclose(b, a, atol=ATOL)
 
 
 def test_pallas_refuses_without_tpu_or_interpret_and_bad_blocks(monkeypatch):
   monkeypatch.delenv(attn.PALLAS_INTERPRET_ENV, raising=False)
-  seg, _ = _segments("causal", np.random.default_rng(0), 1, 128)
+  seg, _ = _segments(["causal"], np.random.default_rng(0), 128)
   q = jnp.ones((1, 128, 2, 8))
   with pytest.raises(ValueError, match="needs a TPU.*FLAN_JAX_PALLAS_INTERPRET=1"):
     attn.pallas_attention(q, q, q, _spec(seg, None), None, jnp.float32, 128, 128)
@@ -174,7 +181,7 @@ def test_cudnn_equals_reference(kind, dtype):
   """cuDNN's fused attention in 16-bit vs the float32 reference on the same (rounded) inputs:
   outputs and gradients within 16-bit rounding (2e-2; the reference in 16-bit is as far)."""
   rng = np.random.default_rng(0)
-  seg, bidir = _segments(kind, rng, 2, 256)
+  seg, bidir = _segments([kind, kind], rng, 256)
   spec = _spec(seg, bidir)
   q, k, v, bias, cot = (x.astype(dtype).astype(jnp.float32) for x in _inputs(0, 2, 256, 4, 2, 64))
   real = (spec.q_segment != 0)[:, :, None, None]
