@@ -1,7 +1,7 @@
 """Train-step throughput of the flan_jax decoder vs. the measured matmul peak and PyTorch.
 
     .venv/bin/python bench/model_step.py [--steps 3] [--dtype float32|bfloat16]
-        [--variants dense,blocked,blocked_ce]
+        [--variants dense,blocked,blocked_ce]   # cudnn (GPU, --dtype bfloat16), pallas (TPU)
 
 Config: a ~30M-matmul-parameter Llama-shaped decoder (d 512, 8 layers, 8 heads of 64, SwiGLU
 d_ff 1408, vocab 8192, RoPE, untied), batch 8 x 512, AdamW, causal LM loss through
@@ -17,7 +17,9 @@ by step, so machine load hits all alike; medians are reported. Variants: ``dense
 default attention), ``blocked`` (causal block skipping, ``attention="blocked"``), ``blocked_ce``
 (plus the chunked cross-entropy, ``loss_chunk_size=128``); on top of ``blocked_ce``: ``scan``
 (``scan_layers``), ``remat_dots`` / ``remat_full`` (remat policies) and ``no_donate`` (the step
-without buffer donation). FLOPs: 6N + 12·L·H·Dh·T halved for
+without buffer donation), ``cudnn`` / ``pallas`` (the attention core swapped for cuDNN's fused
+attention on a GPU, or jax's Pallas TPU flash attention on a TPU; the model refuses them on any
+other backend, with the reason). FLOPs: 6N + 12·L·H·Dh·T halved for
 causal masks (PaLM / MaxText convention, N = matmul params incl. the output projection).
 A run is ``noisy`` when the load average moved by more than 0.5 or exceeded the cores used.
 Last line: ``mfu=<x> torch_ratio=<y> torch_ratio_2core=<z> load=<before>-><after>[ noisy]``
@@ -47,6 +49,8 @@ VARIANTS |= {  # The rest of the step (issue 15 deliverable 3), each on top of b
     "remat_dots": {**_BEST, "remat_policy": "dots"},
     "remat_full": {**_BEST, "remat_policy": "full"},
     "no_donate": {**_BEST, "donate": False},
+    "cudnn": {**_BEST, "attention": "cudnn"},
+    "pallas": {**_BEST, "attention": "pallas"},
 }
 
 
@@ -235,7 +239,9 @@ def _child_run(args, cores: str | None, threads: int, extra: list[str] = ()) -> 
     cmd = ["taskset", "-c", cores] + cmd
   else:
     env["OMP_WAIT_POLICY"] = "PASSIVE"
-  out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
+  out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+  if out.returncode:
+    sys.exit(f"the measuring child failed:\n{out.stderr[-3000:]}")
   return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -278,6 +284,8 @@ def main(argv=None) -> None:
   unknown = set(args.variants.split(",")) - set(VARIANTS)
   if unknown:
     parser.error(f"unknown variants {sorted(unknown)}; choose from {sorted(VARIANTS)}")
+  if "cudnn" in args.variants.split(",") and args.dtype != "bfloat16":
+    parser.error("variant cudnn needs --dtype bfloat16 (cuDNN attention is 16-bit only)")
   if args.child:
     return print(json.dumps(breakdown(args))) if args.breakdown else child(args)
 

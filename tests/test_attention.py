@@ -166,6 +166,8 @@ def test_auto_resolves_per_platform():
   assert attn.resolve("auto", jnp.bfloat16, "gpu") == "cudnn"
   assert attn.resolve("auto", jnp.float32, "gpu") == "blocked"
   assert attn.resolve("auto", jnp.bfloat16, "cpu") == "blocked"
+  assert attn.resolve("auto", jnp.bfloat16, "tpu") == "pallas"
+  assert attn.resolve("auto", jnp.float32, "tpu") == "pallas"
   assert attn.resolve("dense", jnp.bfloat16, "gpu") == "dense"
   with pytest.raises(ValueError, match="attention"):
     DecoderConfig(attention="flash")

@@ -29,7 +29,8 @@ outputs never reach the loss.
 from __future__ import annotations
 
 import os
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import TYPE_CHECKING, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -37,6 +38,9 @@ import jax.numpy as jnp
 from jax import lax
 
 from flan_jax.models.masks import attention_mask
+
+if TYPE_CHECKING:
+  from jax.experimental.pallas.ops.tpu.flash_attention import BlockSizes
 
 NEG_INF = -1e10  # Finite, so fully masked (padding) rows stay NaN-free.
 PALLAS_INTERPRET_ENV = "FLAN_JAX_PALLAS_INTERPRET"  # "1": the Pallas kernel off TPU, interpreted.
@@ -309,7 +313,7 @@ def _pallas_inputs(q: jax.Array, k: jax.Array, v: jax.Array, spec: MaskSpec,
   return args
 
 
-def _pallas_kernel(a: dict[str, jax.Array], sizes, ab_dtype: jnp.dtype,
+def _pallas_kernel(a: dict[str, jax.Array], sizes: BlockSizes, ab_dtype: jnp.dtype,
                    interpret: bool) -> jax.Array:
   """The flash-attention kernel on :func:`_pallas_inputs` (or a shard of them): [B, heads, Lp,
   Dp]. Prefix-LM flags become ``ab`` (causal ∨ prefix); the kernel then masks segments only."""
@@ -333,7 +337,8 @@ def _pallas_kernel(a: dict[str, jax.Array], sizes, ab_dtype: jnp.dtype,
                               causal="q_prefix" not in a, sm_scale=1.0, block_sizes=sizes)
 
 
-def _over_mesh(kernel, args: dict[str, jax.Array]) -> jax.Array:
+def _over_mesh(kernel: Callable[[dict[str, jax.Array]], jax.Array],
+               args: dict[str, jax.Array]) -> jax.Array:
   """``kernel(args)``; inside a mesh of several devices, under ``shard_map`` with the batch and
   heads axes split as the logical-axis rules say (lengths and head_dim whole)."""
   mesh = jax.sharding.get_abstract_mesh()
