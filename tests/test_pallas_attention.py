@@ -129,12 +129,14 @@ def test_pallas_equals_reference_blocks(interpret, kinds, t, groups, blocks):
 
 
 @pytest.mark.slow  # ~25 s each on 2 cores.
-@pytest.mark.parametrize("prefix_lm", [True, False])
-def test_decoder_pallas_equals_dense(interpret, prefix_lm):
-  """A packed batch with padding (T=128, relative-position bias, grouped queries), prefix-LM or
-  causal: logits on real tokens and all parameter gradients agree."""
+@pytest.mark.parametrize("prefix_lm,in_mesh", [(True, False), (False, False), (True, True)])
+def test_decoder_pallas_equals_dense(interpret, prefix_lm, in_mesh):
+  """A packed batch with padding (T=128, relative-position bias, grouped queries, scanned
+  layers), prefix-LM or causal, alone or in a 2 x 4 mesh under the 1d rules with ``minimal``
+  remat (the trainer's path): logits on real tokens and all parameter gradients agree."""
   base = DecoderConfig(vocab_size=64, num_layers=2, d_model=32, num_heads=4, num_kv_heads=2,
-                       head_dim=8, d_ff=64, dtype="float32")
+                       head_dim=8, d_ff=64, dtype="float32",
+                       remat_policy="minimal" if in_mesh else "none")
   pallas = base.replace(attention="pallas", attention_block_q=128, attention_block_k=128)
   params = init_params(base, jax.random.key(0))
   rng = np.random.default_rng(1)
@@ -149,6 +151,11 @@ def test_decoder_pallas_equals_dense(interpret, prefix_lm):
     return jnp.sum(jnp.where(real, jax.nn.log_softmax(logits), 0.0)[..., 3]), logits
 
   grad = jax.jit(jax.value_and_grad(loss, has_aux=True), static_argnums=1)
+  if in_mesh:
+    mesh = jax.sharding.Mesh(np.asarray(jax.devices()[:8]).reshape(2, 4), ("data", "model"))
+    grad = partitioning.partition(jax.value_and_grad(loss, has_aux=True), mesh,
+                                  partitioning.logical_axis_rules("1d", mesh.axis_names),
+                                  static_argnums=(1,))
   prefix = jnp.asarray(bidir) if prefix_lm else None
   (la, logits_a), ga = grad(params, base, prefix)
   (lb, logits_b), gb = grad(params, pallas, prefix)
@@ -159,7 +166,8 @@ def test_decoder_pallas_equals_dense(interpret, prefix_lm):
     np.testing.assert_allclose(b, a, atol=ATOL)
 
 
-def test_pallas_refuses_without_tpu_or_interpret_and_bad_blocks(monkeypatch):
+def test_pallas_and_cudnn_refuse_clearly(monkeypatch):
+  """pallas off TPU without the interpret switch, blocks the kernel cannot take, cudnn off GPU."""
   monkeypatch.delenv(attn.PALLAS_INTERPRET_ENV, raising=False)
   seg, _ = _segments(["causal"], np.random.default_rng(0), 128)
   q = jnp.ones((1, 128, 2, 8))
@@ -170,6 +178,9 @@ def test_pallas_refuses_without_tpu_or_interpret_and_bad_blocks(monkeypatch):
     attn.pallas_attention(q, q, q, _spec(seg, None), None, jnp.float32, 100, 128)
   with pytest.raises(ValueError, match="attention_block_q=256, attention_block_k=4"):
     DecoderConfig(attention="pallas", attention_block_q=256, attention_block_k=4)
+  if jax.default_backend() != "gpu":
+    with pytest.raises(ValueError, match="attention='cudnn' needs a GPU"):
+      attn.cudnn_attention(q, q, q, _spec(seg, None), None, jnp.bfloat16)
 
 
 @pytest.mark.skipif(jax.default_backend() != "gpu", reason="cuDNN attention needs a GPU")

@@ -333,8 +333,8 @@ def _pallas_kernel(a: dict[str, jax.Array], sizes: BlockSizes, ab_dtype: jnp.dty
     # memory (host callbacks) hung under shard_map on 8 simulated CPU devices.
     pltpu.set_tpu_interpret_mode(True)
   return fa.flash_attention(a["q"], a["k"], a["v"], ab,
-                              fa.SegmentIds(a["q_segment"], a["k_segment"]),
-                              causal="q_prefix" not in a, sm_scale=1.0, block_sizes=sizes)
+                            fa.SegmentIds(a["q_segment"], a["k_segment"]),
+                            causal="q_prefix" not in a, sm_scale=1.0, block_sizes=sizes)
 
 
 def _over_mesh(kernel: Callable[[dict[str, jax.Array]], jax.Array],
