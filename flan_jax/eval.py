@@ -208,7 +208,8 @@ def evaluate(mixture_or_task_name: str = gin.REQUIRED, checkpoint_path: str = gi
              num_examples: int | None = None, dev_num_examples: int | None = None,
              max_decode_length: int = 64, decode_kwargs: Mapping[str, Any] | None = None,
              use_cached: bool | None = False, seed: int = 42, dtype: str | None = None,
-             mesh: str = "data=-1,model=1", report: bool = True, progress: bool = True,
+             mesh: str = "data=-1,model=1",
+             dcn_mesh: str | None = None, report: bool = True, progress: bool = True,
              partitioning_rules: str = "1d", json_write_n_results: int | None = None,
              mode: str = "latest", wait_for_checkpoints_s: float | None = None,
              poll_s: float = 10.0) -> dict[str, Any]:
@@ -225,7 +226,7 @@ def evaluate(mixture_or_task_name: str = gin.REQUIRED, checkpoint_path: str = gi
   """
   registry.ensure_registered()
   registry.get(mixture_or_task_name)  # Unknown names raise with close matches.
-  device_mesh = partitioning.create_mesh(mesh)
+  device_mesh = partitioning.create_mesh(mesh, dcn=dcn_mesh)  # dcn_mesh: as train's DCN_MESH.
   rules = partitioning.logical_axis_rules(partitioning_rules, device_mesh.axis_names)
   checkpoints_to_evaluate(checkpoint_path, mode)  # Bad modes fail before any data is read.
   models = {"model": checkpoint_path, **dict(baselines or {})}

@@ -161,6 +161,7 @@ def infer(mixture_or_task_name: str = gin.REQUIRED, checkpoint_path: str = gin.R
           scores: bool = False, decode_kwargs: Mapping[str, Any] | None = None,
           use_cached: bool | None = False, shard_id: int = 0, num_shards: int = 1,
           dtype: str | None = None, mesh: str = "data=-1,model=1",
+          dcn_mesh: str | None = None,
           partitioning_rules: str = "1d", progress: bool = True,
           num_examples: int | None = None) -> dict[str, str]:
   """Writes every prediction of each task of ``mixture_or_task_name`` (its first
@@ -184,7 +185,7 @@ def infer(mixture_or_task_name: str = gin.REQUIRED, checkpoint_path: str = gin.R
   if no_inputs:
     raise ValueError(f"inference decodes targets from inputs, but {', '.join(no_inputs)} has no "
                      "'inputs' feature (a plain-LM task)")
-  device_mesh = partitioning.create_mesh(mesh)
+  device_mesh = partitioning.create_mesh(mesh, dcn=dcn_mesh)  # dcn_mesh: as train's DCN_MESH.
   rules = partitioning.logical_axis_rules(partitioning_rules, device_mesh.axis_names)
   config, params, step, prefix_lm = eval_lib.load_model(checkpoint_path, device_mesh, rules,
                                                         dtype)

@@ -254,3 +254,15 @@ def test_train_builds_its_mesh_with_dcn_mesh(tmp_path):
                 mixture_or_task_name="demo_heldout_nli_train",
                 task_feature_lengths={"inputs": 32, "targets": 8}, train_steps=1, batch_size=8,
                 partitioning_cfg=PartitioningConfig("data=-1", "1d", "data=2"), progress=False)
+
+
+@pytest.mark.parametrize("command", ["eval", "infer"])
+def test_eval_and_infer_build_their_mesh_with_dcn_mesh(command, monkeypatch):
+  """eval/infer take a dcn_mesh as train's DCN_MESH; one that does not fit the devices fails."""
+  import importlib
+  module = importlib.import_module(f"flan_jax.{command}")
+  run = module.evaluate if command == "eval" else module.infer
+  kwargs = {"task_feature_lengths": {"inputs": 32, "targets": 8}} if command == "infer" else {}
+  with pytest.raises(ValueError, match=r"DCN_MESH data=2,model=1 must use exactly the 8 "):
+    run(mixture_or_task_name="demo_heldout_nli_train", checkpoint_path="unused",
+        output_dir="unused", dcn_mesh="data=2", **kwargs)
