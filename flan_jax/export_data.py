@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -31,6 +30,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from flan_jax.data import registry
+from flan_jax.storage import fs
 
 _OPTION_SEP = "\x1e"
 _EXTRA_INT_KEYS = ("template_idx", "num_shots", "is_correct")
@@ -139,14 +139,14 @@ def _mixture_rows(plan: list[tuple[seqio.Task, int]], order: list[int], split: s
     return
   groups = range(0, len(plan), live)
   with tempfile.TemporaryDirectory(prefix="flan_jax_export_") as tmp:
-    paths = [os.path.join(tmp, f"group{g // live}.jsonl") for g in groups]
+    paths = [fs.join(tmp, f"group{g // live}.jsonl") for g in groups]
     for g, path in zip(tqdm(groups, desc=f"task groups of {live}", unit="group",
                             file=sys.stderr, leave=False), paths, strict=True):
       sub = [i - g for i in order if g <= i < g + live]
-      with open(path, "w", encoding="utf-8") as f:
+      with fs.open(path, "w", encoding="utf-8") as f:
         for i, row in _interleave(plan[g:g + live], sub, split, seed, shuffle):
           f.write(json.dumps([i + g, row], ensure_ascii=False) + "\n")
-    files = [open(path, encoding="utf-8") for path in paths]
+    files = [fs.open(path, encoding="utf-8") for path in paths]
     try:
       heads = [f.readline() for f in files]
       for i in order:
@@ -220,7 +220,8 @@ def export(name: str, split: str, output: str, *, seed: int | None = 0, shuffle:
   rows, total = records(name, split, seed=seed, shuffle=shuffle, num_examples=num_examples,
                         shard=shard)
   count = 0
-  out = sys.stdout if output == "-" else open(output, "w", encoding="utf-8")
+  # An object-store part appears whole when closed (one upload); a failed export leaves none.
+  out = sys.stdout if output == "-" else fs.open(output, "w", encoding="utf-8")
   try:
     for row in tqdm(rows, total=total, desc=f"export {name}/{split}", unit="ex",
                     disable=not progress, file=sys.stderr):

@@ -45,6 +45,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from flan_jax.storage import fs
+
 GIB = 2**30
 _DTYPE_BYTES = {"pred": 1, "s8": 1, "u8": 1, "s16": 2, "u16": 2, "f16": 2, "bf16": 2, "s32": 4,
                 "u32": 4, "f32": 4, "s64": 8, "u64": 8, "f64": 8, "c64": 8, "c128": 16,
@@ -700,13 +702,12 @@ def search(argv: Sequence[str], cands: Sequence[Candidate], timeout_s: float,
       results.append({"candidate": dataclasses.asdict(cand), "error": "search time budget spent"})
       continue
     bar.set_postfix_str(cand.label())
-    out = os.path.join(workdir, f"candidate_{i}.json")
+    out = fs.join(workdir, f"candidate_{i}.json")
     try:
       proc = subprocess.run(_child_command(argv, cand, out), capture_output=True, text=True,
                             timeout=min(timeout_s, left))
-      if os.path.exists(out):
-        with open(out) as f:
-          results.append(json.load(f))
+      if fs.exists(out):
+        results.append(json.loads(fs.read_text(out)))
       else:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["failed"]
         results.append({"candidate": dataclasses.asdict(cand), "error": tail[0]})
@@ -800,8 +801,7 @@ def _run_search(args: argparse.Namespace, argv: Sequence[str], num_heads: int, b
   with tempfile.TemporaryDirectory() as tmp:
     results = search(argv, cands, args.max_seconds_per_candidate, args.max_search_seconds, tmp)
   print(format_search(results))
-  with open(args.output, "w") as f:
-    json.dump({"search": results}, f, indent=2)
+  fs.write_text(args.output, json.dumps({"search": results}, indent=2))
   return 0 if any("error" not in r and r["fits"] for r in results) else 1
 
 
@@ -842,8 +842,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   except ValueError as e:
     sys.exit(f"flan-jax plan: error: {e}")
   result["command"] = " ".join(["flan-jax plan", *argv])
-  with open(args.output, "w") as f:
-    json.dump(result, f, indent=2)
+  fs.write_text(args.output, json.dumps(result, indent=2))
   if not args.quiet:
     print(format_plan(result))
     print(f"wrote {args.output}")

@@ -26,6 +26,7 @@ import tensorflow as tf
 
 from flan_jax.data import preprocessors as prep
 from flan_jax.data import vocab as vocab_lib
+from flan_jax.storage import fs
 
 TEXT_KEYS = ("inputs", "targets", "_task_name", "_template_type", "_task_source")
 SHUFFLE_BUFFER = 10_000
@@ -56,7 +57,11 @@ def register_exported(name: str, train_files: str | list[str], *,
                       num_examples: int | None = None) -> seqio.Task:
   """Registers ``name``: a seqio task whose ``train`` split reads the JSONL files
   (glob pattern or list) written by ``export-data``; ``num_examples`` their line count, if known.
+  The files may be local or ``gs://`` (an unknown scheme fails here); tf.data reads them, a
+  ``gs://`` one through TensorFlow's own GCS client (its credentials: docs/storage.md).
   """
+  for pattern in [train_files] if isinstance(train_files, str) else train_files:
+    fs.check(pattern)
   source = seqio.TextLineDataSource(
       {"train": train_files},
       num_input_examples=None if num_examples is None else {"train": num_examples})

@@ -211,8 +211,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--output_path", default=None, help="write the results JSON here")
   parser.add_argument("--log_samples", action="store_true")
   args = parser.parse_args(argv)
-  import os
-  if not os.path.isdir(args.model_dir):
+  from flan_jax.storage import fs
+  if not fs.isdir(args.model_dir):
     parser.error(f"--model_dir {args.model_dir} is not a directory")
   lm = FlanJaxLM(pretrained=args.model_dir, batch_size=args.batch_size, dtype=args.dtype,
                  max_length=args.max_length, mesh=args.mesh)
@@ -228,6 +228,5 @@ def main(argv: Sequence[str] | None = None) -> int:
   from lm_eval.utils import make_table
   print(make_table(results))
   if args.output_path:
-    with open(args.output_path, "w") as f:
-      json.dump(results, f, indent=2, default=str)
+    fs.write_text(args.output_path, json.dumps(results, indent=2, default=str))
   return 0

@@ -10,10 +10,12 @@ are skipped for that plot.
 from __future__ import annotations
 
 import argparse
+import io
 import json
-import os
 import sys
 from collections.abc import Sequence
+
+from flan_jax.storage import fs
 
 METRICS_FILE = "train_metrics.jsonl"  # As flan_jax.train.METRICS_FILE (not imported: no JAX/TF).
 PLOTS = (("loss.png", "loss", "loss"),
@@ -23,8 +25,7 @@ PLOTS = (("loss.png", "loss", "loss"),
 
 def read_metrics(path: str) -> list[dict]:
   """The JSON rows of a metrics file (blank lines skipped)."""
-  with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+  return [json.loads(line) for line in fs.read_text(path).split("\n") if line.strip()]
 
 
 def plot_metrics(rows: Sequence[dict], output_dir: str, title: str = "") -> list[str]:
@@ -33,7 +34,7 @@ def plot_metrics(rows: Sequence[dict], output_dir: str, title: str = "") -> list
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
 
-  os.makedirs(output_dir, exist_ok=True)
+  fs.makedirs(output_dir)
   paths = []
   for filename, key, label in PLOTS:
     points = [(r["step"], r[key]) for r in rows if r.get(key) is not None and "step" in r]
@@ -48,9 +49,11 @@ def plot_metrics(rows: Sequence[dict], output_dir: str, title: str = "") -> list
     ax.set_title(f"{title} {label}".strip())
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
-    path = os.path.join(output_dir, filename)
-    fig.savefig(path, dpi=100)
+    path = fs.join(output_dir, filename)
+    png = io.BytesIO()
+    fig.savefig(png, dpi=100, format="png")
     plt.close(fig)
+    fs.write_bytes(path, png.getvalue())
     paths.append(path)
   return paths
 
@@ -61,13 +64,13 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("model_dir", help=f"a training run's directory (holding {METRICS_FILE})")
   parser.add_argument("--output", default=None, help="where to write the PNGs (default: MODEL_DIR)")
   args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-  path = os.path.join(args.model_dir, METRICS_FILE)
-  if not os.path.isfile(path):
+  path = fs.join(args.model_dir, METRICS_FILE)
+  if not fs.isfile(path):
     parser.error(f"no metrics file {path} (is {args.model_dir} a flan_jax.train MODEL_DIR?)")
   rows = read_metrics(path)
   if not rows:
     parser.error(f"{path} holds no metrics rows")
-  name = os.path.basename(os.path.normpath(args.model_dir))
+  name = fs.basename(fs.normpath(args.model_dir))
   for written in plot_metrics(rows, args.output or args.model_dir, title=name):
     print(written)
   return 0

@@ -264,11 +264,11 @@ def source_config(model_dir: str) -> dict[str, Any] | None:
 
   Its presence marks the model as causal (no bidirectional prefix), with the source's BOS/EOS/pad
   ids and ``max_position_embeddings``."""
-  path = os.path.join(model_dir, SOURCE_CONFIG)
-  if not os.path.exists(path):
+  from flan_jax.storage import fs
+  path = fs.join(model_dir, SOURCE_CONFIG)
+  if not fs.exists(path):
     return None
-  with open(path) as f:
-    return json.load(f)
+  return json.loads(fs.read_text(path))
 
 
 def import_hf(hf_dir: str, out_dir: str, dtype: str | None = None,

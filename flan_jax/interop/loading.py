@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +20,7 @@ import numpy as np
 from flan_jax.interop import hf as hf_interop
 from flan_jax.models import DecoderConfig
 from flan_jax.models import checkpoint as model_checkpoint
+from flan_jax.storage import fs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,9 +62,17 @@ def load_model(path: str, *, dtype: str | None = None, step: int | None = None,
   and load-choice fields aside, else :class:`~flan_jax.models.checkpoint.ConfigMismatchError`);
   a Hugging Face model is then read in its layout, dtype and parameter dtype.
   """
-  if not os.path.isdir(path):
-    raise FileNotFoundError(f"{what} {path} is not a directory; pass a flan_jax model directory, "
-                            "a checkpoint_<step> directory or a Hugging Face model directory")
+  if not fs.isdir(path):
+    where = f" (or these credentials cannot see it: {fs.CREDENTIALS_HELP})" if fs.is_remote(
+        path) else ""
+    raise FileNotFoundError(f"{what} {path} is not a directory{where}; pass a flan_jax model "
+                            "directory, a checkpoint_<step> directory or a Hugging Face model "
+                            "directory")
+  if fs.is_remote(path) and fs.isfile(fs.join(path, "config.json")):
+    raise ValueError(f"{what} {path} is a Hugging Face model directory in an object store; "
+                     "flan_jax reads those from local disk only: copy it (gcloud storage cp -r "
+                     f"{path} .) or import it (flan-jax import-hf) into a flan_jax model "
+                     "directory, which may be a gs:// path")
   if hf_interop.is_hf_model_dir(path):
     return _load_hf_dir(path, dtype, shardings, expect)
   model_dir, step_in_path = model_checkpoint.split_step_dir(path)
@@ -88,8 +96,7 @@ def load_model(path: str, *, dtype: str | None = None, step: int | None = None,
 def _load_hf_dir(path: str, dtype: str | None, shardings: Shardings | None,
                  expect: DecoderConfig | None) -> LoadedModel:
   """A Hugging Face directory, imported in memory (checked against ``expect`` when given)."""
-  with open(os.path.join(path, "config.json")) as f:
-    hf_config = json.load(f)
+  hf_config = json.loads(fs.read_text(fs.join(path, "config.json")))
   if expect is None:
     config, params = hf_interop.load_hf(path, dtype=dtype or "float32")
   else:

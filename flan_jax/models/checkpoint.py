@@ -53,6 +53,7 @@ import orbax.checkpoint as ocp
 
 from flan_jax.models.config import DecoderConfig
 from flan_jax.models.decoder import abstract_params
+from flan_jax.storage import fs
 
 CONFIG_FILE = "model_config.json"
 CHECKSUM_FILE = "checksums.json"
@@ -60,6 +61,9 @@ LOCK_FILE = ".flan_jax.lock"
 CONFIG_CHANGES_FILE = "config_changes.jsonl"
 STATE, DATA = "state", "data"
 METADATA_FILE = "_CHECKPOINT_METADATA"
+# Where orbax cannot rename a finished step into place (object stores), it writes the step in place
+# and this marker last: a gs:// step without it is incomplete.
+COMMIT_FILE = "commit_success.txt"
 _STEP_RE = re.compile(r"^checkpoint_(\d+)$")
 _CHUNK = 1 << 22
 
@@ -113,20 +117,20 @@ def warn(message: str) -> None:
 
 
 def step_dir(model_dir: str, step: int) -> str:
-  return os.path.join(model_dir, f"checkpoint_{step}")
+  return fs.join(model_dir, f"checkpoint_{step}")
 
 
 def steps(model_dir: str) -> list[int]:
-  if not os.path.isdir(model_dir):
+  if not fs.isdir(model_dir):
     return []
-  return sorted(int(m.group(1)) for name in os.listdir(model_dir) if (m := _STEP_RE.match(name)))
+  return sorted(int(m.group(1)) for name in fs.listdir(model_dir) if (m := _STEP_RE.match(name)))
 
 
 def split_step_dir(path: str) -> tuple[str, int | None]:
   """``MODEL_DIR/checkpoint_<step>`` -> (MODEL_DIR, step); a model dir -> (path, None)."""
-  path = os.path.normpath(path)
-  if m := _STEP_RE.match(os.path.basename(path)):
-    return os.path.dirname(path), int(m.group(1))
+  path = fs.normpath(path)
+  if m := _STEP_RE.match(fs.basename(path)):
+    return fs.dirname(path), int(m.group(1))
   return path, None
 
 
@@ -145,11 +149,11 @@ def save_config(model_dir: str, config: DecoderConfig, allow_change: bool = Fals
   """Writes ``model_config.json``; one holding a different config is an error (``allow_change``:
   the old file is kept as ``model_config.<time>.json`` and the change logged in
   ``config_changes.jsonl``)."""
-  os.makedirs(model_dir, exist_ok=True)
-  path = os.path.join(model_dir, CONFIG_FILE)
-  if os.path.exists(path):
-    with open(path) as f:
-      old = DecoderConfig.from_json(f.read())
+  fs.makedirs(model_dir)
+  path = fs.join(model_dir, CONFIG_FILE)
+  if fs.exists(path):
+    old_text = fs.read_text(path)
+    old = DecoderConfig.from_json(old_text)
     diff = config_differences(old, config)
     if diff and not allow_change:
       raise ConfigMismatchError(
@@ -158,18 +162,15 @@ def save_config(model_dir: str, config: DecoderConfig, allow_change: bool = Fals
           "intended change) --gin.ALLOW_CONFIG_CHANGE=True")
     if diff:
       stamp = int(time.time())
-      os.replace(path, os.path.join(model_dir, f"model_config.{stamp}.json"))
-      with open(os.path.join(model_dir, CONFIG_CHANGES_FILE), "a") as f:
-        f.write(json.dumps({"time": stamp, "changes": {k: list(v) for k, v in diff.items()}})
-                + "\n")
+      fs.write_text(fs.join(model_dir, f"model_config.{stamp}.json"), old_text)
+      fs.append_text(fs.join(model_dir, CONFIG_CHANGES_FILE),
+                     json.dumps({"time": stamp, "changes": {k: list(v) for k, v in diff.items()}})
+                     + "\n")
       warn("model config changed (ALLOW_CONFIG_CHANGE): "
            f"{describe_differences(diff, 'was', 'now')}")
     elif old == config:
       return
-  tmp = f"{path}.tmp-{os.getpid()}"
-  with open(tmp, "w") as f:
-    f.write(config.to_json())
-  os.replace(tmp, path)
+  fs.write_text(path, config.to_json())
 
 
 def stored_config(path: str) -> DecoderConfig | None:
@@ -181,16 +182,15 @@ def stored_config(path: str) -> DecoderConfig | None:
 def load_config(model_dir: str, step: int | None = None) -> DecoderConfig:
   """The config stored in ``checkpoint_<step>`` if given and recorded, else ``model_config.json``,
   else ``MODEL_CONFIG`` from an operative ``config.gin``."""
-  if step is not None and os.path.isdir(step_dir(model_dir, step)):
+  if step is not None and fs.isdir(step_dir(model_dir, step)):
     with contextlib.suppress(ValueError, OSError):
       if (config := stored_config(step_dir(model_dir, step))) is not None:
         return config
-  path = os.path.join(model_dir, CONFIG_FILE)
-  if os.path.exists(path):
-    with open(path) as f:
-      return DecoderConfig.from_json(f.read())
-  gin_path = os.path.join(model_dir, "config.gin")
-  if os.path.exists(gin_path):
+  path = fs.join(model_dir, CONFIG_FILE)
+  if fs.exists(path):
+    return DecoderConfig.from_json(fs.read_text(path))
+  gin_path = fs.join(model_dir, "config.gin")
+  if fs.exists(gin_path):
     from flan_jax.models.gin_config import config_from_gin
     return config_from_gin([gin_path])
   foreign = foreign_checkpoint(model_dir)
@@ -203,9 +203,9 @@ def load_config(model_dir: str, step: int | None = None) -> DecoderConfig:
 
 def foreign_checkpoint(path: str) -> str | None:
   """A message when ``path`` is a t5x or TensorFlow checkpoint (flan_jax reads neither)."""
-  if not os.path.isdir(path):
+  if not fs.isdir(path):
     return None
-  names = set(os.listdir(path))
+  names = set(fs.listdir(path))
   step_dirs = [n for n in names if _STEP_RE.match(n)]
   convert = ("flan_jax reads its own (orbax) checkpoints and Hugging Face directories; convert it "
              "to a Hugging Face Llama-style directory (config.json + safetensors) and pass that "
@@ -215,7 +215,7 @@ def foreign_checkpoint(path: str) -> str | None:
   if any(n.endswith(".index") for n in names) and any(".data-" in n for n in names):
     return f"{path} is a TensorFlow checkpoint (*.index + *.data-*); {convert}"
   for name in step_dirs:
-    inner = set(os.listdir(os.path.join(path, name)))
+    inner = set(fs.listdir(fs.join(path, name)))
     if "checkpoint" in inner and STATE not in inner and METADATA_FILE not in inner:
       return f"{path} holds t5x checkpoints ({name}/checkpoint is t5x's msgpack); {convert}"
   return None
@@ -226,31 +226,37 @@ def foreign_checkpoint(path: str) -> str | None:
 
 def is_complete_checkpoint(path: str) -> bool:
   """Orbax finalises a step by renaming its tmp dir; a finalised dir also holds the step
-  metadata file and the state's metadata. Anything else (e.g. a copy cut short) is incomplete."""
-  return (os.path.isfile(os.path.join(path, METADATA_FILE))
-          and os.path.isfile(os.path.join(path, STATE, "_METADATA")))
+  metadata file and the state's metadata (in an object store: orbax's :data:`COMMIT_FILE`, as
+  it cannot rename). Anything else (e.g. a copy cut short) is incomplete."""
+  return _incomplete(path) is None
+
+
+def _incomplete(path: str) -> str | None:
+  if fs.is_remote(path) and not fs.isfile(fs.join(path, COMMIT_FILE)):
+    return f"incomplete: no {COMMIT_FILE} (a save cut short)"
+  if not fs.isfile(fs.join(path, METADATA_FILE)):
+    return f"incomplete: no {METADATA_FILE} (a save cut short)"
+  if not fs.isfile(fs.join(path, STATE, "_METADATA")):
+    return f"incomplete: no {STATE}/_METADATA"
+  return None
 
 
 def _files(path: str) -> list[str]:
-  out = []
-  for root, _, files in os.walk(path):
-    for name in files:
-      rel = os.path.relpath(os.path.join(root, name), path)
-      # Orbax rewrites its step metadata (timestamps) when it commits the step.
-      if not rel.startswith(CHECKSUM_FILE) and rel != METADATA_FILE:
-        out.append(rel)
-  return sorted(out)
+  # Orbax rewrites its step metadata (timestamps) when it commits the step, and writes its
+  # object-store commit marker after the checksums (problem() checks both on their own).
+  return [rel for rel in fs.walk_files(path)
+          if not rel.startswith(CHECKSUM_FILE) and rel not in (METADATA_FILE, COMMIT_FILE)]
 
 
 def is_array_data_file(rel: str) -> bool:
   """An OCDBT data file (``state/.../d/<id>``): array chunks (crc32c codec) and B-tree nodes
   (crc32c), verified by tensorstore as they are read; :func:`file_checksums` lists its size only."""
-  return rel.startswith(STATE + "/") and os.path.basename(os.path.dirname(rel)) == "d"
+  return rel.startswith(STATE + "/") and rel.split("/")[-2:-1] == ["d"]
 
 
 def _sha256(path: str) -> str:
   h = hashlib.sha256()
-  with open(path, "rb") as f:
+  with fs.open(path, "rb") as f:
     while chunk := f.read(_CHUNK):
       h.update(chunk)
   return h.hexdigest()
@@ -262,8 +268,8 @@ def file_checksums(path: str) -> dict[str, list]:
   get None: their chunks carry crc32c (:func:`state_handler`), so nothing large is read back."""
   sums = {}
   for rel in _files(path):
-    file = os.path.join(path, rel)
-    sums[rel] = [os.path.getsize(file), None if is_array_data_file(rel) else _sha256(file)]
+    file = fs.join(path, rel)
+    sums[rel] = [fs.getsize(file), None if is_array_data_file(rel) else _sha256(file)]
   return sums
 
 
@@ -271,24 +277,18 @@ def write_checksums(path: str) -> None:
   """Writes ``checksums.json`` into the checkpoint dir ``path`` (atomically; process 0 only)."""
   if jax.process_index() != 0:
     return
-  target = os.path.join(path, CHECKSUM_FILE)
+  target = fs.join(path, CHECKSUM_FILE)
   sums = {"algorithm": "sha256", "array_data": "tensorstore crc32c per chunk, checked on read",
           "files": file_checksums(path)}
-  tmp = f"{target}.tmp-{os.getpid()}"
-  with open(tmp, "w") as f:
-    json.dump(sums, f)
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, target)
+  fs.write_text(target, json.dumps(sums))
 
 
 def read_data(path: str) -> dict[str, Any]:
   """The ``data`` item of a checkpoint dir ({} when it has none); bad JSON raises ValueError."""
-  meta_path = os.path.join(path, DATA, "metadata")
-  if not os.path.isfile(meta_path):
+  meta_path = fs.join(path, DATA, "metadata")
+  if not fs.isfile(meta_path):
     return {}
-  with open(meta_path) as f:
-    text = f.read()
+  text = fs.read_text(meta_path)
   try:
     return dict(json.loads(text))
   except (json.JSONDecodeError, TypeError, ValueError) as e:
@@ -297,30 +297,27 @@ def read_data(path: str) -> dict[str, Any]:
 
 def problem(path: str, need_data: bool = False) -> str | None:
   """Why the checkpoint dir ``path`` cannot be used (None: it passes every file-level check)."""
-  if not os.path.isdir(path):
+  if not fs.isdir(path):
     return "it does not exist"
-  foreign = foreign_checkpoint(os.path.dirname(path)) or foreign_checkpoint(path)
-  if foreign and not os.path.isdir(os.path.join(path, STATE)):
+  foreign = foreign_checkpoint(fs.dirname(path)) or foreign_checkpoint(path)
+  if foreign and not fs.isdir(fs.join(path, STATE)):
     return foreign
-  if not os.path.isfile(os.path.join(path, METADATA_FILE)):
-    return f"incomplete: no {METADATA_FILE} (a save cut short)"
-  if not os.path.isfile(os.path.join(path, STATE, "_METADATA")):
-    return f"incomplete: no {STATE}/_METADATA"
-  if need_data and not os.path.isfile(os.path.join(path, DATA, "metadata")):
+  if incomplete := _incomplete(path):
+    return incomplete
+  if need_data and not fs.isfile(fs.join(path, DATA, "metadata")):
     return f"incomplete: no {DATA}/metadata (data position and seed)"
-  sums_path = os.path.join(path, CHECKSUM_FILE)
-  if os.path.isfile(sums_path):
+  sums_path = fs.join(path, CHECKSUM_FILE)
+  if fs.isfile(sums_path):
     try:
-      with open(sums_path) as f:
-        want = json.load(f)["files"]
+      want = json.loads(fs.read_text(sums_path))["files"]
     except (ValueError, KeyError, TypeError) as e:
       return f"{CHECKSUM_FILE} is unreadable ({e})"
     for rel, (size, digest) in sorted(want.items()):
-      file = os.path.join(path, rel)
-      if not os.path.isfile(file):
+      file = fs.join(path, rel)
+      if not fs.isfile(file):
         return f"file {rel} is missing"
-      if os.path.getsize(file) != size:
-        return f"file {rel} is {os.path.getsize(file)} bytes, {size} were written (truncated?)"
+      if (have := fs.getsize(file)) != size:
+        return f"file {rel} is {have} bytes, {size} were written (truncated?)"
       if digest is not None and _sha256(file) != digest:
         return f"checksum mismatch in {rel} (its content changed after it was written)"
   try:
@@ -356,10 +353,12 @@ def error_text(error: BaseException) -> str:
 
 
 def set_aside(path: str, reason: str, suffix: str = "bad") -> str:
-  """Renames a bad checkpoint dir to ``<path>.<suffix>-<time>`` (process 0), logging why."""
+  """Renames a bad checkpoint dir to ``<path>.<suffix>-<time>`` (process 0), logging why. In an
+  object store (no rename) it is copied, then deleted commit marker first, so a kill midway
+  leaves an incomplete original that the next start sets aside again (fs.move_dir)."""
   target = f"{path}.{suffix}-{int(time.time())}"
   if jax.process_index() == 0:
-    os.rename(path, target)
+    fs.move_dir(path, target, delete_first=(COMMIT_FILE, METADATA_FILE))
   warn(f"checkpoint {path} is unusable ({reason}); moved to {target}")
   return target
 
@@ -484,7 +483,7 @@ def check_shapes(expected: Any, actual: Any, source: str = "checkpoint") -> None
 def state_metadata(path: str) -> dict[str, Any]:
   """The orbax metadata tree of ``path/state`` (shapes and dtypes, nothing read)."""
   # orbax finds a relative directory's item metadata only by its absolute path.
-  metadata = ocp.StandardCheckpointer().metadata(os.path.abspath(os.path.join(path, STATE)))
+  metadata = ocp.StandardCheckpointer().metadata(fs.resolve(fs.join(path, STATE)))
   tree = getattr(getattr(metadata, "item_metadata", metadata), "tree", metadata)
   if not isinstance(tree, Mapping):
     raise ValueError(f"{STATE}/ holds no orbax PyTree ({type(tree).__name__})")
@@ -503,7 +502,7 @@ def restore_tree(path: str, target: Mapping[str, Any], partial: bool = False) ->
         check_shapes(value, tree[key], source=f"checkpoint {path}")
     restore_args = ocp.checkpoint_utils.construct_restore_args(dict(target))
     return ocp.PyTreeCheckpointer().restore(
-        os.path.join(os.path.abspath(path), STATE),
+        fs.join(fs.resolve(path), STATE),
         args=ocp.args.PyTreeRestore(item=dict(target), restore_args=restore_args,
                                     partial_restore=partial))
   except Exception as e:  # noqa: BLE001 -- orbax/tensorstore/json errors of this checkpoint.
@@ -513,8 +512,8 @@ def restore_tree(path: str, target: Mapping[str, Any], partial: bool = False) ->
 def checkpoint_path(model_dir: str, step: int | None = None) -> str:
   """``MODEL_DIR/checkpoint_<step>/state`` (the newest good step by default)."""
   model_dir, named = split_step_dir(model_dir)
-  return os.path.join(step_dir(model_dir, resolve_step(model_dir, named if step is None else step)),
-                      STATE)
+  return fs.join(step_dir(model_dir, resolve_step(model_dir, named if step is None else step)),
+                 STATE)
 
 
 def checkpoint_step(path: str) -> int:
@@ -576,7 +575,7 @@ def save_params(model_dir: str, params: Any, config: DecoderConfig, step: int = 
   save_config(model_dir, config)
   options = ocp.CheckpointManagerOptions(step_prefix="checkpoint", create=True)
   meta = {"step": step, "model_config": config.to_dict()}
-  with ocp.CheckpointManager(os.path.abspath(model_dir), options=options,
+  with ocp.CheckpointManager(fs.resolve(model_dir), options=options,
                              item_handlers=item_handlers()) as manager:
     manager.save(step, args=ocp.args.Composite(
         state=ocp.args.PyTreeSave({"params": params}), data=ocp.args.JsonSave(meta)),
@@ -601,8 +600,7 @@ def _pid_alive(pid: int) -> bool:
 
 def _read_lock(path: str) -> dict[str, Any]:
   try:
-    with open(path) as f:
-      return dict(json.load(f))
+    return dict(json.loads(fs.read_text(path)))
   except (OSError, ValueError, TypeError):
     return {}
 
@@ -612,19 +610,18 @@ def locked(model_dir: str, purpose: str) -> Iterator[None]:
   """Holds ``MODEL_DIR/.flan_jax.lock`` (host, pid, purpose) for the block; process 0 only.
 
   A lock of a dead process on this host (or an unreadable one) is stale and taken over; a live
-  holder raises :class:`ModelDirLockedError` naming it.
+  holder raises :class:`ModelDirLockedError` naming it. Taking it is one exclusive create
+  (local ``O_EXCL``; GCS ``ifGenerationMatch=0``): of racing takers exactly one wins.
   """
   if jax.process_index() != 0:
     yield
     return
   check_writable_dir(model_dir)
-  path = os.path.join(model_dir, LOCK_FILE)
+  path = fs.join(model_dir, LOCK_FILE)
   me = {"host": socket.gethostname(), "pid": os.getpid(), "purpose": purpose,
         "since": time.strftime("%Y-%m-%d %H:%M:%S")}
   for _ in range(3):
-    try:
-      fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-    except FileExistsError:
+    if not fs.create_exclusive(path, json.dumps(me)):
       holder = _read_lock(path)
       same_host = holder.get("host") == me["host"]
       pid = holder.get("pid")
@@ -638,10 +635,8 @@ def locked(model_dir: str, purpose: str) -> Iterator[None]:
             f"another MODEL_DIR; if that process is gone, delete {path}") from None
       warn(f"removing the stale lock {path} of a process that is gone ({holder or 'unreadable'})")
       with contextlib.suppress(FileNotFoundError):
-        os.remove(path)
+        fs.remove(path)
       continue
-    with os.fdopen(fd, "w") as f:
-      json.dump(me, f)
     break
   else:
     raise ModelDirLockedError(f"could not take the lock {path}")
@@ -650,27 +645,35 @@ def locked(model_dir: str, purpose: str) -> Iterator[None]:
   finally:
     if _read_lock(path).get("pid") == me["pid"]:
       with contextlib.suppress(FileNotFoundError):
-        os.remove(path)
+        fs.remove(path)
 
 
 def check_writable_dir(model_dir: str, what: str = "MODEL_DIR") -> None:
-  """Creates ``model_dir``; a file there or a directory without write access is a clear error."""
-  if os.path.exists(model_dir) and not os.path.isdir(model_dir):
+  """Creates ``model_dir``; a file there or a directory without write access is a clear error
+  (an object store: also an unknown scheme, a missing bucket or missing credentials)."""
+  try:
+    remote = fs.is_remote(model_dir)
+    if remote:
+      fs.check_bucket(model_dir)
+  except fs.StorageError as e:
+    raise ModelDirError(f"{what}: {e}") from None
+  if fs.isfile(model_dir):
     raise ModelDirError(f"{what} {model_dir!r} is a file, not a directory; pass a directory "
                              "path (it is created if missing)")
   try:
-    os.makedirs(model_dir, exist_ok=True)
+    fs.makedirs(model_dir)
   except OSError as e:
     raise ModelDirError(f"{what} {model_dir!r} cannot be created ({e.strerror}); pick a "
                         "writable location") from None
-  probe = os.path.join(model_dir, f".write_test-{os.getpid()}")
+  probe = fs.join(model_dir, f".write_test-{os.getpid()}")
   try:
-    with open(probe, "w"):
+    with fs.open(probe, "w"):
       pass
-    os.remove(probe)
+    fs.remove(probe)
   except OSError as e:
-    raise ModelDirError(f"{what} {model_dir!r} is not writable ({e.strerror}); fix its "
-                        "permissions or pick another directory") from None
+    fix = fs.CREDENTIALS_HELP if remote else "fix its permissions or pick another directory"
+    raise ModelDirError(f"{what} {model_dir!r} is not writable "
+                        f"({e.strerror or ' '.join(str(e).split())[:300]}); {fix}") from None
 
 
 def is_disk_error(error: BaseException) -> OSError | None:

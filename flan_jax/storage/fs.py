@@ -238,11 +238,23 @@ def rmtree(path: str) -> None:
     shutil.rmtree(path)
 
 
-def rename_dir(path: str, target: str) -> None:
-  """Local ``os.rename`` (atomic). Object stores have no rename; refused: callers handle it."""
-  if is_remote(path):
-    raise StorageError(f"cannot rename {path}: an object store has no atomic rename")
-  os.rename(path, target)
+def move_dir(path: str, target: str, delete_first: tuple[str, ...] = ()) -> None:
+  """Local ``os.rename`` (atomic). An object store has no rename: every object is copied to
+  ``target`` (server-side), then ``path``'s objects are deleted, the names in ``delete_first``
+  (relative) before the rest. A kill leaves a whole copy and a whole or partly deleted original,
+  never less than one whole copy."""
+  if not is_remote(path):
+    os.rename(path, target)
+    return
+  names = walk_files(path)
+  for rel in names:
+    _gcs().cp_file(join(path, rel), join(target, rel))
+  first = [rel for rel in delete_first if rel in names]
+  for rel in first:
+    remove(join(path, rel))
+  rest = [join(path, rel) for rel in names if rel not in first]
+  if rest:
+    _gcs().rm(rest)
 
 
 def copy_tree_from_local(local: str, path: str) -> None:

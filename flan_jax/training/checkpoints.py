@@ -70,6 +70,7 @@ from flan_jax.models.checkpoint import (  # noqa: F401  (re-exported: the traine
   warn,
   write_checksums,
 )
+from flan_jax.storage import fs
 
 # --- the trainer's checkpoints ----------------------------------------------------------------
 
@@ -135,7 +136,7 @@ class TrainCheckpoints:
   raised as :class:`CheckpointWriteError` at the next :meth:`check`."""
 
   def __init__(self, model_dir: str, keep: int | None, async_checkpointing: bool = True):
-    self.model_dir = os.path.abspath(model_dir)
+    self.model_dir = fs.resolve(model_dir)
     _mute_followups()
     self._async = async_checkpointing
     self._saving: int | None = None
@@ -153,10 +154,10 @@ class TrainCheckpoints:
     if step is None or jax.process_index() != 0:
       return
     final = step_dir(self.model_dir, step)
-    prefix = os.path.basename(final) + ".orbax-checkpoint-tmp"
-    tmp = [os.path.join(self.model_dir, n) for n in os.listdir(self.model_dir)
+    prefix = fs.basename(final) + ".orbax-checkpoint-tmp"  # (None in object stores: no rename.)
+    tmp = [fs.join(self.model_dir, n) for n in fs.listdir(self.model_dir)
            if n.startswith(prefix)]
-    write_checksums(max(tmp, key=os.path.getmtime) if tmp else final)
+    write_checksums(max(tmp, key=fs.getmtime) if tmp else final)
 
   def _failed(self, step: int | None, error: BaseException) -> CheckpointWriteError:
     _mute_followups()
@@ -211,10 +212,9 @@ def check_resume_config(model_dir: str, path: str | None, config: DecoderConfig,
   ``allow_change`` (then True is returned and the change is logged)."""
   stored = stored_config(path) if path else None
   source = path
-  config_file = os.path.join(model_dir, CONFIG_FILE)
-  if stored is None and os.path.exists(config_file):
-    with open(config_file) as f:
-      stored, source = DecoderConfig.from_json(f.read()), config_file
+  config_file = fs.join(model_dir, CONFIG_FILE)
+  if stored is None and fs.exists(config_file):
+    stored, source = DecoderConfig.from_json(fs.read_text(config_file)), config_file
   if stored is None:
     return False
   diff = config_differences(stored, config)
