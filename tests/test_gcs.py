@@ -269,7 +269,7 @@ def _files_under(path: pathlib.Path) -> list[str]:
   return sorted(str(p.relative_to(path)) for p in path.rglob("*"))
 
 
-@pytest.mark.slow  # ~3 min on 2 loaded cores: 3 train runs, an eval and an infer (make test-all)
+@pytest.mark.slow  # ~90 s on 2 cores: 3 train runs, an eval and an infer (make test-all)
 def test_commands_on_gcs_kill_resume_eval_infer(gcs, tmp_path):
   """``flan-jax train`` into gs:// is SIGKILLed after a checkpoint, resumes bitwise equal to an
   uninterrupted run, and ``eval``/``infer`` read it and write their outputs to gs://; nothing of
