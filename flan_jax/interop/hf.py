@@ -240,11 +240,12 @@ def load_hf(hf_dir: str, dtype: str = "float32", scan_layers: bool = True):
 
 
 def copy_tokenizer(src: str, dst: str) -> list[str]:
+  from flan_jax.storage import fs
   copied = []
   for name in TOKENIZER_FILES:
-    if os.path.exists(os.path.join(src, name)):
-      os.makedirs(dst, exist_ok=True)
-      shutil.copyfile(os.path.join(src, name), os.path.join(dst, name))
+    if fs.exists(fs.join(src, name)):
+      fs.makedirs(dst)
+      fs.write_bytes(fs.join(dst, name), fs.read_bytes(fs.join(src, name)))
       copied.append(name)
   return copied
 
@@ -283,8 +284,8 @@ def import_hf(hf_dir: str, out_dir: str, dtype: str | None = None,
   with model_checkpoint.locked(out_dir, "flan-jax import-hf"):
     model_checkpoint.save_params(out_dir, params, cfg, step=0)
     copy_tokenizer(hf_dir, out_dir)
-    with open(os.path.join(out_dir, SOURCE_CONFIG), "w") as f:
-      json.dump(hf, f, indent=2)
+    from flan_jax.storage import fs
+    fs.write_text(fs.join(out_dir, SOURCE_CONFIG), json.dumps(hf, indent=2))
   return cfg
 
 
