@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import json
 import logging
@@ -425,6 +426,7 @@ def _with_chunk_crc32c(build: Callable[..., dict]) -> Callable[..., dict]:
   """Orbax's zarr3 metadata builder, with tensorstore's ``crc32c`` codec after each chunk's
   encoding (a checksum of the stored bytes, written and verified by tensorstore)."""
 
+  @functools.wraps(build)
   def build_with_crc32c(*args: Any, **kwargs: Any) -> dict:
     metadata = build(*args, **kwargs)
     codecs = metadata["codecs"]
