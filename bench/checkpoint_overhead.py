@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/checkpoint_overhead.py [--gb 2] [--repeats 3] [--dir DIR]
 
-Three modes, run interleaved (off, on, old in each repeat) so machine load hits them alike:
+Three modes, run interleaved (each repeat runs all three, in an order that rotates, so machine
+load and the memory left by the one before hit them alike):
 
 * ``off``: the trainer's format (OCDBT + zarr3, zstd) with no checksum of any kind;
 * ``on``: what flan_jax does now -- a crc32c per array chunk, computed by tensorstore as each
@@ -14,11 +15,11 @@ Three modes, run interleaved (off, on, old in each repeat) so machine load hits 
 
 A save is timed from ``CheckpointManager.save`` to the step being final with its checksums (the
 trainer's async saves do the same work in the background, and the next save waits for it); a
-restore from the file-level check to the last array on its devices. The files stay in the page
-cache (24 GB of RAM), which makes reads cheap and so the hashing's share *larger* than on a pod's
-network storage. Prints a table, then the last line
-``save_overhead=<on/off> restore_overhead=<on/off> old_save_overhead=<old/off>
-old_restore_overhead=<old/off>`` (medians of the per-repeat ratios).
+restore from the file-level check to the last array on its devices. ``--dir /dev/shm`` (tmpfs)
+keeps disk latency out (the virtual disk here varies by 2-3x between identical saves); in memory the
+reads and writes are cheap, so the checksums' share is *larger* than on a pod's network storage.
+Prints a table, then the last line ``save_overhead=<on/off> restore_overhead=<on/off>
+old_save_overhead=<old/off> old_restore_overhead=<old/off>`` (medians of the per-repeat ratios).
 """
 
 from __future__ import annotations
@@ -145,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
       restore(mode, os.path.join(work, f"warm_{mode}"), warm)
       shutil.rmtree(os.path.join(work, f"warm_{mode}"))
     for r in range(args.repeats):
-      for mode in MODES:
+      for mode in MODES[r % 3:] + MODES[:r % 3]:  # Each mode first, second and third in turn.
         model_dir = os.path.join(work, f"{mode}_{r}")
         times[mode]["save"].append(save(mode, model_dir, state))
         times[mode]["restore"].append(restore(mode, model_dir, state))
