@@ -241,6 +241,7 @@ def test_single_bit_flips_are_detected_and_fallen_back_from(run, tmp_path):
                       checkpoints.restore_params(str(run), CFG, step=4))
 
 
+@pytest.mark.slow  # ~70 s: 12 whole-state restores.
 def test_random_bit_flips_in_array_data_files_never_load_silently(run, tmp_path):
   """Anywhere in the data files (chunks, B-tree nodes, shard indices): a resume's restore fails or,
   where no read uses the byte (a process's B-tree superseded by the merged one), returns exactly
