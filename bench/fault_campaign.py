@@ -104,7 +104,8 @@ class Campaign:
     self.lost += len(missing)
     good = ok and same and not missing and len(steps) == len(set(steps))
     self.survived += good
-    print(f"{name}: rc={rc} bitwise_equal={same} rows={len(steps)} missing={len(missing)} "
+    named = f" fell_back={expected in log}" if expected else ""
+    print(f"{name}: rc={rc} bitwise_equal={same} rows={len(steps)} missing={len(missing)}{named} "
           f"{'survived' if good else 'FAILED'}", flush=True)
     if not good:
       print(log[-2000:], flush=True)
