@@ -242,11 +242,11 @@ def _incomplete(path: str) -> str | None:
   return None
 
 
-def _files(path: str) -> list[str]:
+def _file_sizes(path: str) -> dict[str, int]:
   # Orbax rewrites its step metadata (timestamps) when it commits the step, and writes its
   # object-store commit marker after the checksums (problem() checks both on their own).
-  return [rel for rel in fs.walk_files(path)
-          if not rel.startswith(CHECKSUM_FILE) and rel not in (METADATA_FILE, COMMIT_FILE)]
+  return {rel: size for rel, size in fs.file_sizes(path).items()
+          if not rel.startswith(CHECKSUM_FILE) and rel not in (METADATA_FILE, COMMIT_FILE)}
 
 
 def is_array_data_file(rel: str) -> bool:
@@ -267,11 +267,8 @@ def file_checksums(path: str) -> dict[str, list]:
   """{relative file: [size, sha256 or None]} of every file of a checkpoint dir but the checksum
   file and orbax's ``_CHECKPOINT_METADATA`` (its presence is checked on its own). Array data files
   get None: their chunks carry crc32c (:func:`state_handler`), so nothing large is read back."""
-  sums = {}
-  for rel in _files(path):
-    file = fs.join(path, rel)
-    sums[rel] = [fs.getsize(file), None if is_array_data_file(rel) else _sha256(file)]
-  return sums
+  return {rel: [size, None if is_array_data_file(rel) else _sha256(fs.join(path, rel))]
+          for rel, size in sorted(_file_sizes(path).items())}
 
 
 def write_checksums(path: str) -> None:
@@ -313,13 +310,13 @@ def problem(path: str, need_data: bool = False) -> str | None:
       want = json.loads(fs.read_text(sums_path))["files"]
     except (ValueError, KeyError, TypeError) as e:
       return f"{CHECKSUM_FILE} is unreadable ({e})"
+    have = fs.file_sizes(path)  # One listing (an object store: not a request per file).
     for rel, (size, digest) in sorted(want.items()):
-      file = fs.join(path, rel)
-      if not fs.isfile(file):
+      if rel not in have:
         return f"file {rel} is missing"
-      if (have := fs.getsize(file)) != size:
-        return f"file {rel} is {have} bytes, {size} were written (truncated?)"
-      if digest is not None and _sha256(file) != digest:
+      if have[rel] != size:
+        return f"file {rel} is {have[rel]} bytes, {size} were written (truncated?)"
+      if digest is not None and _sha256(fs.join(path, rel)) != digest:
         return f"checksum mismatch in {rel} (its content changed after it was written)"
   try:
     read_data(path)
@@ -462,7 +459,6 @@ def state_handler() -> ocp.PyTreeCheckpointHandler:
 def item_handlers() -> dict[str, Any]:
   """``item_handlers`` of a ``CheckpointManager`` over a MODEL_DIR (``state`` and ``data``)."""
   return {STATE: state_handler(), DATA: ocp.JsonCheckpointHandler()}
-
 
 
 def check_shapes(expected: Any, actual: Any, source: str = "checkpoint") -> None:

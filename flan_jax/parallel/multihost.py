@@ -108,7 +108,6 @@ def distributed_arguments(coordinator_address: str | None, process_count: int | 
   return given, cluster
 
 
-
 def initialize(arguments: dict[str, Any], cluster: Cluster | None, timeout_s: int = 300) -> None:
   """``jax.distributed.initialize(**arguments)`` (jax's detection fills in what ``arguments``
   lacks; CPU collectives use gloo), then the heartbeat watchdog

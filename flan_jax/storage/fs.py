@@ -36,6 +36,7 @@ os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 
 SCHEMES = ("gs",)  # Object stores whose atomic upload and exclusive create are tested here.
 _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):(/*)")
+_REACHED: set[str] = set()  # Buckets check_bucket has reached.
 CREDENTIALS_HELP = ("set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file or run "
                     "`gcloud auth application-default login`; on a GCE/TPU VM give its service "
                     "account read/write access to the bucket")
@@ -135,13 +136,20 @@ def getmtime(path: str) -> float:
   return modified.timestamp() if modified is not None else 0.0
 
 
+def file_sizes(path: str) -> dict[str, int]:
+  """{file relative to ``path``: size in bytes} of every file under ``path`` (an object store:
+  one listing, not a request per file)."""
+  if not is_remote(path):
+    return {os.path.relpath(file, path): os.path.getsize(file)
+            for root, _, files in os.walk(path) for file in (os.path.join(root, n) for n in files)}
+  base = path.split("://", 1)[1].rstrip("/") + "/"
+  return {p[len(base):]: int(info["size"])
+          for p, info in _gcs().find(path, detail=True).items() if p.startswith(base)}
+
+
 def walk_files(path: str) -> list[str]:
   """Every file under ``path``, relative to it, sorted."""
-  if not is_remote(path):
-    return sorted(os.path.relpath(os.path.join(root, name), path)
-                  for root, _, files in os.walk(path) for name in files)
-  base = path.split("://", 1)[1].rstrip("/") + "/"
-  return sorted(p[len(base):] for p in _gcs().find(path) if p.startswith(base))
+  return sorted(file_sizes(path))
 
 
 # --- reads and writes ---------------------------------------------------------------------------
@@ -274,6 +282,8 @@ def check_bucket(path: str) -> None:
   if not is_remote(path):
     return
   bucket = path.split("://", 1)[1].split("/")[0]
+  if bucket in _REACHED:  # Once per process: makedirs calls this before every write of a dir.
+    return
   try:
     _gcs().ls(f"{bucket}/", detail=False)
   except FileNotFoundError:
@@ -284,3 +294,4 @@ def check_bucket(path: str) -> None:
     text = " ".join(str(e).split())[:300]
     raise StorageError(f"{path}: cannot reach the bucket {scheme(path)}://{bucket} ({text}); "
                        f"{CREDENTIALS_HELP}") from None
+  _REACHED.add(bucket)
