@@ -140,11 +140,9 @@ def _accepting_flat_arguments(fn: Any) -> Any:
 
 def _check_initial_checkpoint(path: str | None) -> None:
   if path is not None and not fs.exists(path):
-    where = (f" (or these credentials cannot see it: {fs.CREDENTIALS_HELP})"
-             if fs.is_remote(path) else "")
     raise checkpoints.BadValueError(
-        f"INITIAL_CHECKPOINT_PATH {path!r} does not exist{where}; pass a flan_jax model dir, a "
-        "checkpoint_<step> dir or a Hugging Face model dir (or None)")
+        f"INITIAL_CHECKPOINT_PATH {path!r} does not exist{fs.unseen_hint(path)}; pass a flan_jax "
+        "model dir, a checkpoint_<step> dir or a Hugging Face model dir (or None)")
 
 
 # --- pre-compile checks ---------------------------------------------------------------------------

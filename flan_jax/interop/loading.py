@@ -63,11 +63,9 @@ def load_model(path: str, *, dtype: str | None = None, step: int | None = None,
   a Hugging Face model is then read in its layout, dtype and parameter dtype.
   """
   if not fs.isdir(path):
-    where = f" (or these credentials cannot see it: {fs.CREDENTIALS_HELP})" if fs.is_remote(
-        path) else ""
-    raise FileNotFoundError(f"{what} {path} is not a directory{where}; pass a flan_jax model "
-                            "directory, a checkpoint_<step> directory or a Hugging Face model "
-                            "directory")
+    raise FileNotFoundError(f"{what} {path} is not a directory{fs.unseen_hint(path)}; pass a "
+                            "flan_jax model directory, a checkpoint_<step> directory or a Hugging "
+                            "Face model directory")
   if fs.is_remote(path) and fs.isfile(fs.join(path, "config.json")):
     raise ValueError(f"{what} {path} is a Hugging Face model directory in an object store; "
                      "flan_jax reads those from local disk only: copy it (gcloud storage cp -r "

@@ -42,6 +42,11 @@ CREDENTIALS_HELP = ("set GOOGLE_APPLICATION_CREDENTIALS to a service-account key
                     "account read/write access to the bucket")
 
 
+def unseen_hint(path: str) -> str:
+  """What to add when ``path`` was not found: in an object store, maybe the credentials."""
+  return f" (or these credentials cannot see it: {CREDENTIALS_HELP})" if is_remote(path) else ""
+
+
 class StorageError(ValueError):
   """A path flan_jax cannot use: unknown scheme, missing bucket, no access (named, with the fix).
   """
