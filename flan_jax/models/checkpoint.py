@@ -604,8 +604,10 @@ def _read_lock(path: str) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def locked(model_dir: str, purpose: str) -> Iterator[None]:
-  """Holds ``MODEL_DIR/.flan_jax.lock`` (host, pid, purpose) for the block; process 0 only.
+def locked(model_dir: str, purpose: str, lock_file: str = LOCK_FILE,
+           what: str = "MODEL_DIR") -> Iterator[None]:
+  """Holds ``MODEL_DIR/<lock_file>`` (host, pid, purpose) for the block; process 0 only
+  (``what`` names the directory in messages: infer locks each output file of its directory).
 
   A lock of a dead process on this host (or an unreadable one) is stale and taken over; a live
   holder raises :class:`ModelDirLockedError` naming it. Taking it is one exclusive create
@@ -614,8 +616,8 @@ def locked(model_dir: str, purpose: str) -> Iterator[None]:
   if jax.process_index() != 0:
     yield
     return
-  check_writable_dir(model_dir)
-  path = fs.join(model_dir, LOCK_FILE)
+  check_writable_dir(model_dir, what)
+  path = fs.join(model_dir, lock_file)
   me = {"host": socket.gethostname(), "pid": os.getpid(), "purpose": purpose,
         "since": time.strftime("%Y-%m-%d %H:%M:%S")}
   for _ in range(3):
@@ -630,7 +632,7 @@ def locked(model_dir: str, purpose: str) -> Iterator[None]:
         raise ModelDirLockedError(
             f"{model_dir} is in use by {holder.get('purpose')} (pid {pid} on "
             f"{holder.get('host')}, since {holder.get('since')}): wait for it to finish or use "
-            f"another MODEL_DIR; if that process is gone, delete {path}") from None
+            f"another {what}; if that process is gone, delete {path}") from None
       warn(f"removing the stale lock {path} of a process that is gone ({holder or 'unreadable'})")
       with contextlib.suppress(FileNotFoundError):
         fs.remove(path)
