@@ -23,10 +23,14 @@ tested against a GCS emulator (``STORAGE_EMULATOR_HOST``). A user's explicit set
 from __future__ import annotations
 
 import builtins
+import contextlib
+import io
 import os
 import posixpath
 import re
 import shutil
+import uuid
+from collections.abc import Iterator
 from typing import IO, Any
 
 os.environ.setdefault("EPATH_USE_TF", "false")  # Before etils picks a backend (it caches it).
@@ -188,12 +192,45 @@ def write_bytes(path: str, data: bytes) -> None:
   if is_remote(path):
     _gcs().pipe_file(path, data)
     return
-  tmp = f"{path}.tmp-{os.getpid()}"
-  with builtins.open(tmp, "wb") as f:
+  with open_atomic(path, "wb") as f:
     f.write(data)
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, path)
+
+
+def temporary_name(path: str) -> str:
+  """A name beside ``path`` that no other writer (process or thread) picks."""
+  return f"{path}.tmp-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+
+
+@contextlib.contextmanager
+def open_atomic(path: str, mode: str = "w", **kwargs: Any) -> Iterator[IO]:
+  """A file to write that appears under ``path`` only when the block ends without an error:
+  local a temporary name beside it, fsynced and ``os.replace``d (an error, a full disk or Ctrl-C
+  removes it, leaving no partial file under ``path``); an object store one upload, which
+  appears whole at its end and not at all when the block fails."""
+  if mode not in ("w", "wb"):
+    raise ValueError(f"open_atomic writes whole files (mode 'w' or 'wb'), not {mode!r}")
+  if is_remote(path):
+    raw = _gcs().open(path, "wb")
+    try:
+      f = io.TextIOWrapper(raw, **kwargs) if mode == "w" else raw
+      yield f
+      f.close()  # The upload's end: the object appears whole.
+    except BaseException:
+      raw.discard()  # Cancels a started resumable upload; the final one is never sent.
+      raw.closed = True
+      raise
+    return
+  tmp = temporary_name(path)
+  try:
+    with builtins.open(tmp, mode, **kwargs) as f:
+      yield f
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except BaseException:
+    with contextlib.suppress(OSError):
+      os.remove(tmp)
+    raise
 
 
 def append_text(path: str, text: str) -> None:
