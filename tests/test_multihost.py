@@ -131,3 +131,148 @@ def test_dead_process_stops_the_survivor_with_one_readable_line(tmp_path):
   assert "flan_jax: process 1 of 2 stopped sending heartbeats" in text, text[-3000:]
   assert "Restart all 2 processes with the same command" in text
   assert checkpoints.latest_good_step(model_dir) is not None
+
+
+# --- the heartbeat watchdog (flan_jax.parallel.heartbeat) --------------------------------------
+
+
+class _FakeKV:
+  """The two key-value calls of jax's DistributedRuntimeClient, in memory."""
+
+  def __init__(self):
+    self.values: dict[str, str] = {}
+
+  def key_value_set(self, key: str, value: str, allow_overwrite: bool = False) -> None:
+    self.values[key] = value
+
+  def key_value_dir_get(self, prefix: str) -> list[tuple[str, str]]:
+    return [(k, v) for k, v in self.values.items() if k.startswith(prefix)]
+
+
+def _watch_until_death(kv: _FakeKV, timeouts, seconds: float, monkeypatch) -> str | None:
+  """Runs process 0's watch loop for ``seconds`` (0.02 s beats); its death message, or None."""
+  import threading
+
+  from flan_jax.parallel import heartbeat
+
+  class Died(Exception):
+    pass
+
+  def die(message):
+    raise Died(message)
+
+  monkeypatch.setattr(heartbeat, "_die", die)
+  stop = threading.Event()
+  threading.Timer(seconds, stop.set).start()
+  try:
+    heartbeat.watch(kv, 0, 2, timeouts, interval_s=0.02, stop=stop)
+  except Died as e:
+    stop.set()
+    return str(e)
+  return None
+
+
+def test_heartbeat_allows_a_silent_start_up_but_not_a_silent_run(monkeypatch):
+  """A peer still starting up may be silent up to startup_s; after its first step the shorter
+  timeout applies, stretched by the longest gap seen; bad settings are refused by name."""
+  import threading
+  import time
+
+  from flan_jax.parallel import heartbeat
+  timeouts = heartbeat.Timeouts(timeout_s=0.2, startup_s=1.0)
+  kv = _FakeKV()
+  kv.values[f"{heartbeat.PREFIX}1"] = "start:1"  # Then silent (importing, compiling) for 0.6 s.
+  assert _watch_until_death(kv, timeouts, 0.6, monkeypatch) is None
+  message = _watch_until_death(kv, timeouts, 3.0, monkeypatch)  # Silent past startup_s.
+  assert "process 1 of 2 stopped sending heartbeats 1 s ago while starting up" in message
+  assert "Restart all 2 processes with the same command" in message
+
+  kv.values[f"{heartbeat.PREFIX}1"] = "run:5"  # Past its first step, then silent: 0.2 s.
+  started = time.monotonic()
+  message = _watch_until_death(kv, timeouts, 3.0, monkeypatch)
+  assert "after its first step" in message and time.monotonic() - started < 0.9
+
+  def beat_with_gaps():  # Beats every 0.02 s with a 0.15 s gap, then a 0.35 s one, then stops.
+    for i in range(60):
+      kv.values[f"{heartbeat.PREFIX}1"] = f"run:{i}"
+      time.sleep({20: 0.15, 40: 0.35}.get(i, 0.02))
+    last_beat.append(time.monotonic())
+  last_beat: list[float] = []
+  writer = threading.Thread(target=beat_with_gaps)
+  writer.start()
+  message = _watch_until_death(kv, timeouts, 5.0, monkeypatch)
+  died = time.monotonic()
+  writer.join()
+  # The 0.35 s gap passed (3 x 0.15 s allowed, not 0.2 s); the final silence: 3 x 0.35 s.
+  assert "after its first step" in message and last_beat and died - last_beat[0] > 1.0
+
+  kv.values[f"{heartbeat.PREFIX}1"] = heartbeat.EXITED  # A finished peer: startup_s of grace.
+  assert _watch_until_death(kv, timeouts, 0.6, monkeypatch) is None
+  assert "exited" in _watch_until_death(kv, timeouts, 3.0, monkeypatch)
+
+  with pytest.raises(ValueError, match="FLAN_JAX_HEARTBEAT_STARTUP_TIMEOUT"):
+    heartbeat.Timeouts(timeout_s=30, startup_s=10)
+  monkeypatch.setenv("FLAN_JAX_HEARTBEAT_TIMEOUT", "soon")
+  with pytest.raises(ValueError, match="FLAN_JAX_HEARTBEAT_TIMEOUT='soon' is not a number"):
+    heartbeat.Timeouts.from_env()
+  monkeypatch.setenv("FLAN_JAX_HEARTBEAT_TIMEOUT", "200")
+  assert heartbeat.Timeouts.from_env() == heartbeat.Timeouts(200, 200)
+  # jax's own watchdog (which may fire from half its timeout) stays behind ours.
+  assert heartbeat.jax_heartbeat_timeout_s(heartbeat.Timeouts()) / 2 > 120 + 2
+
+
+# Process 1 holds the GIL (a start-up in C code: imports, tracing) for STALL_S with its heartbeat
+# thread starved, completes a "step", beats, then the test SIGKILLs it; process 0 just waits.
+_PEER = """
+import os, sys, time
+from flan_jax.parallel import heartbeat, multihost
+index = int(sys.argv[2])
+multihost.initialize({"coordinator_address": sys.argv[1], "num_processes": 2,
+                      "process_id": index}, None, timeout_s=60)
+if index == 1:
+  sys.setswitchinterval(60)  # The main thread keeps the GIL through the busy loop.
+  end = time.monotonic() + float(os.environ["STALL_S"])
+  while time.monotonic() < end:
+    pass
+  sys.setswitchinterval(0.005)
+heartbeat.step_completed()
+print("step 1 done", flush=True)
+time.sleep(120)
+"""
+
+
+def test_heartbeat_survives_a_stalled_start_up_and_names_a_killed_peer(tmp_path):
+  """Two real processes (jax.distributed on loopback): process 1's heartbeat starved for 4 s at
+  start-up (timeout 1.5 s, start-up 15 s) is no death; SIGKILL after its first step ends process
+  0 with our line (exit 1) within seconds, before jax's own watchdog."""
+  import signal
+  import time
+  port = _free_port()
+  env = {**_env(1), "FLAN_JAX_HEARTBEAT_TIMEOUT": "1.5",
+         "FLAN_JAX_HEARTBEAT_STARTUP_TIMEOUT": "15", "STALL_S": "4"}
+  procs, logs = [], []
+  for i in range(2):
+    logs.append(tmp_path / f"p{i}.log")
+    with open(logs[-1], "w") as log:
+      procs.append(subprocess.Popen([sys.executable, "-c", _PEER, f"127.0.0.1:{port}", str(i)],
+                                    cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT))
+  try:
+    deadline = time.time() + 120
+    while "step 1 done" not in logs[1].read_text():
+      assert time.time() < deadline and procs[1].poll() is None, logs[1].read_text()[-3000:]
+      time.sleep(0.1)
+    time.sleep(3)  # A few beats after the first step.
+    assert procs[0].poll() is None, logs[0].read_text()[-3000:]  # No false stop.
+    procs[1].send_signal(signal.SIGKILL)
+    killed = time.time()
+    rc = procs[0].wait(timeout=60)
+    waited = time.time() - killed
+  finally:
+    for proc in procs:
+      if proc.poll() is None:
+        proc.kill()
+  text = logs[0].read_text()
+  assert rc == 1, text[-3000:]
+  assert "flan_jax: process 1 of 2 stopped sending heartbeats" in text, text[-3000:]
+  assert "after its first step" in text and "Restart all 2 processes" in text
+  assert waited < 15, waited

@@ -11,6 +11,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from flan_jax.parallel import heartbeat
+
 
 def sync(name: str) -> None:
   """A barrier across processes (a no-op on one host)."""
@@ -111,7 +113,8 @@ def distributed_arguments(coordinator_address: str | None, process_count: int | 
 def initialize(arguments: dict[str, Any], cluster: Cluster | None, timeout_s: int = 300) -> None:
   """``jax.distributed.initialize(**arguments)`` (jax's detection fills in what ``arguments``
   lacks; CPU collectives use gloo), then the heartbeat watchdog
-  (:mod:`flan_jax.parallel.heartbeat`). One line first names the source and the flags that
+  (:mod:`flan_jax.parallel.heartbeat`, whose timeouts also set jax's
+  ``heartbeat_timeout_seconds``). One line first names the source and the flags that
   override it: jax ends the process itself (a C++ check) when peers do not connect in time."""
   source = (f"the {cluster.name} environment jax detected ({cluster.process_count} processes)"
             if cluster else "the flags")
@@ -121,14 +124,18 @@ def initialize(arguments: dict[str, Any], cluster: Cluster | None, timeout_s: in
   print(f"flan_jax: jax.distributed.initialize({shown}) from {source}, waiting up to "
         f"{timeout_s} s (--initialization_timeout) for every process; if it fails, {advice}",
         file=sys.stderr, flush=True)
+  try:
+    timeouts = heartbeat.Timeouts.from_env()
+  except ValueError as e:
+    raise DistributedInitError(str(e)) from e
   jax.config.update("jax_cpu_collectives_implementation", "gloo")
   try:
-    jax.distributed.initialize(**arguments, initialization_timeout=timeout_s)
+    # jax's own watchdog set above ours, so that a dead peer gets our line, not its abort.
+    jax.distributed.initialize(**arguments, initialization_timeout=timeout_s,
+                               heartbeat_timeout_seconds=heartbeat.jax_heartbeat_timeout_s(timeouts))
   except Exception as e:  # noqa: BLE001 -- re-raised with what was detected and what to set.
     raise DistributedInitError(f"jax.distributed.initialize({shown}) from {source} failed: "
                                f"{type(e).__name__}: {e}; {advice}") from e
   from jax._src import distributed
-
-  from flan_jax.parallel import heartbeat
   state = distributed.global_state
-  heartbeat.start(state.process_id, state.num_processes)  # A dead peer stops the others in ~20 s.
+  heartbeat.start(state.process_id, state.num_processes, timeouts)  # A dead peer stops the rest.

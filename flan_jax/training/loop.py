@@ -13,6 +13,7 @@ from typing import Any
 import gin
 import jax
 
+from flan_jax.parallel import heartbeat
 from flan_jax.storage import fs
 from flan_jax.training import batches as batches_lib
 from flan_jax.training import checkpoints, hooks, logs, perf, runtime
@@ -71,6 +72,7 @@ def train_loop(start: Start, batches: batches_lib.TrainIterator, run_hooks: hook
       info = hooks.StepInfo(step, state, metrics, batches.last_local_batch, input_wait,
                             start.final_step)
       run_hooks.after_step(info)
+      heartbeat.step_completed()  # Peers now allow this process the shorter silence.
       if info.stop:
         break
     run_hooks.finish(step)
