@@ -1,9 +1,14 @@
 """Struct to text: CommonGen, DART, E2E NLG and WebNLG (English), all from TFDS's GEM builder.
 
 Each dataset verbalizes a structure (a concept set, triples, a restaurant meaning representation)
-as text; ``answer`` is the example's ``target`` (one reference; for the evaluation splits GEM puts
-the first reference there). Turned-around templates recover the structure from the text.
+as text; ``answer`` is the example's ``target`` (one reference: the training target; for the
+evaluation splits GEM puts the first reference there). As the reference, ``answers`` holds every
+reference plus the target, and ROUGE takes the best of them per prediction (GEM's validation
+splits of CommonGen, DART and WebNLG have up to dozens of references per example). Turned-around
+templates recover the structure from the text.
 """
+
+import tensorflow as tf
 
 from flan_jax.data.preprocessors import join, nonempty
 from flan_jax.data.spec import DatasetSpec, register_dataset, tfds_source
@@ -24,6 +29,11 @@ def _has_target(ex):
   return nonempty(ex["target"])
 
 
+def _references(ex) -> tf.Tensor:
+  """Every reference of a GEM example followed by its target (the reference's ``answers``)."""
+  return tf.concat([ex["references"], [ex["target"]]], axis=0)
+
+
 # -------------------------------------------------------------------------------- CommonGen
 
 COMMON_GEN_TEMPLATES = (
@@ -41,7 +51,8 @@ COMMON_GEN_TEMPLATES = (
 
 
 def _common_gen_fields(ex):
-  return {"concepts": join(ex["concepts"], ", "), "answer": ex["target"]}
+  return {"concepts": join(ex["concepts"], ", "), "answer": ex["target"],
+          "answers": _references(ex)}
 
 
 register_dataset(DatasetSpec(
@@ -75,9 +86,15 @@ DART_TEMPLATES = (
 )
 
 
+# DART's WikiTableQuestions-derived triples carry table markers ("[TABLECONTEXT]", "[TITLE]"); the
+# reference deletes every bracketed span (shortest match) from the joined triples, spaces kept.
+DART_MARKER = r"\[(.*?)\]"
+
+
 def _dart_fields(ex):
   # TFDS flattens each triple to "subject predicate object"; triples are joined with "; ".
-  return {"tripleset": join(ex["tripleset"], TRIPLE_SEPARATOR), "answer": ex["target"]}
+  tripleset = tf.strings.regex_replace(join(ex["tripleset"], TRIPLE_SEPARATOR), DART_MARKER, "")
+  return {"tripleset": tripleset, "answer": ex["target"], "answers": _references(ex)}
 
 
 register_dataset(DatasetSpec(
@@ -111,8 +128,15 @@ E2E_TEMPLATES = (
 )
 
 
+def e2e_meaning_representation(mr: tf.Tensor) -> tf.Tensor:
+  """``name[The Eagle], eatType[coffee shop]`` -> ``name = The Eagle, eatType = coffee shop`` (the
+  reference's formatting: each ``[`` becomes `` = `` and each ``]`` is dropped)."""
+  return tf.strings.regex_replace(tf.strings.regex_replace(mr, r"\[", " = "), r"\]", "")
+
+
 def _e2e_fields(ex):
-  return {"mr": ex["meaning_representation"], "answer": ex["target"]}
+  return {"mr": e2e_meaning_representation(ex["meaning_representation"]),
+          "answer": ex["target"], "answers": _references(ex)}
 
 
 register_dataset(DatasetSpec(
@@ -148,8 +172,12 @@ WEB_NLG_TEMPLATES = (
 
 
 def _web_nlg_fields(ex):
-  # Each input is already "subject | property | object"; triples are joined with "; ".
-  return {"triples": join(ex["input"], TRIPLE_SEPARATOR), "answer": ex["target"]}
+  # Each input is already "subject | property | object"; triples are joined with "; ". DBpedia's
+  # underscores become spaces as in the reference (which also writes " | " as ", ": we keep the
+  # bars that our templates name; see tasks/README.md).
+  triples = tf.strings.regex_replace(join(ex["input"], TRIPLE_SEPARATOR), "_", " ")
+  return {"triples": triples, "answer": ex["target"],
+          "answers": _references(ex)}
 
 
 register_dataset(DatasetSpec(

@@ -72,15 +72,19 @@ def _labels(ex: Example) -> Example:
 
 
 def apply_template(template: tmpl.Template, template_idx: int = 0) -> Callable:
-  """Renders one fixed template: ``{inputs, targets, template_idx}`` plus label keys."""
+  """Renders one fixed template: ``{inputs, targets, template_idx}`` plus label keys (less
+  ``answers`` for a turned-around template: they are not its target's references)."""
 
   @seqio.map_over_dataset
   def _apply(ex: Example) -> Example:
+    labels = _labels(ex)
+    if template.turned:
+      labels.pop(ANSWERS_KEY, None)
     return {
         "inputs": tmpl.render_tf(template.inputs, ex),
         "targets": tmpl.render_tf(template.targets, ex),
         TEMPLATE_IDX_KEY: tf.constant(template_idx, tf.int32),
-        **_labels(ex),
+        **labels,
     }
 
   return _apply

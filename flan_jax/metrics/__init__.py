@@ -27,7 +27,8 @@ kind                    returned keys
 ``multirc``             ``f1a`` (F1 over all options), ``exact_match`` per question if grouped.
 ``record``              ``em``, ``f1`` as ``squad`` (max over the correct entities).
 ``bleu``                ``bleu``: sacrebleu corpus BLEU, ``intl`` tokenizer (t5's setting).
-``rouge``               ``rouge1``, ``rouge2``, ``rougeLsum`` F-measures, max over references.
+``rouge``               ``rouge1``, ``rouge2``, ``rougeLsum`` F-measures, max over references
+                        (the example's ``answers`` when it has them, as FLAN's ``rouge_fn``).
 ``edit_distance``       ``{min,max,mean,median,sum}_edit``: t5's word-level edit distance.
 ======================  ==========================================================================
 
@@ -90,7 +91,7 @@ _REGISTRY: dict[str, tuple[tuple[MetricFn, ...], bool, Callable | None]] = {
     "multirc": ((multirc,), True, multirc_postprocessor),
     "record": ((record,), False, qa_postprocessor),
     "bleu": ((bleu,), False, None),
-    "rouge": ((rouge,), False, None),
+    "rouge": ((rouge,), False, qa_postprocessor),  # every reference where "answers" has them
     "edit_distance": ((edit_distance,), False, None),
 }
 

@@ -32,9 +32,10 @@ def qa_postprocessor(output: Any, example: Mapping[str, Any] | None = None,
                      is_target: bool = False) -> str | list[str]:
   """t5's ``postprocessors.qa``: a target becomes the example's answer list; text otherwise.
 
-  (Turned-around templates, whose target is not an answer, are scored with ROUGE and never get
-  here.) An example without ``answers`` keeps its target string. Normalisation happens inside the
-  metric.
+  Also ROUGE's (FLAN scores CommonGen, DART, E2E and WebNLG against every reference this way).
+  Turned-around templates, whose target is not an answer, carry no ``answers``
+  (``data.preprocessors.apply_template``), so an example without them keeps its target string.
+  Normalisation happens inside the metric.
   """
   text = _text(output)
   if is_target and example is not None and ANSWERS_KEY in example:
