@@ -17,10 +17,17 @@ Resumable: examples are processed in chunks of ``chunk_size`` (t5x's ``checkpoin
 each finished chunk is written atomically to ``<file>.chunks/chunk_<n>.jsonl``. A rerun after a
 crash skips the chunks already written, and the finished task is one file with no duplicates
 (the chunk dir is then removed). A task whose JSONL exists is skipped.
+
+``<file>.manifest.json`` records what produced the file (checkpoint step and digest, task,
+split, shard, chunk size, lengths, decoding, scores, dtype, number of examples): a rerun that
+differs in any of them refuses, naming the fields, instead of mixing two runs' chunks or lines
+(``restart=True`` discards that task's old output and starts it again). While a task is written,
+``<file>.lock`` (the MODEL_DIR lock's mechanism) refuses a second infer of the same file.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 from collections.abc import Iterator, Mapping, Sequence
@@ -32,12 +39,21 @@ import numpy as np
 
 from flan_jax import eval as eval_lib
 from flan_jax.data import registry
+from flan_jax.interop import hf as hf_interop
+from flan_jax.models import checkpoint as model_checkpoint
 from flan_jax.parallel import partitioning
 from flan_jax.parallel.console import announce
 from flan_jax.storage import fs
 
 REQUIRED_MACROS = ("MIXTURE_OR_TASK_NAME", "CHECKPOINT_PATH", "INFER_OUTPUT_DIR",
                    "TASK_FEATURE_LENGTHS")
+MANIFEST_SUFFIX = ".manifest.json"
+LOCK_SUFFIX = ".lock"
+_NOT_COMPARED = ("checkpoint",)  # The path may move; the digest names the checkpoint.
+
+
+class InferOutputError(model_checkpoint.ReportedError, ValueError):
+  """An output file (or its chunks) was produced by a different run than this one."""
 
 
 class _Rows(list):
@@ -97,31 +113,138 @@ def _chunk_lines(chunk: Sequence[tuple[Any, Any]], start: int, inference: eval_l
   return lines
 
 
-def _join_chunks(chunk_dir: str, path: str) -> None:
-  """Writes the chunks' lines, in order, to ``path`` and removes ``chunk_dir``."""
+def _join_chunks(chunk_dir: str, path: str, count: int) -> None:
+  """Writes the chunks' lines, in order, to ``path`` and removes ``chunk_dir``; the lines must
+  be examples ``0..count-1``, each once (else nothing is written and the error names them)."""
   lines = []
   names = fs.listdir(chunk_dir) if fs.exists(chunk_dir) else []  # An object store: no empty dirs.
   for name in sorted(n for n in names if n.endswith(".jsonl")):
-    lines.append(fs.read_text(fs.join(chunk_dir, name)))
+    lines.extend(fs.read_text(fs.join(chunk_dir, name)).splitlines(keepends=True))
+  indices = [json.loads(line)["index"] for line in lines]
+  if indices != list(range(count)):
+    raise InferOutputError(
+        f"the chunks in {chunk_dir} hold examples {_ranges(indices)}, not 0-{count - 1} once "
+        f"each; {path} is not written (delete {chunk_dir} to redo the task)")
   fs.write_text(path, "".join(lines))
   if names:
     fs.rmtree(chunk_dir)
 
 
+def _ranges(indices: Sequence[int]) -> str:
+  """``0-7, 4-9`` for the runs of consecutive numbers in ``indices`` (in their order)."""
+  runs: list[list[int]] = []
+  for i in indices:
+    if runs and i == runs[-1][1] + 1:
+      runs[-1][1] = i
+    else:
+      runs.append([i, i])
+  return ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in runs) or "none"
+
+
+def checkpoint_digest(checkpoint_path: str, step: int) -> str:
+  """A digest of the checkpoint that ``checkpoint_path`` loads at ``step``: sha256 of its file
+  list (:func:`flan_jax.models.checkpoint.file_checksums`: every file's size and the sha256 of
+  all but the array data, whose OCDBT file names are unique per save)."""
+  if hf_interop.is_hf_model_dir(checkpoint_path):
+    directory = checkpoint_path
+  else:
+    directory = model_checkpoint.step_dir(model_checkpoint.split_step_dir(checkpoint_path)[0],
+                                          step)
+  sums = model_checkpoint.file_checksums(directory)
+  return hashlib.sha256(json.dumps(sums, sort_keys=True).encode()).hexdigest()
+
+
+def _read_manifest(path: str) -> dict[str, Any] | None:
+  if not fs.exists(path):
+    return None
+  try:
+    return dict(json.loads(fs.read_text(path)))
+  except (ValueError, TypeError) as e:
+    raise InferOutputError(f"{path} is not valid JSON ({e}); delete it and the output it "
+                           "describes, or pass --gin.infer_script.infer.restart=True") from None
+
+
+def _differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+  """``field: old -> new`` for each compared field that differs."""
+  keys = sorted((set(old) | set(new)) - set(_NOT_COMPARED))
+  return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
+
+
+def _check_output(path: str, chunk_dir: str, record: Mapping[str, Any], restart: bool) -> bool:
+  """Checks ``path``'s output against this run's ``record``; True: there is nothing to keep (no
+  output, or ``restart`` discarded a different run's), so the manifest is (re)written."""
+  manifest_path = path + MANIFEST_SUFFIX
+  old = _read_manifest(manifest_path)
+  output = fs.exists(path) or (fs.exists(chunk_dir) and any(
+      n.endswith(".jsonl") for n in fs.listdir(chunk_dir)))
+  if old is None and not output:
+    return True
+  diff = ["no manifest (an older flan_jax wrote it)"] if old is None else _differences(old,
+                                                                                         record)
+  if not diff:
+    return False
+  if not output:  # A manifest of a run that wrote nothing: nothing to mix.
+    return True
+  if not restart:
+    raise InferOutputError(
+        f"{path} (or its chunks) was written by a different run; {'; '.join(diff)}. Use another "
+        "INFER_OUTPUT_DIR, or pass --gin.infer_script.infer.restart=True to discard that "
+        "output and redo the task")
+  announce(f"restart: discarding {path} and its chunks ({'; '.join(diff)})")
+  if jax.process_index() == 0:
+    if fs.exists(path):
+      fs.remove(path)
+    if fs.exists(chunk_dir):
+      fs.rmtree(chunk_dir)
+  return True
+
+
 def infer_task(task: Any, inference: eval_lib.Inference, output_dir: str, split: str,
                lengths: Mapping[str, int], chunk_size: int, scores: bool = False,
                use_cached: bool = False, shard_id: int = 0, num_shards: int = 1,
-               progress: bool = True, num_examples: int | None = None) -> tuple[str, int]:
-  """Writes ``task``'s JSONL (see the module docstring); returns (path, number of lines)."""
+               progress: bool = True, num_examples: int | None = None,
+               record: Mapping[str, Any] | None = None, restart: bool = False
+               ) -> tuple[str, int]:
+  """Writes ``task``'s JSONL (see the module docstring); returns (path, number of lines).
+  ``record``: what else produced it (checkpoint, decoding), kept in its manifest."""
   path = output_path(output_dir, task.name, shard_id, num_shards)
+  record = json.loads(json.dumps({  # As the manifest stores it (tuples are lists).
+      "task": task.name, "split": split, "shard_id": shard_id, "num_shards": num_shards,
+      "chunk_size": chunk_size, "num_examples": num_examples,
+      "task_feature_lengths": dict(lengths), "scores": scores, **dict(record or {})},
+      sort_keys=True))
+  with model_checkpoint.locked(output_dir, f"flan-jax infer of {fs.basename(path)}",
+                               lock_file=fs.basename(path) + LOCK_SUFFIX,
+                               what="INFER_OUTPUT_DIR"):
+    return _infer_task_locked(task, inference, path, split, lengths, chunk_size, scores,
+                              use_cached, shard_id, num_shards, progress, num_examples, record,
+                              restart)
+
+
+def _agreed(flag: bool) -> bool:
+  """Process 0's ``flag`` on every process (each must take part in, or skip, the same work)."""
+  if jax.process_count() == 1:
+    return flag
+  from jax.experimental import multihost_utils
+  return bool(multihost_utils.broadcast_one_to_all(np.int32(flag)))
+
+
+def _infer_task_locked(task: Any, inference: eval_lib.Inference, path: str, split: str,
+                       lengths: Mapping[str, int], chunk_size: int, scores: bool,
+                       use_cached: bool, shard_id: int, num_shards: int, progress: bool,
+                       num_examples: int | None, record: Mapping[str, Any], restart: bool
+                       ) -> tuple[str, int]:
   writer = jax.process_index() == 0
-  if fs.exists(path):
-    count = fs.read_text(path).count("\n")
-    announce(f"{task.name}: {path} exists ({count} lines); skipped")
-    return path, count
   chunk_dir = f"{path}.chunks"
+  fresh = _check_output(path, chunk_dir, record, restart)
+  if _agreed(not fresh and fs.exists(path)):
+    count = fs.read_text(path).count("\n")
+    announce(f"{task.name}: {path} exists ({count} lines, the same run); skipped")
+    return path, count
   if writer:
     fs.makedirs(chunk_dir)
+    if fresh:
+      fs.write_text(path + MANIFEST_SUFFIX, json.dumps(record, indent=2, sort_keys=True))
   vocabulary = task.output_features["targets"].vocabulary
   task_ds, model_ds = _task_rows(task, split, lengths, use_cached, shard_id, num_shards,
                                  num_examples)
@@ -136,11 +259,7 @@ def infer_task(task: Any, inference: eval_lib.Inference, output_dir: str, split:
     if not chunk:
       break
     chunk_path = fs.join(chunk_dir, f"chunk_{number:05d}.jsonl")
-    done = fs.exists(chunk_path)
-    if jax.process_count() > 1:  # Every host must take part in (or skip) the same chunks.
-      from jax.experimental import multihost_utils
-      done = bool(multihost_utils.broadcast_one_to_all(np.int32(done)))
-    if not done:
+    if not _agreed(fs.exists(chunk_path)):
       lines = _chunk_lines(chunk, start, inference, vocabulary, scores)
       if writer:
         fs.write_text(chunk_path, "".join(lines))
@@ -150,7 +269,7 @@ def infer_task(task: Any, inference: eval_lib.Inference, output_dir: str, split:
   if bar is not None:
     bar.close()
   if writer:
-    _join_chunks(chunk_dir, path)
+    _join_chunks(chunk_dir, path, start)
   announce(f"{task.name}: {start} predictions -> {path}")
   return path, start
 
@@ -163,9 +282,10 @@ def infer(mixture_or_task_name: str = gin.REQUIRED, checkpoint_path: str = gin.R
           dtype: str | None = None, mesh: str = "data=-1,model=1",
           dcn_mesh: str | None = None,
           partitioning_rules: str = "1d", progress: bool = True,
-          num_examples: int | None = None) -> dict[str, str]:
+          num_examples: int | None = None, restart: bool = False) -> dict[str, str]:
   """Writes every prediction of each task of ``mixture_or_task_name`` (its first
-  ``num_examples`` per task when set); returns {task: path}."""
+  ``num_examples`` per task when set); returns {task: path}. ``restart``: a task whose output a
+  different run wrote (another checkpoint, chunk size, ...) is redone instead of refused."""
   import seqio
 
   from flan_jax.training import batches as data
@@ -196,12 +316,15 @@ def infer(mixture_or_task_name: str = gin.REQUIRED, checkpoint_path: str = gin.R
                                  task_feature_lengths["targets"], eos_id=eos_id,
                                  decode_kwargs=decode_kwargs)
   fs.makedirs(output_dir)
+  record = {"checkpoint": checkpoint_path, "checkpoint_step": step,
+            "checkpoint_digest": checkpoint_digest(checkpoint_path, step),
+            "decode_kwargs": dict(decode_kwargs or {}), "dtype": dtype}
   out = {}
   for task in tasks:
     cached = data.resolve_use_cached(task.name, use_cached)
     out[task.name], _ = infer_task(task, inference, output_dir, split, task_feature_lengths,
                                    chunk_size, scores, cached, shard_id, num_shards, progress,
-                                   num_examples)
+                                   num_examples, record, restart)
   return out
 
 
