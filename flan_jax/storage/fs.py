@@ -288,6 +288,16 @@ def rmtree(path: str) -> None:
     shutil.rmtree(path)
 
 
+def move_file(path: str, target: str) -> None:
+  """Local ``os.replace`` (atomic: ``target`` is the old or the new file); an object store a
+  server-side copy, then ``path`` is deleted."""
+  if is_remote(path):
+    _gcs().cp_file(path, target)
+    remove(path)
+  else:
+    os.replace(path, target)
+
+
 def move_dir(path: str, target: str, delete_first: tuple[str, ...] = ()) -> None:
   """Local ``os.rename`` (atomic). An object store has no rename: every object is copied to
   ``target`` (server-side), then ``path``'s objects are deleted, the names in ``delete_first``
