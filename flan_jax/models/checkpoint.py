@@ -10,12 +10,14 @@ Layout (the t5x / orbax ``CheckpointManager`` layout, step prefix ``checkpoint``
       checkpoint_<step>/checksums.json   sizes of the step's files; sha256 of the small ones
       tokenizer.json, tokenizer_config.json   optional: a Hugging Face tokenizer (import-hf)
 
-Integrity costs almost nothing at any scale. Array chunks are written with tensorstore's ``crc32c``
-codec (:func:`state_handler`): each host checksums the chunks it writes as it writes them, and
-tensorstore verifies each chunk a host reads as it reads it (a mismatch is an error, never a silent
-load); OCDBT's own B-tree nodes and manifests carry crc32c too. ``checksums.json`` adds the size of
-every file (a truncated or missing one) and the sha256 of the small metadata files (JSON, the OCDBT
-manifests); the array data files (``d/``) are listed, never re-read.
+Integrity costs almost nothing at any scale. Every array chunk carries a checksum that tensorstore
+writes and verifies (:func:`state_handler`): zstd's frame checksum on the compressed chunks (the
+default), ``crc32c`` on uncompressed ones. Each host checksums the chunks it writes as it writes
+them, and tensorstore verifies each chunk a host reads as it reads it (a mismatch is an error, never
+a silent load); OCDBT's own B-tree nodes, manifests and shard indices carry crc32c.
+``checksums.json`` adds the size of every file (a truncated or missing one) and the sha256 of the
+small metadata files (JSON, the OCDBT manifests); the array data files (``d/``) are listed, never
+re-read.
 
 Every restore goes through :func:`problem` (completeness, the ``data`` item, its JSON, sizes and
 the small files' digests) and the shapes in the checkpoint's own metadata. Without an explicit step
@@ -250,7 +252,7 @@ def _file_sizes(path: str) -> dict[str, int]:
 
 
 def is_array_data_file(rel: str) -> bool:
-  """An OCDBT data file (``state/.../d/<id>``): array chunks (crc32c codec) and B-tree nodes
+  """An OCDBT data file (``state/.../d/<id>``): array chunks (a checksum each) and B-tree nodes
   (crc32c), verified by tensorstore as they are read; :func:`file_checksums` lists its size only."""
   return rel.startswith(STATE + "/") and rel.split("/")[-2:-1] == ["d"]
 
@@ -266,7 +268,7 @@ def _sha256(path: str) -> str:
 def file_checksums(path: str) -> dict[str, list]:
   """{relative file: [size, sha256 or None]} of every file of a checkpoint dir but the checksum
   file and orbax's ``_CHECKPOINT_METADATA`` (its presence is checked on its own). Array data files
-  get None: their chunks carry crc32c (:func:`state_handler`), so nothing large is read back."""
+  get None: their chunks carry checksums (:func:`state_handler`), so nothing large is read back."""
   return {rel: [size, None if is_array_data_file(rel) else _sha256(fs.join(path, rel))]
           for rel, size in sorted(_file_sizes(path).items())}
 
@@ -276,8 +278,8 @@ def write_checksums(path: str) -> None:
   if jax.process_index() != 0:
     return
   target = fs.join(path, CHECKSUM_FILE)
-  sums = {"algorithm": "sha256", "array_data": "tensorstore crc32c per chunk, checked on read",
-          "files": file_checksums(path)}
+  sums = {"algorithm": "sha256", "files": file_checksums(path),
+          "array_data": "a checksum per chunk (zstd frame or crc32c), verified on read"}
   fs.write_text(target, json.dumps(sums))
 
 
@@ -327,12 +329,14 @@ def problem(path: str, need_data: bool = False) -> str | None:
 
 _DIGEST_MISMATCH = re.compile(r'"([^"]+)" in OCDBT database.*Digest mismatch, stored digest is '
                               r"(\w+) but computed digest is (\w+)")
+_ZSTD_DAMAGE = re.compile(r'"([^"]+)" in OCDBT database.*ZSTD_decompressStream\(\) failed: ([^;]+)')
 _TENSORSTORE_STATUS = re.compile(r"\b(DATA_LOSS|NOT_FOUND|INVALID_ARGUMENT|FAILED_PRECONDITION|"
                                  r"OUT_OF_RANGE|UNAVAILABLE|PERMISSION_DENIED): ")
 
 
 def error_text(error: BaseException) -> str:
-  """One line for an orbax/tensorstore/json exception: a crc32c mismatch names the array chunk;
+  """One line for an orbax/tensorstore/json exception: a chunk checksum mismatch (crc32c, or a
+  zstd frame that fails to decode or to match its checksum) names the array chunk;
   else tensorstore's own status line (orbax wraps it in a message that names no cause)."""
   chain, seen = [], set()
   while error is not None and id(error) not in seen:
@@ -344,6 +348,9 @@ def error_text(error: BaseException) -> str:
     if m := _DIGEST_MISMATCH.search(text):
       return (f"checksum mismatch in {STATE}/ array chunk {m.group(1)} (crc32c stored "
               f"{m.group(2)}, read {m.group(3)}: its bytes changed after they were written)")
+    if m := _ZSTD_DAMAGE.search(text):
+      return (f"checksum mismatch in {STATE}/ array chunk {m.group(1)} (zstd frame: {m.group(2)}: "
+              "its bytes changed after they were written)")
   for e, text in zip(chain, texts, strict=True):
     if m := _TENSORSTORE_STATUS.search(text):
       return f"{type(e).__name__}: {text[m.start():m.start() + 300]}"
@@ -419,40 +426,44 @@ def resolve_step(model_dir: str, step: int | None = None) -> int:
 # --- arrays -----------------------------------------------------------------------------------
 
 
-def _with_chunk_crc32c(build: Callable[..., dict]) -> Callable[..., dict]:
-  """Orbax's zarr3 metadata builder, with tensorstore's ``crc32c`` codec after each chunk's
-  encoding (a checksum of the stored bytes, written and verified by tensorstore)."""
+def _with_chunk_checksums(build: Callable[..., dict]) -> Callable[..., dict]:
+  """Orbax's zarr3 metadata builder, with a checksum of every array chunk that tensorstore writes
+  and verifies: zstd's frame checksum where the chunk is compressed (orbax's default; XXH64 of the
+  chunk's bytes, checked inside the decompression it does anyway), else the ``crc32c`` codec."""
 
   @functools.wraps(build)
-  def build_with_crc32c(*args: Any, **kwargs: Any) -> dict:
+  def build_with_checksums(*args: Any, **kwargs: Any) -> dict:
     metadata = build(*args, **kwargs)
     codecs = metadata["codecs"]
     if len(codecs) != 1 or codecs[0].get("name") != "sharding_indexed":
       raise RuntimeError(f"orbax {ocp.__version__} writes zarr3 codecs {codecs}; flan_jax adds "
-                         "crc32c to sharding_indexed chunks only: use orbax-checkpoint 0.12.x")
+                         "checksums to sharding_indexed chunks only: use orbax-checkpoint 0.12.x")
     inner = codecs[0]["configuration"]["codecs"]
-    if {"name": "crc32c"} not in inner:
+    zstd = [c for c in inner if c.get("name") == "zstd"]
+    if zstd:
+      zstd[0].setdefault("configuration", {})["checksum"] = True
+    elif {"name": "crc32c"} not in inner:
       inner.append({"name": "crc32c"})
     return metadata
 
-  build_with_crc32c.flan_jax_crc32c = True
-  return build_with_crc32c
+  build_with_checksums.flan_jax_checksums = True
+  return build_with_checksums
 
 
 def state_handler() -> ocp.PyTreeCheckpointHandler:
-  """The handler of every ``state`` item flan_jax writes: OCDBT + zarr3 with a crc32c per chunk.
+  """The handler of every ``state`` item flan_jax writes: OCDBT + zarr3 with a checksum per chunk.
 
   Orbax has no option for chunk codecs, so its zarr3 metadata builder is wrapped (once per
   process; an orbax without that builder is an error here, not checkpoints without checksums).
-  Restores need nothing: the codec is in each array's stored metadata.
+  Restores need nothing: the codecs are in each array's stored metadata.
   """
   from orbax.checkpoint._src.serialization import tensorstore_utils as ts_utils
   build = getattr(ts_utils, "_build_zarr3_metadata", None)
   if build is None:
     raise RuntimeError(f"orbax-checkpoint {ocp.__version__} has no zarr3 metadata builder to add "
                        "chunk checksums to; install orbax-checkpoint 0.12.x (setup.py pins it)")
-  if not getattr(build, "flan_jax_crc32c", False):
-    ts_utils._build_zarr3_metadata = _with_chunk_crc32c(build)
+  if not getattr(build, "flan_jax_checksums", False):
+    ts_utils._build_zarr3_metadata = _with_chunk_checksums(build)
   return ocp.PyTreeCheckpointHandler(use_zarr3=True)
 
 

@@ -129,7 +129,7 @@ def _root_cause(error: BaseException) -> str:
 
 
 class TrainCheckpoints:
-  """The trainer's ``CheckpointManager``: arrays with a crc32c per chunk
+  """The trainer's ``CheckpointManager``: arrays with a checksum per chunk
   (:func:`flan_jax.models.checkpoint.state_handler`); each save gets ``checksums.json`` (sizes,
   the small files' sha256: a listing, no large read) before orbax makes it visible (async: in the
   finalisation thread; sync: right after the save), and a failed save (ENOSPC and the like) is
