@@ -3,6 +3,7 @@ that stop the run, strict metric rows and clear errors for bad values (one test 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
@@ -318,6 +319,7 @@ def test_damaged_latest_falls_back_with_the_reason(run, tmp_path, damage, caplog
     checkpoints.save_params(str(tmp_path / "other"), init_params(other, jax.random.key(1)), other)
     shutil.copytree(tmp_path / "other" / "checkpoint_0" / "state", latest / "state")
     os.remove(latest / checkpoints.CHECKSUM_FILE)
+    checkpoints.write_checksums(str(latest))  # Listed, as a copy with its checksums would be.
     expected = "does not match the model config's shape"
   with caplog.at_level(logging.WARNING):
     params = checkpoints.restore_params(str(model_dir), CFG)  # eval/export/load's path
@@ -563,3 +565,193 @@ def test_import_hf_with_a_wrong_hidden_size_names_it(tmp_path, capsys):
   err = capsys.readouterr().err
   assert "config.json says vocab_size=512, hidden_size=48 but" in err
   assert "embed_tokens.weight has shape (512, 32)" in err and "Traceback" not in err
+
+
+# --- issue 28: verification that cannot be bypassed; a race-free lock; the readers' restore ----
+
+
+def _readers(model_dir, tmp_path) -> dict[str, int | None]:
+  """The step each reader loads from ``model_dir``: eval/infer (one loader), export-hf and
+  :func:`flan_jax.load` (None: export-hf names no step; its fallback line is checked instead)."""
+  import flan_jax
+  from flan_jax.interop import hf as hf_interop
+  mesh, rules = partitioning.create_mesh(MESH), partitioning.standard_logical_axis_rules()
+  _, _, eval_step, _ = eval_lib.load_model(str(model_dir), mesh, rules)
+  hf_interop.export_hf(str(model_dir), str(tmp_path / "hf"), overwrite=True)
+  model = flan_jax.load(str(model_dir))
+  want = checkpoints.restore_params(str(model_dir), CFG, step=2)
+  return {"eval/infer": eval_step, "load": 2 if _same_params(model.params, want) else None}
+
+
+@pytest.mark.parametrize("damage", ["deleted", "empty"])
+def test_checksums_deleted_or_emptied_are_damage_for_every_reader(run, tmp_path, damage, caplog):
+  """Deleting checksums.json (or replacing it with a list of no files) cannot switch verification
+  off: with one bit flipped in an array file and one in data/metadata (the data position 4 -> 5,
+  still valid JSON), trainer, eval/infer, export-hf and flan_jax.load all fall back to
+  checkpoint_2, each with the reason; the step asked for by name is refused."""
+  model_dir = _copy(run, tmp_path)
+  latest = model_dir / "checkpoint_4"
+  meta = json.loads((latest / checkpoints.METADATA_FILE).read_text())
+  assert meta["custom_metadata"] == model_checkpoint.WRITER_METADATA  # The commit record says so.
+  sums = latest / checkpoints.CHECKSUM_FILE
+  if damage == "deleted":
+    os.remove(sums)
+    reason = "checksums.json is missing"
+  else:
+    sums.write_text(json.dumps({"algorithm": "sha256", "files": {}}))
+    reason = "checksums.json lists no files"
+  key, file, offset, length = next(c for c in _array_chunks(str(latest / "state"))
+                                   if c[0].startswith("params."))
+  _flip_bit(str(latest / "state" / file), offset + length // 2)
+  data = latest / "data" / "metadata"
+  _flip_bit(str(data), data.read_bytes().index(b'"data_position": 4') + 17)
+  assert json.loads(data.read_text())["data_position"] == 5
+  assert checkpoints.problem(str(latest)).startswith(reason)
+  with caplog.at_level(logging.WARNING):
+    assert _readers(model_dir, tmp_path) == {"eval/infer": 2, "load": 2}
+  assert caplog.text.count(f"checkpoint_4 is unusable ({reason}") >= 3  # eval, export, load
+  with pytest.raises(checkpoints.CheckpointError, match=f"checkpoint_4 cannot be used: {reason}"):
+    checkpoints.restore_params(str(model_dir), CFG, step=4)
+  # The trainer's restore: moved aside, resumes from checkpoint_2 at its data position.
+  found = checkpoints.restore_latest(str(model_dir), checkpoints.read_data, need_data=True,
+                                     move_bad=True)
+  assert found[0] == 2 and found[1]["data_position"] == 2
+  assert any(n.startswith("checkpoint_4.bad-") for n in os.listdir(model_dir))
+
+
+def test_checkpoint_from_elsewhere_loads_with_one_unverified_line(tmp_path, capsys):
+  """A plain orbax checkpoint (no flan_jax step metadata, no data item, no checksums.json) is
+  loaded, with one line saying it is not verified; listing extra files in a flan_jax one fails."""
+  import orbax.checkpoint as ocp
+
+  from flan_jax.interop import loading
+  from flan_jax.models import init_params
+  params = init_params(CFG, jax.random.key(3))
+  model_dir = str(tmp_path / "plain")
+  checkpoints.save_config(model_dir, CFG)
+  with ocp.CheckpointManager(model_dir, options=ocp.CheckpointManagerOptions(
+      step_prefix="checkpoint")) as manager:
+    manager.save(7, args=ocp.args.Composite(state=ocp.args.StandardSave({"params": params})))
+    manager.wait_until_finished()
+  capsys.readouterr()
+  loaded = loading.load_model(model_dir)
+  assert loaded.step == 7 and _same_params(loaded.params, params)
+  err = capsys.readouterr().err
+  assert err.count("was not written by flan_jax (no checksums.json): its files are not verified") \
+      == 1, err
+  # A flan_jax checkpoint with a file its checksums.json does not list.
+  checkpoints.save_params(str(tmp_path / "ours"), params, CFG, step=1)
+  (tmp_path / "ours" / "checkpoint_1" / "state" / "extra").write_text("x")
+  assert checkpoints.problem(str(tmp_path / "ours" / "checkpoint_1")) == (
+      "file state/extra is not listed in checksums.json (added after the save, or checksums.json "
+      "was replaced)")
+
+
+def test_a_fresh_lock_is_never_stale(tmp_path, capsys, monkeypatch):
+  """The race of issue 28: a lock another trainer has just created but not yet written (empty)
+  refuses the second trainer instead of being removed as stale; the exclusive create never shows
+  such a file, and of two racing creators exactly one wins (an injected delay between writing
+  and publishing the lock)."""
+  import threading
+
+  from flan_jax.storage import fs
+  model_dir = tmp_path / "run"
+  model_dir.mkdir()
+  lock = model_dir / checkpoints.LOCK_FILE
+  lock.write_text("")  # Just created by another taker, not yet written.
+  with pytest.raises(checkpoints.ModelDirLockedError, match="is being locked by another process"):
+    with checkpoints.locked(str(model_dir), "second trainer"):
+      pass
+  assert lock.exists() and "removing the stale lock" not in capsys.readouterr().err
+  old = time.time() - 2 * model_checkpoint.LOCK_GRACE_S  # An unreadable lock left long ago.
+  os.utime(lock, (old, old))
+  with checkpoints.locked(str(model_dir), "test"):
+    assert json.loads(lock.read_text())["pid"] == os.getpid()
+  assert "removing the stale lock" in capsys.readouterr().err
+  # Two creators, each slowed down between writing its content and publishing it.
+  real_fsync = os.fsync
+  monkeypatch.setattr(fs.os, "fsync", lambda fd: (time.sleep(0.3), real_fsync(fd)))
+  seen, won = [], []
+
+  def create(owner: str) -> None:
+    if fs.create_exclusive(str(lock), owner):
+      won.append(owner)
+
+  takers = [threading.Thread(target=create, args=(f"taker {i}",)) for i in range(2)]
+  for t in takers:
+    t.start()
+  while any(t.is_alive() for t in takers):
+    with contextlib.suppress(FileNotFoundError):
+      seen.append(lock.read_text())
+  for t in takers:
+    t.join()
+  assert len(won) == 1 and lock.read_text() == won[0]
+  assert set(seen) <= {won[0]}  # Never an empty or partly written lock.
+  assert not [n for n in os.listdir(model_dir) if ".tmp-" in n]
+
+
+@pytest.mark.parametrize("damage", ["file", "array_flip"])
+def test_readers_fall_back_to_the_last_good_checkpoint(run, tmp_path, damage, caplog):
+  """eval/infer, export-hf and flan_jax.load share the trainer's restore: a checkpoint dir
+  replaced by a file or an array chunk that fails its checksum on read is skipped with a line
+  (never NotADirectoryError); asked for by step, it is an error naming the reason."""
+  model_dir = _copy(run, tmp_path)
+  latest = model_dir / "checkpoint_4"
+  if damage == "file":
+    shutil.rmtree(latest)
+    latest.write_text("not a checkpoint")
+    reason = "it is a file, not a checkpoint directory"
+  else:
+    key, file, offset, length = next(c for c in _array_chunks(str(latest / "state"))
+                                     if c[0].startswith("params."))
+    _flip_bit(str(latest / "state" / file), offset + length // 2)
+    reason = "checksum mismatch in state/ array chunk params."
+  with caplog.at_level(logging.WARNING):
+    assert _readers(model_dir, tmp_path) == {"eval/infer": 2, "load": 2}
+  assert caplog.text.count(f"checkpoint_4 is unusable ({reason}") >= 3
+  with pytest.raises(checkpoints.CheckpointError, match="checkpoint_4 "):
+    checkpoints.restore_params(str(model_dir), CFG, step=4)
+
+
+def test_unmovable_bad_checkpoint_is_skipped_and_messages_show_no_internals(run, tmp_path,
+                                                                           monkeypatch, capsys):
+  """A damaged checkpoint on a read-only mount (renaming it fails: EROFS) is skipped in memory
+  with a line, not an OSError; orbax/tensorstore errors never show Python object reprs."""
+  from flan_jax.storage import fs
+  model_dir = _copy(run, tmp_path)
+  os.remove(model_dir / "checkpoint_4" / checkpoints.CHECKSUM_FILE)
+
+  def read_only(path, *a, **k):
+    raise OSError(errno.EROFS, os.strerror(errno.EROFS), path)
+
+  monkeypatch.setattr(fs, "move_dir", read_only)
+  found = checkpoints.restore_latest(str(model_dir), checkpoints.read_data, need_data=True,
+                                     move_bad=True)
+  assert found[0] == 2 and (model_dir / "checkpoint_4").is_dir()
+  assert ("cannot be moved aside (Read-only file system); skipping it for this run"
+          in capsys.readouterr().err)
+  try:
+    raise ValueError("Error reading <bound method pybind11_detail_function_record_v1.__call__ of "
+                     "<tensorstore.Spec object at 0x7f00deadbeef>>: disk gone")
+  except ValueError as e:
+    text = checkpoints.error_text(e)
+  assert text == "ValueError: Error reading ...: disk gone"
+
+
+@pytest.mark.parametrize("flip", [("vocab_size", 1), ("{", 0)])
+def test_damaged_model_config_recovers_from_the_checkpoint_copy(run, tmp_path, flip, capsys):
+  """One flipped bit in model_config.json (an unknown field ``vocab_sizg``, or bad JSON): readers
+  and the trainer's checks use the config stored in the newest checkpoint, with a line, and the
+  trainer's save_config rewrites the file."""
+  model_dir = _copy(run, tmp_path)
+  path = model_dir / checkpoints.CONFIG_FILE
+  text, bit = path.read_bytes(), flip[1]
+  _flip_bit(str(path), text.index(flip[0].encode()) + len(flip[0]) - 1, bit)
+  stored = checkpoints.stored_config(str(model_dir / "checkpoint_4"))
+  assert checkpoints.load_config(str(model_dir)) == stored
+  assert not checkpoints.check_resume_config(str(model_dir), None, CFG)
+  err = capsys.readouterr().err
+  assert "model_config.json is damaged" in err
+  assert "using the model config stored in checkpoint_4" in err
+  checkpoints.save_config(str(model_dir), CFG)
+  assert DecoderConfig.from_json(path.read_text()) == CFG

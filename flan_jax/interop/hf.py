@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -342,8 +343,20 @@ def params_to_flan_state(params: Mapping, cfg: DecoderConfig) -> dict[str, np.nd
   return {k: np.ascontiguousarray(v) for k, v in state.items()}
 
 
-def _write_safetensors(out_dir: str, state: Mapping[str, np.ndarray], max_shard_bytes: int) -> None:
+def _save_file(tensors: Mapping[str, np.ndarray], path: str) -> None:
+  """safetensors' ``save_file``; an I/O failure (disk full, ...) is the OSError it wraps."""
+  from safetensors import SafetensorError
   from safetensors.numpy import save_file
+  try:
+    save_file(dict(tensors), path, metadata={"format": "pt"})
+  except SafetensorError as e:
+    code = re.search(r"os error (\d+)", str(e))
+    if code is None:
+      raise
+    raise OSError(int(code.group(1)), os.strerror(int(code.group(1))), path) from e
+
+
+def _write_safetensors(out_dir: str, state: Mapping[str, np.ndarray], max_shard_bytes: int) -> None:
   shards: list[dict[str, np.ndarray]] = [{}]
   size = 0
   for name, value in state.items():
@@ -353,12 +366,12 @@ def _write_safetensors(out_dir: str, state: Mapping[str, np.ndarray], max_shard_
     shards[-1][name] = value
     size += value.nbytes
   if len(shards) == 1:
-    save_file(shards[0], os.path.join(out_dir, "model.safetensors"), metadata={"format": "pt"})
+    _save_file(shards[0], os.path.join(out_dir, "model.safetensors"))
     return
   weight_map = {}
   for i, shard in enumerate(shards):
     name = f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
-    save_file(shard, os.path.join(out_dir, name), metadata={"format": "pt"})
+    _save_file(shard, os.path.join(out_dir, name))
     weight_map.update({k: name for k in shard})
   index = {"metadata": {"total_size": sum(v.nbytes for v in state.values())},
            "weight_map": weight_map}
@@ -443,10 +456,10 @@ def export_hf(model_dir: str, out_dir: str, step: int | None = None, torch_dtype
     raise ValueError(f"export format {fmt!r} not in {FORMATS}")
   if os.path.lexists(out_dir) and not overwrite:
     raise FileExistsError(f"{out_dir} exists; pass --overwrite or choose another directory")
-  model_dir, named = model_checkpoint.split_step_dir(model_dir)
-  step = model_checkpoint.resolve_step(model_dir, named if step is None else step)  # Verified.
-  cfg = model_checkpoint.load_config(model_dir, step)
-  params = model_checkpoint.restore_params(model_dir, cfg, step=step, dtype="float32")
+  # The readers' restore path: verified; without a step the newest good one.
+  restored = model_checkpoint.restore_checkpoint(model_dir, step=step, dtype="float32")
+  cfg, params = restored.config, restored.params
+  model_dir = model_checkpoint.split_step_dir(model_dir)[0]
   source = source_config(model_dir)
   prefix_lm = source is None  # import-hf outputs are causal; flan_jax-trained ones prefix LMs.
   if fmt == "auto":

@@ -81,19 +81,19 @@ def load_model(path: str, *, dtype: str | None = None, step: int | None = None,
   foreign = model_checkpoint.foreign_checkpoint(model_dir)
   if foreign:
     raise model_checkpoint.CheckpointError(f"{what}: {foreign}")
-  # The shared restore path: an explicit step must pass every check; else the newest good one.
-  step = model_checkpoint.resolve_step(model_dir, step)
-  config = expect or model_checkpoint.load_config(model_dir, step)
-  if dtype:
-    config = config.replace(dtype=dtype)
-  params = model_checkpoint.restore_params(
-      model_dir, config, step=step, shardings=None if shardings is None else shardings(config))
-  return LoadedModel(config, params, step, model_dir, hf_interop.source_config(model_dir))
+  # The shared restore path: an explicit step must pass every check; else the newest good one
+  # (bad ones skipped with a line each).
+  restored = model_checkpoint.restore_checkpoint(model_dir, expect, step, shardings=shardings,
+                                                 compute_dtype=dtype)
+  return LoadedModel(restored.config, restored.params, restored.step, model_dir,
+                     hf_interop.source_config(model_dir))
 
 
 def _load_hf_dir(path: str, dtype: str | None, shardings: Shardings | None,
                  expect: DecoderConfig | None) -> LoadedModel:
   """A Hugging Face directory, imported in memory (checked against ``expect`` when given)."""
+  model_checkpoint.warn(f"{path} is a Hugging Face model directory: its files carry no checksums "
+                        "flan_jax can check, so they are not verified")
   hf_config = json.loads(fs.read_text(fs.join(path, "config.json")))
   if expect is None:
     config, params = hf_interop.load_hf(path, dtype=dtype or "float32")

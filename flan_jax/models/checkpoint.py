@@ -48,7 +48,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -67,6 +67,13 @@ METADATA_FILE = "_CHECKPOINT_METADATA"
 # Where orbax cannot rename a finished step into place (object stores), it writes the step in place
 # and this marker last: a gs:// step without it is incomplete.
 COMMIT_FILE = "commit_success.txt"
+# What every checkpoint flan_jax writes records in orbax's step metadata (``custom_metadata`` of
+# ``_CHECKPOINT_METADATA``, committed with the step): its files are listed in CHECKSUM_FILE, so a
+# missing or empty list is damage, never an unverified load.
+WRITER_METADATA = {"flan_jax": {"checksums": CHECKSUM_FILE}}
+# An unreadable lock younger than this is being taken or is damaged, never stale (fs writes a lock
+# whole, so a partly written one is not seen).
+LOCK_GRACE_S = 60.0
 _STEP_RE = re.compile(r"^checkpoint_(\d+)$")
 _CHUNK = 1 << 22
 
@@ -156,7 +163,10 @@ def save_config(model_dir: str, config: DecoderConfig, allow_change: bool = Fals
   path = fs.join(model_dir, CONFIG_FILE)
   if fs.exists(path):
     old_text = fs.read_text(path)
-    old = DecoderConfig.from_json(old_text)
+    try:
+      old, intact = DecoderConfig.from_json(old_text), True
+    except (ValueError, TypeError):  # Damaged: the newest checkpoint's copy, then rewritten.
+      old, intact = model_config(model_dir), False
     diff = config_differences(old, config)
     if diff and not allow_change:
       raise ConfigMismatchError(
@@ -171,9 +181,30 @@ def save_config(model_dir: str, config: DecoderConfig, allow_change: bool = Fals
                      + "\n")
       warn("model config changed (ALLOW_CONFIG_CHANGE): "
            f"{describe_differences(diff, 'was', 'now')}")
-    elif old == config:
+    elif old == config and intact:
       return
   fs.write_text(path, config.to_json())
+
+
+def model_config(model_dir: str) -> DecoderConfig | None:
+  """``model_dir``'s ``model_config.json`` (None without one). A damaged one (bad JSON, an unknown
+  field, a bad value) is replaced by the config stored in the newest good checkpoint, with a line;
+  with no such copy it is a :class:`CheckpointError` saying how to repair it."""
+  path = fs.join(model_dir, CONFIG_FILE)
+  if not fs.exists(path):
+    return None
+  try:
+    return DecoderConfig.from_json(fs.read_text(path))
+  except (ValueError, TypeError) as e:
+    damage = " ".join(str(e).split())[:200]
+  for step in reversed(steps(model_dir)):
+    with contextlib.suppress(ValueError, OSError):
+      if problem(step_dir(model_dir, step)) is None and (
+          config := stored_config(step_dir(model_dir, step))) is not None:
+        warn(f"{path} is damaged ({damage}); using the model config stored in checkpoint_{step}")
+        return config
+  raise CheckpointError(f"{path} is damaged ({damage}) and no good checkpoint in {model_dir} "
+                        "stores a copy of it: restore the file from a backup")
 
 
 def stored_config(path: str) -> DecoderConfig | None:
@@ -189,9 +220,8 @@ def load_config(model_dir: str, step: int | None = None) -> DecoderConfig:
     with contextlib.suppress(ValueError, OSError):
       if (config := stored_config(step_dir(model_dir, step))) is not None:
         return config
-  path = fs.join(model_dir, CONFIG_FILE)
-  if fs.exists(path):
-    return DecoderConfig.from_json(fs.read_text(path))
+  if (config := model_config(model_dir)) is not None:
+    return config
   gin_path = fs.join(model_dir, "config.gin")
   if fs.exists(gin_path):
     from flan_jax.models.gin_config import config_from_gin
@@ -218,6 +248,8 @@ def foreign_checkpoint(path: str) -> str | None:
   if any(n.endswith(".index") for n in names) and any(".data-" in n for n in names):
     return f"{path} is a TensorFlow checkpoint (*.index + *.data-*); {convert}"
   for name in step_dirs:
+    if not fs.isdir(fs.join(path, name)):  # (A file: problem() names it.)
+      continue
     inner = set(fs.listdir(fs.join(path, name)))
     if "checkpoint" in inner and STATE not in inner and METADATA_FILE not in inner:
       return f"{path} holds t5x checkpoints ({name}/checkpoint is t5x's msgpack); {convert}"
@@ -244,10 +276,11 @@ def _incomplete(path: str) -> str | None:
   return None
 
 
-def _file_sizes(path: str) -> dict[str, int]:
+def _file_sizes(path: str, listing: Mapping[str, int] | None = None) -> dict[str, int]:
   # Orbax rewrites its step metadata (timestamps) when it commits the step, and writes its
   # object-store commit marker after the checksums (problem() checks both on their own).
-  return {rel: size for rel, size in fs.file_sizes(path).items()
+  listing = fs.file_sizes(path) if listing is None else listing
+  return {rel: size for rel, size in listing.items()
           if not rel.startswith(CHECKSUM_FILE) and rel not in (METADATA_FILE, COMMIT_FILE)}
 
 
@@ -295,10 +328,44 @@ def read_data(path: str) -> dict[str, Any]:
     raise ValueError(f"{DATA}/metadata is not valid JSON ({e})") from e
 
 
+def _step_metadata(path: str) -> dict[str, Any]:
+  """orbax's step metadata (``_CHECKPOINT_METADATA``) of a checkpoint dir; bad JSON: ValueError."""
+  text = fs.read_text(fs.join(path, METADATA_FILE))
+  try:
+    return dict(json.loads(text))
+  except (ValueError, TypeError) as e:
+    raise ValueError(f"{METADATA_FILE} is not valid JSON ({e})") from e
+
+
+def written_by_flan_jax(path: str) -> bool:
+  """Whether flan_jax wrote the checkpoint dir ``path`` (so it must carry :data:`CHECKSUM_FILE`):
+  its step metadata says so (:data:`WRITER_METADATA`), or its ``data`` item holds the model config
+  (every flan_jax checkpoint's; the only mark of those written before the step metadata one)."""
+  custom = _step_metadata(path).get("custom_metadata")
+  return ((isinstance(custom, Mapping) and "flan_jax" in custom)
+          or "model_config" in read_data(path))
+
+
+_UNVERIFIED: set[str] = set()  # Checkpoints from elsewhere, each announced once per process.
+
+
 def problem(path: str, need_data: bool = False) -> str | None:
-  """Why the checkpoint dir ``path`` cannot be used (None: it passes every file-level check)."""
+  """Why the checkpoint dir ``path`` cannot be used (None: it passes every file-level check).
+
+  A checkpoint flan_jax wrote (:func:`written_by_flan_jax`) must carry a :data:`CHECKSUM_FILE`
+  that lists every file; one from elsewhere (plain orbax) has none and passes with one line saying
+  it is unverified (its arrays' own checksums, if any, still hold on read).
+  """
   if not fs.isdir(path):
-    return "it does not exist"
+    return ("it is a file, not a checkpoint directory" if fs.exists(path)
+            else "it does not exist")
+  try:
+    return _problem(path, need_data)
+  except OSError as e:  # Unreadable (permissions, I/O error): not usable, and said so.
+    return f"it cannot be read ({e.strerror or type(e).__name__}: {e.filename or path})"
+
+
+def _problem(path: str, need_data: bool) -> str | None:
   foreign = foreign_checkpoint(fs.dirname(path)) or foreign_checkpoint(path)
   if foreign and not fs.isdir(fs.join(path, STATE)):
     return foreign
@@ -307,19 +374,40 @@ def problem(path: str, need_data: bool = False) -> str | None:
   if need_data and not fs.isfile(fs.join(path, DATA, "metadata")):
     return f"incomplete: no {DATA}/metadata (data position and seed)"
   sums_path = fs.join(path, CHECKSUM_FILE)
-  if fs.isfile(sums_path):
+  if not fs.isfile(sums_path):
     try:
-      want = json.loads(fs.read_text(sums_path))["files"]
-    except (ValueError, KeyError, TypeError) as e:
-      return f"{CHECKSUM_FILE} is unreadable ({e})"
-    have = fs.file_sizes(path)  # One listing (an object store: not a request per file).
-    for rel, (size, digest) in sorted(want.items()):
-      if rel not in have:
-        return f"file {rel} is missing"
-      if have[rel] != size:
-        return f"file {rel} is {have[rel]} bytes, {size} were written (truncated?)"
-      if digest is not None and _sha256(fs.join(path, rel)) != digest:
-        return f"checksum mismatch in {rel} (its content changed after it was written)"
+      read_data(path)  # (Its own damage named first.)
+      flan_jax_wrote = written_by_flan_jax(path)
+    except ValueError as e:
+      return str(e)
+    if flan_jax_wrote:
+      return (f"{CHECKSUM_FILE} is missing (flan_jax writes it with every checkpoint; without "
+              "it nothing here can be verified)")
+    if path not in _UNVERIFIED:
+      _UNVERIFIED.add(path)
+      warn(f"checkpoint {path} was not written by flan_jax (no {CHECKSUM_FILE}): its files are "
+           "not verified")
+    return None
+  try:
+    want = json.loads(fs.read_text(sums_path))["files"]
+    want = {str(rel): (int(size), digest) for rel, (size, digest) in dict(want).items()}
+  except (ValueError, KeyError, TypeError) as e:
+    return f"{CHECKSUM_FILE} is unreadable ({e})"
+  if not want:
+    return f"{CHECKSUM_FILE} lists no files (it was replaced or damaged)"
+  have = fs.file_sizes(path)  # One listing (an object store: not a request per file).
+  for rel, (size, digest) in sorted(want.items()):
+    if rel not in have:
+      return f"file {rel} is missing"
+    if have[rel] != size:
+      return f"file {rel} is {have[rel]} bytes, {size} were written (truncated?)"
+    if digest is not None and _sha256(fs.join(path, rel)) != digest:
+      return f"checksum mismatch in {rel} (its content changed after it was written)"
+  unlisted = sorted(set(_file_sizes(path, have)) - set(want))
+  if unlisted:
+    more = f" and {len(unlisted) - 1} more" if len(unlisted) > 1 else ""
+    return (f"file {unlisted[0]}{more} is not listed in {CHECKSUM_FILE} (added after the save, "
+            f"or {CHECKSUM_FILE} was replaced)")
   try:
     read_data(path)
   except ValueError as e:
@@ -334,6 +422,17 @@ _TENSORSTORE_STATUS = re.compile(r"\b(DATA_LOSS|NOT_FOUND|INVALID_ARGUMENT|FAILE
                                  r"OUT_OF_RANGE|UNAVAILABLE|PERMISSION_DENIED): ")
 
 
+_REPR = re.compile(r"<[^<>]*(?:bound method|function|built-in| object at 0x|pybind11)[^<>]*>")
+
+
+def _without_reprs(text: str) -> str:
+  """``text`` without Python object reprs (``<bound method ...>``, ``<X object at 0x...>``): they
+  name internals, not the problem."""
+  while (shorter := _REPR.sub("...", text)) != text:
+    text = shorter
+  return text
+
+
 def error_text(error: BaseException) -> str:
   """One line for an orbax/tensorstore/json exception: a chunk checksum mismatch (crc32c, or a
   zstd frame that fails to decode or to match its checksum) names the array chunk;
@@ -343,7 +442,7 @@ def error_text(error: BaseException) -> str:
     seen.add(id(error))
     chain.append(error)
     error = error.__cause__ or error.__context__
-  texts = [" ".join(str(e).split()) for e in chain]
+  texts = [_without_reprs(" ".join(str(e).split())) for e in chain]
   for text in texts:
     if m := _DIGEST_MISMATCH.search(text):
       return (f"checksum mismatch in {STATE}/ array chunk {m.group(1)} (crc32c stored "
@@ -357,13 +456,19 @@ def error_text(error: BaseException) -> str:
   return f"{type(chain[0]).__name__}: {texts[0][:300]}"
 
 
-def set_aside(path: str, reason: str, suffix: str = "bad") -> str:
+def set_aside(path: str, reason: str, suffix: str = "bad") -> str | None:
   """Renames a bad checkpoint dir to ``<path>.<suffix>-<time>`` (process 0), logging why. In an
   object store (no rename) it is copied, then deleted commit marker first, so a kill midway
-  leaves an incomplete original that the next start sets aside again (fs.move_dir)."""
+  leaves an incomplete original that the next start sets aside again (fs.move_dir). One that
+  cannot be moved is left in place with a line (None is returned); the caller skips it."""
   target = f"{path}.{suffix}-{int(time.time())}"
   if jax.process_index() == 0:
-    fs.move_dir(path, target, delete_first=(COMMIT_FILE, METADATA_FILE))
+    try:
+      fs.move_dir(path, target, delete_first=(COMMIT_FILE, METADATA_FILE))
+    except OSError as e:  # A read-only mount (EROFS), a mount point (EBUSY), no permission, ...
+      warn(f"checkpoint {path} is unusable ({reason}) and cannot be moved aside "
+           f"({e.strerror or e}); skipping it for this run: move or delete it yourself")
+      return None
   warn(f"checkpoint {path} is unusable ({reason}); moved to {target}")
   return target
 
@@ -373,8 +478,9 @@ def set_aside_incomplete(model_dir: str) -> list[str]:
   moved = []
   for step in steps(model_dir):
     path = step_dir(model_dir, step)
-    if not is_complete_checkpoint(path):
-      moved.append(set_aside(path, "incomplete", "incomplete"))
+    if not is_complete_checkpoint(path) and (
+        target := set_aside(path, "incomplete", "incomplete")) is not None:
+      moved.append(target)
   return moved
 
 
@@ -400,7 +506,7 @@ def restore_latest(model_dir: str, restore: Callable[[str], Any], *, need_data: 
     else:
       warn(f"checkpoint {path} is unusable ({reason}); trying the next older one")
   if tried:
-    moved = " (each moved aside as checkpoint_<step>.bad-*)" if move_bad else ""
+    moved = " (moved aside as checkpoint_<step>.bad-* where possible)" if move_bad else ""
     raise CheckpointError(f"no usable checkpoint in {model_dir}{moved}: " + "; ".join(tried))
   return None
 
@@ -531,26 +637,45 @@ def checkpoint_step(path: str) -> int:
   return resolve_step(model_dir, step)
 
 
-def restore_params(model_dir: str, config: DecoderConfig | None = None, step: int | None = None,
-                   shardings: Any = None, dtype: str | None = None) -> Any:
-  """Parameters of ``checkpoint_<step>`` (newest good one by default; sharded if ``shardings``).
+class Restored(NamedTuple):
+  """A checkpoint's parameters, its step and the model config they belong to."""
 
-  ``model_dir`` may also be a ``checkpoint_<step>`` dir. The checkpoint's stored config must
-  equal ``config`` (when both are known) apart from compute-only fields.
+  step: int
+  config: DecoderConfig
+  params: Any
+
+
+def restore_checkpoint(model_dir: str, config: DecoderConfig | None = None,
+                       step: int | None = None, shardings: Any = None, dtype: str | None = None,
+                       compute_dtype: str | None = None) -> Restored:
+  """The parameters of ``checkpoint_<step>``: every reader's (eval, infer, export-hf,
+  :func:`flan_jax.load`) restore path, the trainer's fallback without moving anything.
+
+  ``model_dir`` may also be a ``checkpoint_<step>`` dir. Without a step the newest checkpoint that
+  passes :func:`problem` and reads without error is used, each bad one skipped with a line; an
+  asked-for step must pass every check (else :class:`CheckpointError` naming the reason).
+  ``config``: the model the checkpoint must hold (compute-only fields aside; default its stored
+  config, else ``model_config.json``); ``shardings`` places the params (a tree, or a function of
+  the config); ``dtype`` is the arrays' dtype as read, ``compute_dtype`` replaces the config's.
   """
   model_dir, named = split_step_dir(model_dir)
+  if named is not None and step is not None and named != step:
+    raise ValueError(f"step={step} contradicts the checkpoint directory "
+                     f"{step_dir(model_dir, named)}")
   step = named if step is None else step
 
-  def read(path: str) -> Any:
+  def read(path: str) -> Restored:
     stored = stored_config(path)
     want = config or stored or load_config(model_dir)
+    if compute_dtype:
+      want = want.replace(dtype=compute_dtype)
     if stored is not None:
       diff = config_differences(stored, want, RUNTIME_FIELDS + ("dtype", "param_dtype"))
       if diff:
         raise ConfigMismatchError(f"{path} was written with a different model config: "
                                   f"{describe_differences(diff, 'checkpoint', 'asked')}")
     expected = abstract_params(want)
-    placement = shardings
+    placement = shardings(want) if callable(shardings) else shardings
     if placement is None:
       device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
       placement = jax.tree.map(lambda _: device, expected)
@@ -562,7 +687,8 @@ def restore_params(model_dir: str, config: DecoderConfig | None = None, step: in
     target = jax.tree.map(
         lambda m, s: jax.ShapeDtypeStruct(m.shape, dtype or m.dtype, sharding=s), stored_dtypes,
         placement)
-    return restore_tree(path, {"params": target}, partial=True)["params"]
+    params = restore_tree(path, {"params": target}, partial=True)["params"]
+    return Restored(split_step_dir(path)[1], want, params)
 
   if step is not None:  # Asked for: every check must pass, errors name the step.
     path = step_dir(model_dir, resolve_step(model_dir, step))
@@ -577,6 +703,12 @@ def restore_params(model_dir: str, config: DecoderConfig | None = None, step: in
   return found[1]
 
 
+def restore_params(model_dir: str, config: DecoderConfig | None = None, step: int | None = None,
+                   shardings: Any = None, dtype: str | None = None) -> Any:
+  """The parameters alone of :func:`restore_checkpoint` (the newest good checkpoint by default)."""
+  return restore_checkpoint(model_dir, config, step, shardings, dtype).params
+
+
 def save_params(model_dir: str, params: Any, config: DecoderConfig, step: int = 0) -> str:
   """Writes ``model_config.json`` and ``checkpoint_<step>`` = state {"params"} + data
   {step, model_config} + checksums."""
@@ -588,7 +720,7 @@ def save_params(model_dir: str, params: Any, config: DecoderConfig, step: int = 
                              item_handlers=item_handlers()) as manager:
     manager.save(step, args=ocp.args.Composite(
         state=ocp.args.PyTreeSave({"params": params}), data=ocp.args.JsonSave(meta)),
-        force=True)
+        custom_metadata=WRITER_METADATA, force=True)
     manager.wait_until_finished()
   write_checksums(step_dir(model_dir, step))
   return step_dir(model_dir, step)
@@ -620,9 +752,10 @@ def locked(model_dir: str, purpose: str, lock_file: str = LOCK_FILE,
   """Holds ``MODEL_DIR/<lock_file>`` (host, pid, purpose) for the block; process 0 only
   (``what`` names the directory in messages: infer locks each output file of its directory).
 
-  A lock of a dead process on this host (or an unreadable one) is stale and taken over; a live
-  holder raises :class:`ModelDirLockedError` naming it. Taking it is one exclusive create
-  (local ``O_EXCL``; GCS ``ifGenerationMatch=0``): of racing takers exactly one wins.
+  A lock of a dead process on this host (or an unreadable one older than :data:`LOCK_GRACE_S`) is
+  stale and taken over; a live holder raises :class:`ModelDirLockedError` naming it. Taking it
+  is one exclusive create of the whole file (:func:`fs.create_exclusive`): of racing takers
+  exactly one wins, and a fresh lock is never stale.
   """
   if jax.process_index() != 0:
     yield
@@ -644,6 +777,16 @@ def locked(model_dir: str, purpose: str, lock_file: str = LOCK_FILE,
             f"{model_dir} is in use by {holder.get('purpose')} (pid {pid} on "
             f"{holder.get('host')}, since {holder.get('since')}): wait for it to finish or use "
             f"another {what}; if that process is gone, delete {path}") from None
+      if not holder:
+        try:
+          age = time.time() - fs.getmtime(path)
+        except FileNotFoundError:
+          continue  # Released meanwhile: try again.
+        if age < LOCK_GRACE_S:
+          raise ModelDirLockedError(
+              f"{model_dir} is being locked by another process ({path} was created {age:.0f} s "
+              f"ago and cannot be read yet): wait for it to finish or use another {what}; if no "
+              "process uses it, delete that file") from None
       warn(f"removing the stale lock {path} of a process that is gone ({holder or 'unreadable'})")
       with contextlib.suppress(FileNotFoundError):
         fs.remove(path)

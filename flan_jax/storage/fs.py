@@ -227,9 +227,11 @@ def open_atomic(path: str, mode: str = "w", **kwargs: Any) -> Iterator[IO]:
       f.flush()
       os.fsync(f.fileno())
     os.replace(tmp, path)
-  except BaseException:
+  except BaseException as e:
     with contextlib.suppress(OSError):
       os.remove(tmp)
+    if isinstance(e, OSError) and e.errno and not e.filename:  # A write's error names no file.
+      raise OSError(e.errno, e.strerror, path) from e
     raise
 
 
@@ -247,20 +249,28 @@ def append_text(path: str, text: str) -> None:
 
 
 def create_exclusive(path: str, text: str) -> bool:
-  """Creates ``path`` holding ``text`` unless it exists (then False): local ``O_EXCL``, GCS an
-  upload with ``ifGenerationMatch=0``. Either way exactly one of racing creators wins."""
+  """Creates ``path`` holding ``text`` unless it exists (then False): local a hard link of a
+  written temporary file (``link`` fails when the name exists), GCS an upload with
+  ``ifGenerationMatch=0``. Either way exactly one of racing creators wins, and ``path`` appears
+  with all of ``text``, never empty or partly written."""
   if is_remote(path):
     try:
       _gcs().pipe_file(path, text.encode(), mode="create")
     except FileExistsError:
       return False
     return True
+  tmp = temporary_name(path)  # Written whole first, then linked into place: never seen empty.
   try:
-    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    with builtins.open(tmp, "w") as f:
+      f.write(text)
+      f.flush()
+      os.fsync(f.fileno())
+    os.link(tmp, path)
   except FileExistsError:
     return False
-  with os.fdopen(fd, "w") as f:
-    f.write(text)
+  finally:
+    with contextlib.suppress(FileNotFoundError):
+      os.remove(tmp)
   return True
 
 

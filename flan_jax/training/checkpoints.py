@@ -179,11 +179,17 @@ class TrainCheckpoints:
     """Saves ``checkpoint_<step>``: the state and the JSON ``meta``."""
     step = int(meta["step"])
     self.finish()  # Orbax waits for the previous save anyway; its callback needs _saving.
+    if fs.exists(step_dir(self.model_dir, step)):  # (Orbax would refuse it, unexplained.)
+      good = latest_good_step(self.model_dir)
+      raise CheckpointWriteError(
+          f"checkpoint_{step} cannot be written: {step_dir(self.model_dir, step)} is in the way "
+          "(a damaged checkpoint that could not be moved aside at the start); move or delete it "
+          f"and rerun (checkpoint_{good} is the latest good one)")
     self._saving = step
     try:
       self.manager.save(step, args=ocp.args.Composite(
           state=ocp.args.PyTreeSave(state_tree(state)), data=ocp.args.JsonSave(dict(meta))),
-          force=True)
+          custom_metadata=model_checkpoint.WRITER_METADATA, force=True)
     except Exception as e:  # noqa: BLE001
       raise self._failed(step, e) from e
     if not self._async:
@@ -212,9 +218,8 @@ def check_resume_config(model_dir: str, path: str | None, config: DecoderConfig,
   ``allow_change`` (then True is returned and the change is logged)."""
   stored = stored_config(path) if path else None
   source = path
-  config_file = fs.join(model_dir, CONFIG_FILE)
-  if stored is None and fs.exists(config_file):
-    stored, source = DecoderConfig.from_json(fs.read_text(config_file)), config_file
+  if stored is None:
+    stored, source = model_checkpoint.model_config(model_dir), fs.join(model_dir, CONFIG_FILE)
   if stored is None:
     return False
   diff = config_differences(stored, config)
