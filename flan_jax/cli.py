@@ -193,14 +193,34 @@ def _reporting_errors(fn: Callable[[], Any]) -> Any:
   except registry.UnknownNameError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
-  except Exception as e:
+  except (Exception, KeyboardInterrupt) as e:
     _exit_if_reported(e)
     raise
 
 
-def _exit_if_reported(error: Exception) -> None:
-  """Errors whose message says it all (missing TFDS data, checkpoint and MODEL_DIR problems)
-  are printed alone, without a traceback (exit code 1)."""
+def stop_message(error: BaseException) -> str | None:
+  """One line for a Ctrl-C or a full (or unwritable) disk, which need no traceback; else None.
+  Every writer writes under a temporary name and renames when done, so either way no partial
+  file is left under a final name."""
+  if isinstance(error, KeyboardInterrupt):
+    return ("interrupted (Ctrl-C); files being written were discarded (finished ones are "
+            "kept): rerun to go on")
+  from flan_jax.models.checkpoint import is_disk_error  # After a failure only: loads jax.
+  disk = is_disk_error(error)
+  if disk is None:
+    return None
+  where = f" writing {disk.filename}" if disk.filename else ""
+  return (f"error: {disk.strerror or disk}{where}; nothing partial was left under a final file "
+          "name: free space (or fix the permissions) and rerun")
+
+
+def _exit_if_reported(error: BaseException) -> None:
+  """Errors whose message says it all (missing TFDS data, checkpoint and MODEL_DIR problems, a
+  full disk, Ctrl-C) are printed alone, without a traceback (exit code 1; Ctrl-C 130)."""
+  text = stop_message(error)
+  if text is not None:
+    print(text, file=sys.stderr)
+    sys.exit(130 if isinstance(error, KeyboardInterrupt) else 1)
   kinds = []
   for module, name in (("flan_jax.data.spec", "MissingDataError"),
                        ("flan_jax.training.checkpoints", "ReportedError")):

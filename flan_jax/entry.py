@@ -76,6 +76,16 @@ def _config_error_text(error: ValueError) -> str:
   return f"{error}\n  hint: {hint}" if hint and hint not in str(error) else str(error)
 
 
+def _exit_if_stopped(program: str, error: BaseException) -> None:
+  """Exits with one line (no traceback) for a Ctrl-C or a full disk (:func:`cli.stop_message`).
+  """
+  from flan_jax import cli
+  text = cli.stop_message(error)
+  if text is not None:
+    print(f"{program}: {text}", file=sys.stderr)
+    sys.exit(130 if isinstance(error, KeyboardInterrupt) else 1)
+
+
 def _execute(values: Any, required_macros: Sequence[str], configurable: Callable) -> Any:
   """Sets up distributed JAX, logging, TFDS, gin and the task modules, checks
   ``required_macros`` and returns the result of gin's ``configurable``."""
@@ -145,13 +155,18 @@ def run(program: str, argv: Sequence[str] | None, required_macros: Sequence[str]
       sys.exit(f"{program}: error: {e}")
     except ValueError as e:
       if not _is_config_error(e):
+        _exit_if_stopped(program, e)
         raise
       sys.exit(f"{program}: error: {_config_error_text(e)}")
     except OSError as e:  # gin: a --gin_file that is not found (IOError).
       if "Unable to open file" not in str(e):
+        _exit_if_stopped(program, e)
         raise
       sys.exit(f"{program}: error: {e} Check the --gin_file path (relative to the current "
                "directory, the repository root or --gin_search_paths).")
+    except (Exception, KeyboardInterrupt) as e:
+      _exit_if_stopped(program, e)
+      raise
     if on_result is not None:
       on_result(result)
 

@@ -20,6 +20,7 @@ or an evaluation split is read from its i-th seqio shard.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
@@ -220,16 +221,14 @@ def export(name: str, split: str, output: str, *, seed: int | None = 0, shuffle:
   rows, total = records(name, split, seed=seed, shuffle=shuffle, num_examples=num_examples,
                         shard=shard)
   count = 0
-  # An object-store part appears whole when closed (one upload); a failed export leaves none.
-  out = sys.stdout if output == "-" else fs.open(output, "w", encoding="utf-8")
-  try:
+  # Written under a temporary name, renamed when whole (an object store: one upload): a failed,
+  # interrupted or disk-full export leaves no file under ``output``.
+  with (contextlib.nullcontext(sys.stdout) if output == "-"
+        else fs.open_atomic(output, "w", encoding="utf-8")) as out:
     for row in tqdm(rows, total=total, desc=f"export {name}/{split}", unit="ex",
                     disable=not progress, file=sys.stderr):
       out.write(json.dumps(row, ensure_ascii=False) + "\n")
       count += 1
-  finally:
-    if out is not sys.stdout:
-      out.close()
   return count
 
 

@@ -4,6 +4,7 @@ t5x configurable names (:data:`T5X_NAMES`) and the task modules to import."""
 from __future__ import annotations
 
 import difflib
+import inspect
 import logging
 import os
 import re
@@ -169,24 +170,58 @@ def moved_train_argument(name: str) -> str | None:
   return MOVED_TRAIN_ARGUMENTS.get(argument) if f"{prefix}." == _TRAIN else None
 
 
-_NO_PARAMETER = re.compile(r"'(?:[\w.]*/)*(train_script\.train)' doesn't have a parameter named "
-                           r"'(\w+)'")
+_NO_PARAMETER = re.compile(r"'(?:[\w.]*/)*([\w.]+)' doesn't have a parameter named '(\w+)'")
+
+
+def _t5x_hint(name: str, entry: T5xName) -> str:
+  targets = (entry.alias,) if isinstance(entry.alias, str) else entry.alias or ()
+  use = entry.hint or f"use {' or '.join(targets)}"
+  return f"{name} is a t5x setting; in flan_jax, {use}"
+
+
+def _parameters(configurable: str) -> list[str]:
+  """The parameters gin knows for ``configurable`` ([] when it cannot tell)."""
+  try:
+    fn = gin.get_configurable(configurable)
+    # A class gin wraps: its __init__'s parameters (the class's own signature is *args, **kwargs).
+    params = inspect.signature(fn.__init__ if inspect.isclass(fn) else fn).parameters
+  except (ValueError, TypeError):
+    return []
+  return [p for p in params if p != "self"]
+
+
+def _parameter_hint(configurable: str, parameter: str) -> str:
+  """The hint for ``configurable`` having no ``parameter``: a moved ``train_script.train``
+  argument, a t5x name, else the closest parameter names (a typo)."""
+  name = f"{configurable}.{parameter}"
+  if configurable == "train":
+    configurable = "train_script.train"
+  moved = moved_train_argument(f"{configurable}.{parameter}")
+  if moved:
+    return (f"train_script.train.{parameter} is now {moved} (the typed configs of "
+            "flan_jax.training.config, see gin/runs/finetune.gin)")
+  if name in T5X_NAMES:
+    return _t5x_hint(name, T5X_NAMES[name])
+  close = difflib.get_close_matches(parameter, _parameters(configurable), n=3)
+  if close:
+    return f"did you mean {' or '.join(f'{configurable}.{c}' for c in close)}?"
+  if f"{configurable}." == _TRAIN:
+    close = difflib.get_close_matches(parameter, MOVED_TRAIN_ARGUMENTS, n=1)
+    if close:
+      return f"did you mean {MOVED_TRAIN_ARGUMENTS[close[0]]}?"
+  return ""
 
 
 def explain_t5x_name(text: str) -> str:
-  """The hint for the t5x configurable (or moved ``train_script.train`` argument) that a gin
-  error message names ('' for none)."""
+  """The hint for a gin error message: the flan_jax spelling of a t5x configurable or moved
+  ``train_script.train`` argument it names, or the closest name to a typo ('' for none)."""
   missing = _NO_PARAMETER.search(text)
-  moved = moved_train_argument(".".join(missing.groups())) if missing else None
-  if moved:
-    return (f"train_script.train.{missing.group(2)} is now {moved} (the typed configs of "
-            "flan_jax.training.config, see gin/runs/finetune.gin)")
+  if missing:
+    return _parameter_hint(*missing.groups())
   for name, entry in T5X_NAMES.items():
     configurable = name.rsplit(".", 1)[0]
     if f"'{name}'" in text or f"'{configurable}'" in text or f"{configurable}." in text:
-      targets = (entry.alias,) if isinstance(entry.alias, str) else entry.alias or ()
-      use = entry.hint or f"use {' or '.join(targets)}"
-      return f"{name} is a t5x setting; in flan_jax, {use}"
+      return _t5x_hint(name, entry)
   return ""
 
 
@@ -208,7 +243,7 @@ def task_modules() -> list[str]:
 
 _INCLUDE = re.compile(r"""^\s*include\s+['"]([^'"]+)['"]""", re.M)
 _MACRO_USE = re.compile(r"%([A-Za-z_][A-Za-z0-9_]*)")
-_MACRO_DEF = re.compile(r"^([A-Z][A-Z0-9_]*)\s*=", re.M)
+_MACRO_DEF = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*=", re.M)  # No dot: a macro, any case.
 
 
 def _resolve(path: str, search_paths: Sequence[str]) -> str | None:
@@ -243,7 +278,8 @@ def check_macro_bindings(gin_files: Sequence[str], gin_bindings: Sequence[str],
   for binding in gin_bindings:
     for name in _MACRO_DEF.findall(binding.strip()):
       if name not in known and known:
-        close = difflib.get_close_matches(name, sorted(known), n=3)
+        by_case = {k.lower(): k for k in sorted(known)}  # learning_rat -> LEARNING_RATE
+        close = [by_case[c] for c in difflib.get_close_matches(name.lower(), by_case, n=3)]
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         if name in T5X_NAMES:
           hint = "; " + explain_t5x_name(f"'{name}'")

@@ -11,6 +11,7 @@ renames them breaks this module's tests (tests/test_eval.py) first.
 from __future__ import annotations
 
 import collections
+import json
 import logging
 import tempfile
 from collections.abc import Mapping
@@ -21,6 +22,7 @@ import numpy as np
 import seqio
 
 from flan_jax.data import registry
+from flan_jax.evaluation.report import METRIC_FILE_SUFFIX
 from flan_jax.storage import fs
 from flan_jax.training import batches as data
 
@@ -117,11 +119,49 @@ def set_log_dir(evaluator: Any, log_dir: str, write_n_results: int | None = None
     # evaluation (_upload_logs) and deleted with the evaluator.
     stage = tempfile.TemporaryDirectory(prefix="flan_jax-seqio-") if fs.is_remote(log_dir) else None
     local = log_dir if stage is None else stage.name
+    if stage is not None:  # Earlier runs' metric rows: kept (a step evaluated again: replaced).
+      for name in fs.listdir(log_dir) if fs.isdir(log_dir) else []:
+        if name.endswith(METRIC_FILE_SUFFIX):
+          fs.write_bytes(fs.join(local, name), fs.read_bytes(fs.join(log_dir, name)))
     loggers[log_dir] = (seqio.PyLoggingLogger(local), seqio.TensorBoardLogger(local),
-                        seqio.JSONLogger(local, write_n_results=write_n_results), stage)
+                        JSONLogger(local, write_n_results=write_n_results), stage)
     evaluator._flan_jax_loggers = loggers
   evaluator._loggers = loggers[log_dir][:3]
   evaluator._flan_jax_log_dir = log_dir
+
+
+class JSONLogger(seqio.JSONLogger):
+  """seqio's ``JSONLogger`` (``<task>-metrics.jsonl`` rows, ``<task>-<step>.jsonl``
+  predictions) whose files appear whole or not at all: written into a temporary directory beside
+  them, then renamed into place (an interrupted or disk-full evaluation leaves no partial file).
+  A step evaluated again replaces its metrics row (seqio would append a duplicate)."""
+
+  def __call__(self, task_name: str, step: int | None, metrics: Mapping[str, Any],
+               dataset: Any, inferences: Any, targets: Any) -> None:
+    final = self.output_dir
+    stage = fs.temporary_name(fs.join(final, ".seqio"))
+    fs.makedirs(stage)
+    try:
+      rows = fs.join(final, f"{task_name}{METRIC_FILE_SUFFIX}")
+      if metrics and fs.exists(rows):
+        fs.write_text(fs.join(stage, fs.basename(rows)), "".join(
+            line for line in fs.read_text(rows).splitlines(keepends=True)
+            if _row_step(line) != (-1 if step is None else step)))
+      self.output_dir = stage
+      super().__call__(task_name, step, metrics, dataset, inferences, targets)
+      for name in fs.listdir(stage):
+        fs.move_file(fs.join(stage, name), fs.join(final, name))
+    finally:
+      self.output_dir = final
+      fs.rmtree(stage)
+
+
+def _row_step(line: str) -> Any:
+  """The ``step`` of a metrics row (None for a line that is not a JSON object)."""
+  try:
+    return json.loads(line).get("step")
+  except (ValueError, AttributeError):
+    return None
 
 
 def _upload_logs(evaluator: Any) -> None:

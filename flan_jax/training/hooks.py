@@ -299,30 +299,40 @@ class NonFiniteGuard(Hook):
 
 
 class Checkpointer(Hook):
-  """Saves ``checkpoint_<step>`` every ``period`` steps, at the final step and on SIGTERM
-  (preemption: the run stops after the step, the save is waited for, exit 0). ``meta()`` gives
-  the JSON saved beside the state (data position, seed, ...). A failed background save stops the
-  run at the next step."""
+  """Saves ``checkpoint_<step>`` every ``period`` steps, at the final step and on SIGTERM or
+  Ctrl-C (SIGINT) (preemption or the user: the run stops after the step, the save is waited
+  for, exit 0; a second Ctrl-C aborts at once, without a save). ``meta()`` gives the JSON saved
+  beside the state (data position, seed, ...). A failed background save stops the run at the
+  next step."""
+
+  SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
   def __init__(self, ckpts: Any, period: int, meta: Callable[[], dict]):
     self.ckpts, self.period, self.meta = ckpts, period, meta
     self.final_step: int | None = None
-    self._previous: Any = None
-    self._installed = self._preempted = False
+    self._previous: dict[int, Any] = {}
+    self._stop_signal: int | None = None
 
   @property
   def stop_requested(self) -> bool:
-    return self._preempted
+    return self._stop_signal is not None
 
-  def _on_sigterm(self, signum: int, frame: Any) -> None:
-    del signum, frame
-    self._preempted = True
+  def _on_signal(self, signum: int, frame: Any) -> None:
+    del frame
+    if signum == signal.SIGINT:
+      if self._stop_signal is not None:  # The second Ctrl-C: abort now.
+        raise KeyboardInterrupt
+      logs.announce("Ctrl-C: stopping after this step with a checkpoint (Ctrl-C again aborts "
+                    "at once, without one)")
+    if self._stop_signal is None:
+      self._stop_signal = signum
 
   def open(self) -> None:
-    """Catches SIGTERM (only possible from the main thread; elsewhere it is never caught)."""
+    """Catches SIGTERM and SIGINT (only possible from the main thread; elsewhere they are not
+    caught here)."""
     if threading.current_thread() is threading.main_thread():
-      self._previous = signal.signal(signal.SIGTERM, self._on_sigterm)
-      self._installed = True
+      for sig in self.SIGNALS:
+        self._previous[sig] = signal.signal(sig, self._on_signal)
 
   def wants_save(self, info: StepInfo) -> bool:
     self.final_step = info.final_step
@@ -335,15 +345,16 @@ class Checkpointer(Hook):
 
   def finish(self, step: int) -> None:
     self.ckpts.finish()
-    if self._preempted and self.final_step is not None and step < self.final_step:
-      logs.announce(f"preempted (SIGTERM) at step {step}; saved "
-                    f"{self.ckpts.model_dir}/checkpoint_{step}")
+    if self.stop_requested and self.final_step is not None and step < self.final_step:
+      why = ("preempted (SIGTERM)" if self._stop_signal == signal.SIGTERM
+             else "interrupted (Ctrl-C)")
+      logs.announce(f"{why} at step {step}; saved {self.ckpts.model_dir}/checkpoint_{step}")
 
   def close(self) -> None:
     self.ckpts.close()
-    if self._installed:  # ``None``: the old handler was not set from Python.
-      signal.signal(signal.SIGTERM, signal.SIG_DFL if self._previous is None else self._previous)
-      self._installed = False
+    for sig, previous in self._previous.items():  # ``None``: not set from Python.
+      signal.signal(sig, signal.SIG_DFL if previous is None else previous)
+    self._previous = {}
 
 
 class PeriodicEval(Hook):
