@@ -40,7 +40,7 @@ import seqio
 import tensorflow as tf
 from jax.sharding import Mesh
 
-from flan_jax.data import packing
+from flan_jax.data import bad_data, packing
 from flan_jax.data import preprocessors as prep
 from flan_jax.parallel import partitioning
 from flan_jax.training.config import PACKERS, check_packer  # noqa: F401  (re-exported)
@@ -301,7 +301,13 @@ class TrainIterator(Iterator[dict[str, jax.Array]]):
     self.last_local_batch: dict[str, np.ndarray] | None = None
 
   def __next__(self) -> dict[str, jax.Array]:
-    self.last_local_batch, batch = next(self._it)
+    try:
+      self.last_local_batch, batch = next(self._it)
+    except tf.errors.OpError as e:  # tf.data's bare "corrupted record at N": name the file.
+      message = bad_data.explain_record_error(self.cfg.mixture_or_task_name, self.cfg.split, e)
+      if message is None:
+        raise
+      raise bad_data.BadDataError(message) from e
     self.position += 1
     return batch
 
