@@ -309,14 +309,23 @@ def _follow_checkpoints(path: str, mode: str, wait_s: float | None, poll_s: floa
                         run: Callable[[str], tuple[int, dict]], steps: dict[int, dict]) -> dict:
   """Runs ``run`` on each checkpoint of ``path`` that ``mode`` selects, filling ``steps``; with
   ``wait_s`` (mode 'all') polls for new ones until none appeared for that long. Returns the
-  results of the last one."""
+  results of the last one. In mode 'all' an unusable checkpoint is skipped with a line (tried
+  again at the next poll: in an object store one may still be being written)."""
   paths = checkpoints_to_evaluate(path, mode)
   if not paths and not wait_s:
     raise FileNotFoundError(f"no checkpoint_<step> directory in {path}; train first")
-  latest, last_new = None, time.time()
+  latest, last_new, skipped = None, time.time(), {}
   while True:
     for checkpoint in paths:
-      step, latest = run(checkpoint)
+      try:
+        step, latest = run(checkpoint)
+      except model_checkpoint.CheckpointError as e:
+        if mode != "all":
+          raise
+        if skipped.get(checkpoint) != str(e):
+          model_checkpoint.warn(f"skipping {checkpoint}: {e}")
+        skipped[checkpoint] = str(e)
+        continue
       steps[step] = latest
       last_new = time.time()
     if mode != "all" or not wait_s:
@@ -326,6 +335,9 @@ def _follow_checkpoints(path: str, mode: str, wait_s: float | None, poll_s: floa
       break
     time.sleep(poll_s)
     paths = checkpoints_to_evaluate(path, mode, set(steps))
+  if latest is None and skipped:
+    raise model_checkpoint.CheckpointError(f"no usable checkpoint in {path}: "
+                                           + "; ".join(skipped.values()))
   if latest is None:
     raise FileNotFoundError(f"no checkpoint_<step> directory appeared in {path} within "
                             f"{wait_s:g}s")

@@ -755,3 +755,20 @@ def test_damaged_model_config_recovers_from_the_checkpoint_copy(run, tmp_path, f
   assert "using the model config stored in checkpoint_4" in err
   checkpoints.save_config(str(model_dir), CFG)
   assert DecoderConfig.from_json(path.read_text()) == CFG
+
+
+def test_eval_mode_all_skips_an_unusable_checkpoint_with_a_line(run, tmp_path, capsys):
+  """MODE='all' (no step asked for) evaluates the good checkpoints and names the bad one."""
+  model_dir = _copy(run, tmp_path)
+  os.remove(model_dir / "checkpoint_2" / checkpoints.CHECKSUM_FILE)
+  mesh, rules = partitioning.create_mesh(MESH), partitioning.standard_logical_axis_rules()
+  steps: dict[int, dict] = {}
+
+  def run_model(path: str) -> tuple[int, dict]:
+    step = eval_lib.load_model(path, mesh, rules)[2]
+    return step, {"step": step}
+
+  assert eval_lib._follow_checkpoints(str(model_dir), "all", None, 1.0, run_model, steps) == {
+      "step": 4}
+  assert list(steps) == [4]
+  assert "skipping " + str(model_dir / "checkpoint_2") + ": " in capsys.readouterr().err

@@ -19,13 +19,22 @@ a silent load); OCDBT's own B-tree nodes, manifests and shard indices carry crc3
 small metadata files (JSON, the OCDBT manifests); the array data files (``d/``) are listed, never
 re-read.
 
+Verification cannot be switched off by deleting a file: every checkpoint flan_jax writes records
+in orbax's step metadata, committed with the step (:data:`WRITER_METADATA`), that it carries
+``checksums.json``; a missing list, an empty one or a file it does not list is damage. A
+checkpoint from elsewhere (plain orbax) has no such record and loads with one line saying it is
+not verified.
+
 Every restore goes through :func:`problem` (completeness, the ``data`` item, its JSON, sizes and
 the small files' digests) and the shapes in the checkpoint's own metadata. Without an explicit step
 the newest good checkpoint is used: the trainer moves a bad one aside
-(``checkpoint_<step>.bad-<time>``) with one log line naming the reason; eval, infer, export and
-:func:`flan_jax.load` skip it with the same line and leave the directory alone. An explicitly
-requested step that fails a check is an error naming the reason. When no checkpoint is good,
-:class:`CheckpointError` lists each one tried with its reason.
+(``checkpoint_<step>.bad-<time>``; where it cannot be moved, e.g. a read-only mount, it is skipped
+for the run) with one log line naming the reason; eval, infer, export and :func:`flan_jax.load`
+(all through :func:`restore_checkpoint`) skip it with the same line, also when its arrays fail on
+read, and leave the directory alone. An explicitly requested step that fails a check is an error
+naming the reason. When no checkpoint is good, :class:`CheckpointError` lists each one tried with
+its reason. A damaged ``model_config.json`` is replaced by the newest good checkpoint's stored
+config, with a line (:func:`model_config`).
 
 ``flan-jax import-hf`` writes ``checkpoint_0`` with :func:`save_params`; the trainer can start
 from such a directory (``INITIAL_CHECKPOINT_PATH``; :func:`restore_params` reads only the
