@@ -207,3 +207,19 @@ def test_a_typo_gets_the_closest_name_not_an_unrelated_t5x_hint(binding, hint):
   assert entry._is_config_error(error.value)
   assert re.search(hint, text, re.S), text
   assert "eval_period" not in text
+
+
+@pytest.mark.slow  # ~25 s on 2 quiet cores, 90 s loaded: a trainer subprocess (as the SIGTERM test)
+def test_ctrl_c_in_flan_jax_train_saves_like_sigterm(tmp_path):
+  """``flan-jax train`` in a subprocess: Ctrl-C after checkpoint_4 stops after the step with a
+  checkpoint and exit 0 (as SIGTERM does); no traceback."""
+  import test_train_signals as signals
+  model_dir, log = str(tmp_path / "run"), str(tmp_path / "run.log")
+  proc = signals._start(model_dir, 100_000, log)
+  signals._wait_for_checkpoint(proc, model_dir, 4, log)
+  proc.send_signal(signal.SIGINT)
+  assert proc.wait(timeout=120) == 0, open(log).read()[-3000:]
+  text = open(log).read()
+  stop = max(signals._complete_steps(model_dir))
+  assert stop > 4 and f"interrupted (Ctrl-C) at step {stop}; saved" in text
+  assert "Traceback" not in text and "KeyboardInterrupt" not in text
