@@ -6,6 +6,7 @@
     flan-jax export-data NAME ...       a split as JSONL (see flan_jax.export_data)
     flan-jax datasets [--cluster C]     the dataset table: cluster, TFDS source, size, rate
     flan-jax check-sizes --tfds_data_dir DIR   static sizes vs prepared TFDS metadata
+    flan-jax check-real DIR             the tasks on real rows of original releases vs the reference
     flan-jax train --gin_file=gin/runs/demo.gin --gin.MODEL_DIR="'DIR'"   finetune (t5x flags)
     flan-jax eval --gin_file=gin/runs/eval.gin --gin.CHECKPOINT_PATH=...   evaluate (t5x flags)
     flan-jax infer --gin_file=gin/runs/infer.gin --gin.CHECKPOINT_PATH=...   predictions to JSONL
@@ -130,6 +131,7 @@ DELEGATED = {
     "import-hf": ("flan_jax.interop.hf", "main_import"),
     "export-hf": ("flan_jax.interop.hf", "main_export"),
     "lm-eval": ("flan_jax.evaluation.lm_eval", "main"),
+    "check-real": ("flan_jax.check_real", "main"),
 }
 
 
