@@ -178,7 +178,10 @@ def test_ctrl_c_in_the_trainer_stops_with_a_save_and_a_second_aborts(capsys):
   before = signal.getsignal(signal.SIGINT)
   saver.open()
   try:
-    os.kill(os.getpid(), signal.SIGINT)  # Caught: stop after this step, with a save.
+    try:
+      os.kill(os.getpid(), signal.SIGINT)  # Caught: stop after this step, with a save.
+    except KeyboardInterrupt:
+      pytest.fail("the first Ctrl-C was not caught by the Checkpointer")
     assert saver.stop_requested
     captured = capsys.readouterr()
     assert "Ctrl-C again aborts at once" in captured.out + captured.err
