@@ -27,8 +27,8 @@ iterator skips the batches already consumed, the model config must equal the che
 directory with ``config.json`` and safetensors: params, step 0), else random init.
 ``TRAIN_STEPS`` is the absolute final step; ``TRAIN_STEPS_RELATIVE`` (when set) makes it the
 initial checkpoint's step + that many, also after a crash and resume. On SIGTERM (preemption)
-the loop finishes the current step, logs it, saves a checkpoint at that step, waits for the save
-and returns (exit code 0). A non-finite loss
+or Ctrl-C the loop finishes the current step, logs it, saves a checkpoint at that step, waits for
+the save and returns (exit code 0); a second Ctrl-C aborts at once. A non-finite loss
 or gradient norm stops the run with :class:`NonFiniteLossError` naming the step, after saving the
 step's host-local batch to ``MODEL_DIR/nonfinite_batch_step_<N>.npz``; no checkpoint is written
 from then on (unless ``skip_nonfinite_updates``, which drops such updates and goes on).

@@ -1,6 +1,6 @@
 """The training loop: restore-or-init, then ``while step < end: step_fn; hooks.after_step``.
 
-Everything else a run does (logging, throughput, the non-finite guard, checkpoints and SIGTERM,
+Everything else a run does (logging, throughput, the non-finite guard, checkpoints, SIGTERM/Ctrl-C,
 the progress bar, periodic evaluation) is a hook (:mod:`.hooks`).
 """
 
