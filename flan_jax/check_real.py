@@ -47,7 +47,11 @@ def run(args: argparse.Namespace, work_dir: str) -> list[real_rows.Outcome]:
 
 
 def main(argv: list[str] | None = None) -> int:
+  import tensorflow_datasets as tfds
+  from absl import logging as absl_logging
   args = parse_args(argv)
+  absl_logging.set_verbosity(absl_logging.ERROR)
+  tfds.disable_progress_bar()
   if args.work_dir:
     outcomes = run(args, args.work_dir)
   else:

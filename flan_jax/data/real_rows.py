@@ -717,7 +717,7 @@ def check_dataset(d: Dataset, releases: str) -> Outcome:
   if spec.is_classification:
     out.rows_agree("options and their order", ((i, r.get("options"), e.options)
                                                for i, r, e in pairs))
-  out.rows_agree("cleaned input fields shown", (
+  out.rows_agree("cleaned input fields shown (texts missing from the input)", (
       (i, [s for s in e.shown if s not in r["inputs_pretokenized"]], []) for i, r, e in pairs))
   if any(e.answers and len(e.answers) > 1 for _, _, e in pairs):
     out.rows_agree("all references kept for scoring", (
