@@ -14,6 +14,8 @@ import types
 import gin
 import pytest
 import seqio
+import test_gcs
+from test_gcs import gcs  # noqa: F401 -- the GCS emulator fixture.
 
 from flan_jax import cli, entry
 from flan_jax.config import gin_utils
@@ -226,3 +228,20 @@ def test_ctrl_c_in_flan_jax_train_saves_like_sigterm(tmp_path):
   stop = max(signals._complete_steps(model_dir))
   assert stop > 4 and f"interrupted (Ctrl-C) at step {stop}; saved" in text
   assert "Traceback" not in text and "KeyboardInterrupt" not in text
+
+
+@pytest.mark.usefixtures("gcs")
+def test_an_interrupted_object_store_write_leaves_no_object(tmp_path):
+  """gs://: the upload of a failed block is never finished, also after a first resumable part
+  (> 5 MiB) went out."""
+  base = f"gs://{test_gcs.BUCKET}/{tmp_path.name}"
+  for size in (10, 12 * 2**20):
+    with pytest.raises(KeyboardInterrupt):
+      with fs.open_atomic(f"{base}/part-{size}.jsonl", "wb") as f:
+        f.write(b"x" * size)
+        f.flush()
+        raise KeyboardInterrupt
+    assert not fs.exists(f"{base}/part-{size}.jsonl")
+  with fs.open_atomic(f"{base}/whole.jsonl") as f:
+    f.write("line\n")
+  assert fs.read_text(f"{base}/whole.jsonl") == "line\n"

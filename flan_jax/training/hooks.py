@@ -2,8 +2,8 @@
 
 The loop builds a :class:`StepInfo` per step and calls :meth:`Hooks.after_step`, which runs the
 hooks in order: :class:`NonFiniteGuard`, :class:`Throughput`, :class:`MetricsLog`,
-:class:`Progress`, :class:`Checkpointer` (also SIGTERM), :class:`PeriodicEval`, and the run-time
-tools :class:`CompileReport` (compile time after step 1, cache hits) and :class:`Profiler`
+:class:`Progress`, :class:`Checkpointer` (also SIGTERM, Ctrl-C), :class:`PeriodicEval`, and the
+run-time tools :class:`CompileReport` (compile time after step 1, cache hits) and :class:`Profiler`
 (``PROFILE_STEPS``: a ``jax.profiler`` trace in ``MODEL_DIR/profile``). A hook may ask
 for a save (``wants_save``) or a stop (``stop_requested``); the container puts both in the
 ``StepInfo`` before any hook runs, so every hook sees the same decision.
