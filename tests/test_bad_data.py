@@ -165,3 +165,30 @@ def test_a_corrupted_tfds_record_is_named_by_dataset_split_and_file(tmp_path, wh
   assert (f"TFDS dataset flan_jax_corrupt_probe:1.0.0, split 'train': file {files[1]} "
           f"has a corrupted record at byte {offset}") in message, message
   assert f"tfds build flan_jax_corrupt_probe --data_dir={data_dir}" in message
+
+
+def test_the_trainer_stops_on_a_bad_line_before_step_1(tmp_path, monkeypatch):
+  """flan_jax.train on the parts: the error names part 3 and its line before the first step
+  runs (train_loop never starts) and before any checkpoint or metric is written."""
+  from flan_jax import train as train_lib
+  from flan_jax.models import DecoderConfig
+  from flan_jax.training import config as training_config
+  from flan_jax.training import loop
+
+  def no_step(*args, **kwargs):
+    raise AssertionError("training started")
+
+  monkeypatch.setattr(loop, "train_loop", no_step)
+  (tmp_path / "data").mkdir()
+  files = _parts(tmp_path / "data", {2: [(5, BAD_LINES["no_targets"][0])]})
+  name = _register("test_bad_data_trainer", files)
+  model_dir = tmp_path / "run"
+  with pytest.raises(bad_data.BadDataError, match=r"part-00002-of-00004\.jsonl line 5: no "):
+    train_lib.train(
+        model_dir=str(model_dir), mixture_or_task_name=name, task_feature_lengths=LENGTHS,
+        model_config=DecoderConfig(vocab_size=512, num_layers=1, d_model=32, num_heads=2,
+                                   head_dim=16, d_ff=64, dtype="float32", param_dtype="float32"),
+        train_steps=2, batch_size=4, progress=False,
+        partitioning_cfg=training_config.PartitioningConfig("data=2,model=4"))
+  assert not any(p.name.startswith("checkpoint_") for p in model_dir.iterdir())
+  assert not (model_dir / train_lib.METRICS_FILE).exists()
