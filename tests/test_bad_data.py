@@ -154,7 +154,9 @@ def test_a_corrupted_tfds_record_is_named_by_dataset_split_and_file(tmp_path, wh
       name, source=seqio.TfdsDataSource("flan_jax_corrupt_probe:1.0.0", tfds_data_dir=data_dir),
       preprocessors=[seqio.preprocessors.tokenize, seqio.preprocessors.append_eos_after_trim],
       output_features=vocab.output_features())
-  cfg = batches.DataConfig(name, LENGTHS, batch_size=8, num_shards=1, device_prefetch=0)
+  # Read in this thread (data) and on the device-prefetch thread (header).
+  cfg = batches.DataConfig(name, LENGTHS, batch_size=8, num_shards=1,
+                           device_prefetch=0 if where == "data" else 2)
   mesh = partitioning.create_mesh("data=8,model=1", jax.devices())
   it = batches.TrainIterator(cfg, mesh)
   with pytest.raises(bad_data.BadDataError) as raised:

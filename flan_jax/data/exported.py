@@ -15,6 +15,9 @@ A line ``{"inputs": "Q?", "targets": "A", "task": "t", "_task_source": "T0", ...
 (seqio's FileDataSource: at least as many files as shards), and lines are shuffled in a buffer of
 ``shuffle_buffer_size``. A mixture's parts hold whole tasks each, so export a multiple of the
 number of data shards: each shard then reads its own parts and the global batch holds them all.
+Before its first example a shard checks every line of its parts (:mod:`flan_jax.data.bad_data`):
+a cut, torn, non-UTF-8 or incomplete line fails the run at start-up, named by file and line, or
+is skipped with a logged line within a ``skip_bad_lines`` budget.
 """
 
 from __future__ import annotations
