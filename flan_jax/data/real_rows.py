@@ -603,24 +603,25 @@ FOLDERS = tuple(dict.fromkeys([d.folder for d in DATASETS] + [COT_FOLDER]))
 # ----------------------------------------------------------------------------- preparing
 
 
-def prepare(releases: str, data_dir: str, work: str, names: Sequence[str] | None = None
-            ) -> dict[str, dict[str, int]]:
-  """Builds every dataset whose release folder is in ``releases`` (or only ``names``) with its
-  TFDS builder into ``data_dir``, staging files under ``work``; returns split sizes per dataset.
-  """
+def prepare_dataset(d: Dataset, releases: str, data_dir: str, work: str) -> dict[str, int]:
+  """Builds ``d`` from ``releases/<folder>`` with its TFDS builder into ``data_dir`` (files staged
+  under ``work``); returns its split sizes."""
   from flan_jax.data import registry
   from flan_jax.data import spec as spec_lib
   registry.ensure_registered()
-  out = {}
-  for d in DATASETS:
-    folder = os.path.join(releases, d.folder)
-    if (names is not None and d.name not in names) or not os.path.isdir(folder):
-      continue
-    stage_dir = os.path.join(work, d.name)
-    os.makedirs(stage_dir, exist_ok=True)
-    tfds_name = spec_lib.DATASETS[d.name].source.tfds_dataset.name
-    out[d.name] = build(tfds_name, d.stage(folder, stage_dir), data_dir, stage_dir)
-  return out
+  stage_dir = os.path.join(work, d.name)
+  os.makedirs(stage_dir, exist_ok=True)
+  tfds_name = spec_lib.DATASETS[d.name].source.tfds_dataset.name
+  return build(tfds_name, d.stage(os.path.join(releases, d.folder), stage_dir), data_dir,
+               stage_dir)
+
+
+def prepare(releases: str, data_dir: str, work: str, names: Sequence[str] | None = None
+            ) -> dict[str, dict[str, int]]:
+  """:func:`prepare_dataset` for every dataset whose folder is in ``releases`` (or only
+  ``names``); returns split sizes per dataset."""
+  return {d.name: prepare_dataset(d, releases, data_dir, work) for d in DATASETS
+          if (names is None or d.name in names) and os.path.isdir(os.path.join(releases, d.folder))}
 
 
 # ----------------------------------------------------------------------------- checking
@@ -735,7 +736,10 @@ def cot_file_rows(path: str) -> list[dict[str, str]]:
   characters ``\\n`` become a newline in the question and the rationale; every field stripped."""
   out = []
   with open(path, encoding="utf-8", newline="") as f:
-    for row in csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE):
+    for n, row in enumerate(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE), 1):
+      if len(row) != len(COT_COLUMNS):
+        raise ValueError(f"{path}:{n}: expected {len(COT_COLUMNS)} tab-separated columns "
+                         f"({', '.join(COT_COLUMNS)}), got {len(row)}")
       q, a, r = row
       out.append({"question": q.replace("\\n", "\n").strip(), "answer": a.strip(),
                   "rationale": r.replace("\\n", "\n").strip()})
@@ -755,8 +759,15 @@ def check_cot(releases: str, max_rows: int | None = None) -> list[Outcome]:
   previous = local_sources.data_dir("cot")
   local_sources.set_data_dir("cot", folder)
   try:
-    return [_check_cot_file(path, max_rows, registry, seqio)
-            for path in sorted(glob.glob(os.path.join(folder, "*_train.tsv")))]
+    outcomes = []
+    for path in sorted(glob.glob(os.path.join(folder, "*_train.tsv"))):
+      try:
+        outcomes.append(_check_cot_file(path, max_rows, registry, seqio))
+      except Exception as e:  # noqa: BLE001 - reported in the table, not swallowed
+        out = Outcome(f"cot_{os.path.basename(path)[:-len('_train.tsv')]}", COT_FOLDER)
+        out.check("reading the release", False, f"{type(e).__name__}: {e}")
+        outcomes.append(out)
+    return outcomes
   finally:
     local_sources.set_data_dir("cot", previous)
 
@@ -764,11 +775,11 @@ def check_cot(releases: str, max_rows: int | None = None) -> list[Outcome]:
 def _check_cot_file(path: str, max_rows: int | None, registry: Any, seqio: Any) -> Outcome:
   name = os.path.basename(path)[:-len("_train.tsv")]
   out = Outcome(f"cot_{name}", COT_FOLDER)
+  want = cot_file_rows(path)
   task_name = f"flan2022_cot_{name}_zs_opt"
   registry.import_lazy(task_name)
   if not out.check("registered", task_name in seqio.TaskRegistry.names(), f"no task {task_name}"):
     return out
-  want = cot_file_rows(path)
   task = seqio.get_mixture_or_task(task_name)
   out.equal("static train size (the mixing rate's input)",
             task.source.num_input_examples("train"), len(want))
@@ -800,13 +811,31 @@ def check(releases: str, data_dir: str, work: str, only: Sequence[str] | None = 
   if not os.path.isdir(releases):
     raise FileNotFoundError(f"No releases directory {releases!r}: give a directory with one "
                             f"folder per dataset ({', '.join(FOLDERS)}); see docs/real_rows.md.")
-  datasets = [d for d in DATASETS if only is None or d.name in only]
-  prepare(releases, data_dir, work, [d.name for d in datasets])
   seqio.set_tfds_data_dir_override(data_dir)
-  outcomes = [check_dataset(d, releases) for d in datasets]
+  outcomes = [_build_and_check(d, releases, data_dir, work) for d in DATASETS
+              if only is None or d.name in only]
   if only is None or "cot" in only:
     outcomes += check_cot(releases, cot_max_rows)
   return outcomes
+
+
+def _build_and_check(d: Dataset, releases: str, data_dir: str, work: str) -> Outcome:
+  """One dataset; a release that its builder or the checks cannot read is a failed check that
+  names the error (the other datasets are still checked)."""
+  if not os.path.isdir(os.path.join(releases, d.folder)):
+    return Outcome(d.name, d.folder, present=False)
+  try:
+    prepare_dataset(d, releases, data_dir, work)
+  except Exception as e:  # noqa: BLE001 - reported in the table, not swallowed
+    out = Outcome(d.name, d.folder)
+    out.check("TFDS build", False, f"{type(e).__name__}: {e}")
+    return out
+  try:
+    return check_dataset(d, releases)
+  except Exception as e:  # noqa: BLE001 - reported in the table, not swallowed
+    out = Outcome(d.name, d.folder)
+    out.check("reading the release", False, f"{type(e).__name__}: {e}")
+    return out
 
 
 def table(outcomes: Sequence[Outcome]) -> str:
