@@ -104,17 +104,17 @@ def check_jsonl_files(files: Sequence[str], skip_bad_lines: int = 0, what: str =
 _RECORD_ERROR = re.compile(r"(?:corrupted|truncated) record at (\d+)")
 
 
-def _record_error_at(reader, offset: int) -> int | None:
-  """The offset TensorFlow names when the record at ``offset`` cannot be read; None: it can."""
+def _read_record(reader, at: int) -> tuple[int | None, int | None]:
+  """(the next record's offset, None) after reading the record at ``at``; (None, the offset
+  TensorFlow names) when it cannot be read; (None, None) past the end."""
   import tensorflow as tf
   try:
-    reader.read(offset)
+    return reader.read(at)[1], None
   except tf.errors.DataLossError as e:
     found = _RECORD_ERROR.search(str(e))
-    return int(found.group(1)) if found else offset
-  except (tf.errors.OutOfRangeError, IndexError):  # Past the end: not this file.
-    return None
-  return None
+    return None, int(found.group(1)) if found else at
+  except (tf.errors.OutOfRangeError, IndexError):
+    return None, None
 
 
 def find_corrupted_record(files: Sequence[str], offset: int) -> str | None:
@@ -132,20 +132,14 @@ def find_corrupted_record(files: Sequence[str], offset: int) -> str | None:
   candidates = [p for p in files if sizes.get(p, -1) >= offset]
   if offset >= 12:
     for path in candidates:
-      if _record_error_at(tf_record.tf_record_random_reader(path), offset - 12) == offset:
+      if _read_record(tf_record.tf_record_random_reader(path), offset - 12)[1] == offset:
         return path
   for path in candidates:
     reader, at = tf_record.tf_record_random_reader(path), 0
-    while at <= offset:
-      failed = _record_error_at(reader, at)
-      if failed is not None:
-        if failed == offset:
-          return path
-        break
-      try:
-        at = reader.read(at)[1]
-      except Exception:  # noqa: BLE001 -- the end of the file.
-        break
+    while at is not None and at <= offset:
+      at, failed = _read_record(reader, at)
+      if failed == offset:
+        return path
   return None
 
 
