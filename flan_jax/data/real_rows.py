@@ -238,6 +238,9 @@ def _paths(value: Any) -> Iterator[str]:
   elif isinstance(value, Mapping):
     for v in value.values():
       yield from _paths(v)
+  elif isinstance(value, (list, tuple)):
+    for v in value:
+      yield from _paths(v)
 
 
 def build(tfds_name: str, files: Mapping[str, str], data_dir: str, work: str) -> dict[str, int]:
