@@ -11,6 +11,7 @@ result, errors raise).
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -74,6 +75,15 @@ def _config_error_text(error: ValueError) -> str:
   """The message of a configuration error, with the flan_jax spelling of a t5x name it hit."""
   hint = gin_utils.explain_t5x_name(str(error))
   return f"{error}\n  hint: {hint}" if hint and hint not in str(error) else str(error)
+
+
+_GIN_CALLS = re.compile(r"(\n  In call to configurable '[^']*' \(<[^\n]*>\))+$")
+
+
+def _without_gin_calls(text: str) -> str:
+  """An error's message without the ``In call to configurable 'infer' (<function infer at
+  0x...>)`` lines gin appends (an internal object, no help to the user)."""
+  return _GIN_CALLS.sub("", text)
 
 
 def _exit_if_stopped(program: str, error: BaseException) -> None:
@@ -152,7 +162,7 @@ def run(program: str, argv: Sequence[str] | None, required_macros: Sequence[str]
       result = _execute(flags.FLAGS, required_macros, configurable)
     except (UnknownNameError, MissingDataError, ReportedError,
             multihost.DistributedInitError) as e:  # The message says it all.
-      sys.exit(f"{program}: error: {e}")
+      sys.exit(f"{program}: error: {_without_gin_calls(str(e))}")
     except ValueError as e:
       if not _is_config_error(e):
         _exit_if_stopped(program, e)

@@ -137,6 +137,18 @@ def test_commands_stop_on_a_full_disk_or_ctrl_c_with_one_line(capsys):
     assert line.startswith("flan-jax eval: ") and text in line, line
 
 
+def test_a_reported_error_is_one_line_without_gin_internals(capsys):
+  from flan_jax import infer
+
+  def refuse():
+    raise infer.InferOutputError("out/t.jsonl was written by a different run; chunk_size: 4 -> 8")
+
+  with pytest.raises(SystemExit) as stop:
+    entry.run("flan-jax infer", [], (), gin.external_configurable(refuse, name="refuse"))
+  assert str(stop.value.code) == (
+      "flan-jax infer: error: out/t.jsonl was written by a different run; chunk_size: 4 -> 8")
+
+
 def test_eval_rerun_replaces_its_metric_rows_and_never_leaves_a_partial_file(tmp_path,
                                                                              monkeypatch):
   task = "world_qa_type_0"
