@@ -144,7 +144,8 @@ def _ranges(indices: Sequence[int]) -> str:
 def checkpoint_digest(checkpoint_path: str, step: int) -> str:
   """A digest of the checkpoint that ``checkpoint_path`` loads at ``step``: sha256 of its file
   list (:func:`flan_jax.models.checkpoint.file_checksums`: every file's size and the sha256 of
-  all but the array data, whose OCDBT file names are unique per save)."""
+  all but the array data, whose OCDBT file names are unique per save). A Hugging Face directory
+  has no such names: its safetensors are hashed too (read once more, ~1 s per GB)."""
   if hf_interop.is_hf_model_dir(checkpoint_path):
     directory = checkpoint_path
   else:
