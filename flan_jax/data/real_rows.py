@@ -727,7 +727,30 @@ def check_dataset(d: Dataset, releases: str) -> Outcome:
     out.rows_agree("all references kept for scoring", (
         (i, sorted(set(r.get("answers", (r["targets_pretokenized"],)))), sorted(set(e.answers)))
         for i, r, e in pairs if e.answers))
+  _check_all_templates(out, spec, expected)
   return out
+
+
+TEMPLATE_ROWS = 200  # rows of the test split read through the all-templates training task
+
+
+def _check_all_templates(out: Outcome, spec: Any, expected: Sequence[Expected | None]) -> None:
+  """The first :data:`TEMPLATE_ROWS` test rows through ``{name}_{N}templates`` (each row under
+  one of the templates): under a plain template the target is the reference's answer, and the
+  input shows the OPTIONS block (the reference's options in order) where the template has one."""
+  from flan_jax.data import spec as spec_lib
+  task = spec_lib.default_train_task(spec)
+  rows = _task_rows(task, "test", TEMPLATE_ROWS)
+  pairs = [(i, r, e, spec.templates[int(r["template_idx"])])
+           for i, (r, e) in enumerate(zip(rows, expected[:len(rows)], strict=True)) if e]
+  out.check(f"{task}: several templates used", len({t for *_, t in pairs}) > 1,
+            "every row got the same template")
+  out.rows_agree(f"{task}: answer under every plain template", (
+      (i, r["targets_pretokenized"], e.target) for i, r, e, t in pairs if not t.turned))
+  if spec.is_classification:
+    out.rows_agree(f"{task}: OPTIONS block shown", (
+        (i, _options_block(e.options) in r["inputs_pretokenized"], True)
+        for i, r, e, t in pairs if t.has_options))
 
 
 # CoT -------------------------------------------------------------------------------------------
