@@ -1,7 +1,7 @@
 """flan_jax's tasks on real rows of original dataset releases, checked against the FLAN reference.
 
 The releases sit in ``<repo>/../shared/realdata`` (one folder per dataset; CI has it, a user's
-checkout usually not: then these tests skip). Each dataset is built once per session by TFDS's own
+checkout usually not: then these tests skip). Each dataset is built once by TFDS's own
 builder on those files (:mod:`flan_jax.data.real_rows`), its FLAN test split read through
 ``{name}_type_0`` and every row compared with what the reference's preprocessing gives for the
 same raw row; the CoT files through ``flan2022_cot_{d}_zs_opt``. ``flan-jax check-real`` runs the
@@ -24,17 +24,6 @@ needs_realdata = pytest.mark.skipif(not os.path.isdir(REALDATA),
                                     reason=f"no real rows at {REALDATA}")
 
 
-@pytest.fixture(scope="module")
-def outcomes(tmp_path_factory) -> dict[str, real_rows.Outcome]:
-  work = tmp_path_factory.mktemp("real_rows")
-  try:
-    results = real_rows.check(REALDATA, str(work / "tfds"), str(work / "staged"),
-                              cot_max_rows=COT_ROWS)
-  finally:
-    seqio.set_tfds_data_dir_override(None)
-  return {o.dataset: o for o in results}
-
-
 @needs_realdata
 def test_every_release_folder_is_checked():
   folders = {f for f in os.listdir(REALDATA) if os.path.isdir(os.path.join(REALDATA, f))}
@@ -42,23 +31,20 @@ def test_every_release_folder_is_checked():
 
 
 @needs_realdata
-@pytest.mark.parametrize("name", [d.name for d in real_rows.DATASETS])
-def test_dataset_matches_reference(outcomes, name):
-  o = outcomes[name]
-  assert o.present and o.rows > 0
-  assert not o.failures, "\n".join(o.failures)
-  assert o.passed >= 4  # sizes, rows kept, every answer, fields shown (+ options, references)
-
-
-@needs_realdata
-@pytest.mark.parametrize("name", sorted(
-    f[:-len("_train.tsv")] for f in (os.listdir(os.path.join(REALDATA, "cot"))
-                                     if os.path.isdir(os.path.join(REALDATA, "cot")) else [])
-    if f.endswith("_train.tsv")))
-def test_cot_file_matches_reference(outcomes, name):
-  o = outcomes[f"cot_{name}"]
-  assert o.rows > 0
-  assert not o.failures, "\n".join(o.failures)
+def test_real_rows_match_the_reference(tmp_path):
+  # One test, not one per dataset: under `pytest -n 2` a shared fixture is built once per worker.
+  try:
+    outcomes = real_rows.check(REALDATA, str(tmp_path / "tfds"), str(tmp_path / "staged"),
+                               cot_max_rows=COT_ROWS)
+  finally:
+    seqio.set_tfds_data_dir_override(None)
+  cot_files = [f for f in os.listdir(os.path.join(REALDATA, "cot")) if f.endswith("_train.tsv")]
+  assert sorted(o.dataset for o in outcomes) == sorted(
+      [d.name for d in real_rows.DATASETS] + ["cot_" + f[:-len("_train.tsv")] for f in cot_files])
+  failures = [f"{o.dataset}: {f}" for o in outcomes for f in o.failures]
+  assert not failures, real_rows.table(outcomes) + "\n\n" + "\n".join(failures)
+  for o in outcomes:  # sizes, rows kept, every answer, fields shown (+ options, references)
+    assert o.present and o.rows > 0 and o.passed >= 4, o
 
 
 def test_a_failed_row_check_names_the_first_row():
