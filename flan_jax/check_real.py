@@ -47,9 +47,9 @@ def run(args: argparse.Namespace, work_dir: str) -> list[real_rows.Outcome]:
 
 
 def main(argv: list[str] | None = None) -> int:
+  args = parse_args(argv)  # before the heavy imports: --help answers at once
   import tensorflow_datasets as tfds
   from absl import logging as absl_logging
-  args = parse_args(argv)
   absl_logging.set_verbosity(absl_logging.ERROR)
   tfds.disable_progress_bar()
   if args.work_dir:
