@@ -15,6 +15,7 @@ from the raw files (e.g. the gold label column of a TSV), never by flan_jax's ta
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import functools
@@ -23,6 +24,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import tarfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -264,8 +266,9 @@ def build(tfds_name: str, files: Mapping[str, str], data_dir: str, work: str) ->
       return kept
 
     builder._split_generators = present_splits  # noqa: SLF001
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-        try_download_gcs=False))
+    with contextlib.redirect_stdout(sys.stderr):  # TFDS prints its progress; stdout is results
+      builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
+          try_download_gcs=False))
   return {name: info.num_examples for name, info in builder.info.splits.items()}
 
 
