@@ -155,12 +155,13 @@ def run(program: str, argv: Sequence[str] | None, required_macros: Sequence[str]
     flags.FLAGS.unparse_flags()  # A second call in one process starts from the defaults.
 
   def main(_):
+    from flan_jax.data.bad_data import BadDataError
     from flan_jax.data.registry import UnknownNameError
     from flan_jax.data.spec import MissingDataError
     from flan_jax.training.checkpoints import ReportedError
     try:
       result = _execute(flags.FLAGS, required_macros, configurable)
-    except (UnknownNameError, MissingDataError, ReportedError,
+    except (UnknownNameError, MissingDataError, ReportedError, BadDataError,
             multihost.DistributedInitError) as e:  # The message says it all.
       sys.exit(f"{program}: error: {_without_gin_calls(str(e))}")
     except ValueError as e:
