@@ -2,6 +2,8 @@
 templates, plus their input-inversion tasks (``cot_{d}_ii``: write the question that a
 rationale and answer respond to)."""
 
+import tensorflow as tf
+
 from flan_jax.data import local_sources as sources
 from flan_jax.data import preprocessors as prep
 from flan_jax.data import prompt_modes as pm
@@ -28,9 +30,20 @@ INVERSION_TEMPLATES = (
       "it solves.", "{question}"),
 )
 
+
+def cot_fields(row: dict) -> dict:
+  """A TSV row's fields; the two characters ``\\n`` in question and rationale become a newline,
+  as the reference's CoT reader does (aqua, creak, ecqa, qasc and sensemaking questions and most
+  aqua rationales write their line breaks that way)."""
+  out = dict(row)
+  for key in ("question", "rationale"):
+    out[key] = tf.strings.regex_replace(row[key], r"\\n", "\n")
+  return out
+
+
 for _name in DATASETS:
   _source = sources.cot_source(_name, sizes.COT.get(_name))
-  _map = prep.map_fields(dict, FIELDS)
+  _map = prep.map_fields(cot_fields, FIELDS)
   registry.register(registry.Flan2022Task(
       f"cot_{_name}", "cot", _source, (_map, pm.candidates_from_patterns(TEMPLATES, FIELDS)),
       sizes.COT.get(_name)))
