@@ -107,8 +107,8 @@ def _check_sizes(args: argparse.Namespace) -> None:
     sys.exit(1 if bad else 0)
   for spec in dataset_spec.DATASETS.values():
     source = spec.source
-    if not isinstance(source, dataset_spec.TfdsSource):
-      continue
+    if not isinstance(source, dataset_spec.TfdsSource) or not spec.has_train_split:
+      continue  # an eval-only dataset without a train split (wsc273) has no rate to check
     split = source.split_map["train"]
     actual = sizes.verify(source.tfds_dataset.name, split, args.tfds_data_dir)
     expected = sizes.full_size(source.tfds_dataset.name, split)

@@ -9,7 +9,7 @@ WSC273 is eval-only.
 import tensorflow as tf
 
 from flan_jax.data.preprocessors import first_or_empty, pick
-from flan_jax.data.spec import DatasetSpec, register_dataset, tfds_source
+from flan_jax.data.spec import DatasetSpec, TfdsSource, register_dataset, tfds_source
 from flan_jax.data.templates import T, completion
 
 CLUSTER = "coreference"
@@ -183,9 +183,9 @@ register_dataset(DatasetSpec(
     cluster=CLUSTER,
     display_name="WSC273",
     subcluster=None,  # In no reference cluster: registered for evaluation only.
-    # TFDS has only a test split. seqio needs all three canonical splits, so every one reads the
-    # full test split; eval_only keeps it out of training mixtures.
-    source=tfds_source("wsc273:1.0.0", train="test", validation="test", test="test"),
+    # TFDS has only a test split, and so has the source (as the reference's): no training task,
+    # no few-shot exemplars and no dev split for choosing a template; evaluation only.
+    source=TfdsSource("wsc273:1.0.0", {"test": "test"}),
     fields=("context", "answer"),
     preprocess=_wsc273_fields,
     per_example_options=True,

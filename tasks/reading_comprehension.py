@@ -137,18 +137,12 @@ MULTIRC_TEMPLATES = (
 )
 
 
-def _clean_multirc_paragraph(text):
-  """Drops the "<b>Sent N: </b>" sentence markers and "<br>" breaks of the SuperGLUE text."""
-  text = tf.strings.regex_replace(text, r"<b>Sent \d+: </b>", "")
-  text = tf.strings.regex_replace(text, r"</?b>", "")
-  text = tf.strings.regex_replace(text, r"<br>", " ")
-  return tf.strings.strip(tf.strings.regex_replace(text, r"\s+", " "))
-
-
 def _multirc_fields(ex):
   group = tf.strings.join([tf.strings.as_string(ex["idx"]["paragraph"]),
                            tf.strings.as_string(ex["idx"]["question"])], separator="-")
-  return {"paragraph": _clean_multirc_paragraph(ex["paragraph"]), "question": ex["question"],
+  # The paragraph as SuperGLUE v2 writes it (spaced punctuation, double spaces between
+  # sentences), untouched as in the reference.
+  return {"paragraph": ex["paragraph"], "question": ex["question"],
           "response": ex["answer"], "answer": pick(NO_YES, ex["label"]), "group": group}
 
 

@@ -50,7 +50,7 @@ def test_rte_continuation_rows_use_true_false():
   assert [bool(e["is_correct"]) for e in exs] == [True, False]
 
 
-MULTIRC = {"paragraph": ["<b>Sent 1: </b>Ann fed the cat.<br><b>Sent 2: </b>Then she slept.<br>"],
+MULTIRC = {"paragraph": ["Ann fed the cat .  Then she slept ."],
            "question": ["Who fed the cat?"], "answer": ["Ann"], "label": [1],
            "idx": {"paragraph": [3], "question": [7], "answer": [0]}}
 
@@ -58,7 +58,7 @@ MULTIRC = {"paragraph": ["<b>Sent 1: </b>Ann fed the cat.<br><b>Sent 2: </b>Then
 def test_multirc_continuation_states_the_candidate_and_scores_no_yes():
   rows = rendered("continuations_multirc_type_0_scoring_eval", MULTIRC)
   assert [t for _, t in rows] == ["no", "yes"]
-  assert rows[0][0] == ("Ann fed the cat. Then she slept.\n\nQuestion: Who fed the cat?\n"
+  assert rows[0][0] == ("Ann fed the cat .  Then she slept .\n\nQuestion: Who fed the cat?\n"
                         "Suggested answer: Ann\nIs the suggested answer right (yes or no)?")
   with tfds.testing.mock_data(as_dataset_fn=_as_dataset(MULTIRC)):
     exs = examples("continuations_multirc_type_0_scoring_eval", "test", n=4)

@@ -506,8 +506,16 @@ def test_flan2021_v2_additions_render_from_their_tfds_rows():
 
 def test_flan2021_v2_drops_the_30k_slicing():
   from flan_jax.tasks.flan2022 import flan2021
-  assert flan2021.unsliced("train[:30000]") == "train"
-  assert flan2021.unsliced("train[:-200]") == "train[:-200]"
+  split = flan2021.v2_train_split
+  assert split("snli", {"train": "train[:30000]", "validation": "validation[:200]"}) == "train"
+  # The rows a "[-N:]" validation split reserves stay out of train, as the reference.
+  assert split("squad_v1", {"train": "train[:30000]", "validation": "train[-200:]"}) == (
+      "train[:-200]")
+  assert split("rte", {"train": "train[:-200]", "validation": "train[-200:]"}) == "train[:-200]"
+  # One TFDS split sliced into train/validation/test: kept (test = train[-3000:]).
+  assert split("true_case", {"train": "train[:30000]", "validation": "train[30000:30200]"}) == (
+      "train[:30000]")
+  assert f22.TASKS["flan2021_para_crawl_enes"].data_source.split_map["train"] == "train[:30000]"
   mnli = f22.TASKS["flan2021_mnli_matched"] if "flan2021_mnli_matched" in f22.TASKS else None
   snli = f22.TASKS["flan2021_snli"]
   assert snli.data_source.split_map["train"] == "train" and snli.size == 550_152

@@ -377,6 +377,23 @@ def test_rank_classification_length_normalisations():
       {"accuracy": 100.0, "accuracy_per_token": 0.0, "accuracy_per_char": 50.0})
 
 
+@pytest.mark.parametrize("num_classes", [None, 2])
+def test_rank_classification_ties_go_to_the_first_option_as_t5(num_classes):
+  """t5 ranks in float32 and np.argmax takes the first maximum: options whose normalised scores
+  are equal up to float64 rounding (-0.1 / 1 vs -0.3 / 3 = -0.09999999999999999) tie and option
+  0 wins. Both examples are exact ties; option 0 is the correct one in each."""
+  targets = [((0, 0), True, 1, 1), ((0, 1), False, 3, 3),
+             ((1, 0), True, 1, 1), ((1, 1), False, 2, 2)]
+  scores = [-0.1, -0.3, -2.0, -4.0]
+  out = metrics.rank_classification(targets, scores, num_classes=num_classes)
+  assert out["accuracy_per_token"] == out["accuracy_per_char"] == 100.0  # was 50.0
+  f32 = np.float32
+  # Unnormalised float32 scores that round to one value tie too.
+  out = metrics.rank_classification([((0, 0), True), ((0, 1), False)],
+                                    [float(f32(-1.0)), float(f32(-1.0)) + 1e-12])
+  assert out["accuracy"] == 100.0
+
+
 # ----------------------------------------------------------------------------- t5's own test values
 # The expected numbers below are the ones in t5/evaluation/metrics_test.py (t5.evaluation.metrics
 # is what FLAN's numbers were computed with).

@@ -40,13 +40,15 @@ def _gem_examples(config: str, path: Path, set_name: str, limit: int | None) -> 
 
 def _as_dataset(rows: list[dict]):
   """A ``tfds.testing.mock_data`` reader yielding ``rows`` (ragged lists allowed)."""
-  def spec(value) -> tf.TensorSpec:
+  def spec(value):
+    if isinstance(value, dict):
+      return {k: spec(v) for k, v in value.items()}
     if isinstance(value, list):
       return tf.TensorSpec([None], tf.string)
     return tf.TensorSpec([], tf.int32 if isinstance(value, int) else tf.string)
 
-  # Strings, string lists and ints (DART's optional boolean flag is not read by any task).
-  keys = [k for k, v in rows[0].items() if isinstance(v, (str, list, int))
+  # Strings, string lists, ints and dicts of them (DART's optional boolean flag is not read).
+  keys = [k for k, v in rows[0].items() if isinstance(v, (str, list, int, dict))
           and not isinstance(v, bool)]
   signature = {k: spec(rows[0][k]) for k in keys}
 
@@ -165,3 +167,88 @@ def test_rouge_takes_the_best_reference_from_answers():
   assert target == ["a cat sleeps", "the dog runs fast"]
   (fn,) = task.metric_fns
   assert fn([target], ["the dog runs fast"])["rouge2"] == pytest.approx(100.0)
+
+
+# ----------------------------------------------------------------------------- Flan 2022 CoT
+
+COT_FILES = ("aqua", "creak", "ecqa", "gsm8k", "qasc", "sensemaking", "strategyqa")
+# Not in ../shared/realdata/cot (too large to keep): issue 27's counts of the reference's files.
+COT_NOT_KEPT = {"esnli": 36_174, "qed": 5_154}
+
+
+@pytest.fixture
+def cot_dir():
+  from flan_jax.data import local_sources as sources
+  sources.set_data_dir("cot", str(REALDATA / "cot"))
+  yield sources
+  sources.set_data_dir("cot", None)
+
+
+def _cot_first(task: str) -> dict:
+  data = seqio.get_mixture_or_task(task).get_dataset(
+      {"inputs": 2048, "targets": 512}, split="train", shuffle=False, seed=0, num_epochs=1)
+  return next(data.as_numpy_iterator())
+
+
+@needs_realdata
+def test_cot_backslash_n_becomes_a_newline(cot_dir):
+  from flan_jax.mixtures import flan2022  # noqa: F401 - registers the Flan 2022 tasks
+  ex = _cot_first("flan2022_cot_aqua_zs_opt")
+  inputs, targets = text(ex, "inputs"), text(ex, "targets")
+  assert "1/7:1/7:1/14?\nOptions:\n(A) 300\n(B) 992" in inputs
+  assert "\\n" not in inputs and "\\n" not in targets
+  assert "1/7:1/7:1/14 = 2:2:1\n1/5*5600 = 1120" in targets  # the rationale's line breaks
+  for name in ("creak", "ecqa", "qasc", "sensemaking"):
+    ex = _cot_first(f"flan2022_cot_{name}_zs_opt")
+    assert "\\n" not in text(ex, "inputs") + text(ex, "targets"), name
+
+
+@needs_realdata
+def test_cot_rates_are_min_cap_and_the_files_row_counts(cot_dir):
+  from flan_jax.mixtures import flan2022 as mix
+  from flan_jax.tasks.flan2022 import registry as f22
+  cap = f22.SOURCES["cot"][1]
+  real = {name: cot_dir.cot_source(name).count_rows("train") for name in COT_FILES}
+  assert real["aqua"] == 2_728 and real["gsm8k"] == 7_473
+  expected = {**real, **COT_NOT_KEPT}
+  assert sorted(expected) == sorted(n.removeprefix("cot_") for n in f22.TASKS
+                                    if f22.TASKS[n].source == "cot" and not n.endswith("_ii"))
+  submix = seqio.get_mixture_or_task(mix.SUBMIX)
+  in_submix = {t.name: t for t in submix.tasks}
+  for mode in f22.SOURCES["cot"][2]:
+    mixture = seqio.get_mixture_or_task(mix.mode_mixture("cot", mode))
+    rates = {t.name: mixture.get_rate(t) for t in mixture.tasks}
+    for name, size in expected.items():
+      assert rates[f"flan2022_cot_{name}_{mode}"] == min(cap, size), name
+      assert rates[f"flan2022_cot_{name}_ii_{mode}"] == pytest.approx(
+          min(cap, size) * f22.INVERSION_RATE), name
+    # flan2022_submix holds every CoT task at its mode mixture's share of that rate.
+    gsm8k = in_submix[f"flan2022_cot_gsm8k_{mode}"]
+    for name, size in expected.items():
+      task = in_submix[f"flan2022_cot_{name}_{mode}"]
+      assert submix.get_rate(task) / submix.get_rate(gsm8k) == pytest.approx(
+          min(cap, size) / real["gsm8k"]), name
+    base = sum(rates[f"flan2022_cot_{n}_{mode}"] for n in expected)
+    # The reference's CoT mixture: aqua 3.6 %, gsm8k 10.0 % (before: 39.3 % and 3.0 %).
+    assert rates[f"flan2022_cot_aqua_{mode}"] / base == pytest.approx(0.0365, abs=5e-4)
+    assert rates[f"flan2022_cot_gsm8k_{mode}"] / base == pytest.approx(0.0999, abs=5e-4)
+
+
+# ----------------------------------------------------------------------------- MultiRC
+
+
+@needs_realdata
+def test_multirc_paragraph_is_the_superglue_text_untouched():
+  """The reference passes SuperGLUE's paragraph as it is (double spaces between sentences)."""
+  builder = tfds.builder("super_glue/multirc:1.0.2", data_dir=tempfile.gettempdir())
+  path = REALDATA / "superglue_fewglue" / "MultiRC" / "train.jsonl"
+  rows = [ex for _, ex in itertools.islice(builder._generate_examples(  # noqa: SLF001
+      data_file=str(path), split="validation"), 6)]
+  label = builder.info.features["label"]  # TFDS's ClassLabel encodes "False"/"True" as 0/1
+  rows = [{**row, "label": label.str2int(row["label"])} for row in rows]
+  assert "  " in rows[0]["paragraph"]
+  examples = _task_examples("multirc_type_0", rows)  # "{paragraph}\n\nQuestion: {question}\n..."
+  assert len(examples) == len(rows)
+  for ex, row in zip(examples, rows, strict=True):
+    assert text(ex, "inputs").startswith(
+        f"{row['paragraph']}\n\nQuestion: {row['question']}\nProposed answer: {row['answer']}")

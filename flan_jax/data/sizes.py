@@ -114,17 +114,18 @@ def full_size(tfds_name: str, split_spec: str) -> int | None:
   return SPLIT_SIZES.get(f"{_unversioned(tfds_name)}/{split_name(split_spec)}")
 
 
+def split_ranges(split_spec: str, full: int) -> list[range]:
+  """The example indices a TFDS split spec (e.g. ``train[:30000]``) selects from a split of
+  ``full`` examples, as TFDS resolves them (``ReadInstruction.to_absolute``)."""
+  instruction = tfds.core.ReadInstruction.from_spec(split_spec)
+  split_info = types.SimpleNamespace(num_examples=full)  # what to_absolute reads
+  return [range(a.from_ or 0, full if a.to is None else a.to)
+          for a in instruction.to_absolute({split_name(split_spec): split_info})]
+
+
 def sliced_size(split_spec: str, full: int) -> int:
   """Number of examples a TFDS split spec (e.g. ``train[:30000]``) selects from ``full``."""
-  instruction = tfds.core.ReadInstruction.from_spec(split_spec)
-  name = split_name(split_spec)
-  total = 0
-  split_info = types.SimpleNamespace(num_examples=full)  # what to_absolute reads
-  for absolute in instruction.to_absolute({name: split_info}):
-    start = absolute.from_ or 0
-    stop = full if absolute.to is None else absolute.to
-    total += stop - start
-  return total
+  return sum(len(r) for r in split_ranges(split_spec, full))
 
 
 def num_examples(tfds_name: str, split_spec: str) -> int | None:

@@ -89,7 +89,9 @@ class DatasetSpec:
     subcluster: the reference repository's finer cluster (metadata only).
     filter_fn: keeps raw examples for which it is true (per-dataset cleaning).
     num_train_examples: size of the ``train`` split, known without downloading.
-    eval_only: never part of a training mixture (e.g. wsc273, which has no train split).
+    eval_only: never part of a training mixture. Required when the source has no ``train``
+      split (wsc273): such a dataset gets no training and no few-shot tasks, since there is no
+      split other than the evaluated one to train on or draw exemplars from.
     note: how to prepare data that TFDS cannot download itself.
     suite: ``"flan"`` for the paper's datasets, ``"offline"`` for the embedded suite; mixtures
       are built per suite.
@@ -130,6 +132,11 @@ class DatasetSpec:
   @property
   def title(self) -> str:
     return self.display_name or self.name
+
+  @property
+  def has_train_split(self) -> bool:
+    """The source has a ``train`` split: training tasks and few-shot exemplars read it."""
+    return "train" in self.source.splits
 
 
 DATASETS: dict[str, DatasetSpec] = {}
@@ -179,7 +186,10 @@ def ablation_task(name: str, kind: str, scoring: bool = False) -> str:
 def eval_tasks(spec: DatasetSpec, shot: str | None = None, *, no_options: bool = False
                ) -> list[str]:
   """The per-template eval tasks of a dataset: rank classification for classification datasets
-  (non-turned templates), generative otherwise."""
+  (non-turned templates), generative otherwise. None few-shot where the dataset has no train
+  split to draw exemplars from (as the reference, which cannot build few-shot WSC273)."""
+  if shot and not spec.has_train_split:
+    return []
   if spec.is_classification:
     return [scoring_task(spec.name, i, no_options=no_options, shot=shot)
             for i, t in enumerate(spec.templates) if not t.turned]
@@ -403,6 +413,10 @@ def _validated(spec: DatasetSpec) -> DatasetSpec:
     raise ValueError(f"Dataset name {spec.name!r} must be letters, digits and underscores.")
   if spec.name in DATASETS:
     raise ValueError(f"Dataset {spec.name!r} is already registered.")
+  if not spec.has_train_split and not spec.eval_only:
+    raise ValueError(f"{spec.name}: its source has no 'train' split (splits: "
+                     f"{list(spec.source.splits)}); mark it eval_only=True or give it a train "
+                     "split disjoint from the one it is evaluated on.")
   if spec.is_classification and spec.options is not None and spec.per_example_options:
     raise ValueError(f"{spec.name}: give fixed options or per_example_options, not both.")
   tmpl.validate_templates(spec.name, spec.templates, spec.fields,
@@ -425,13 +439,15 @@ def _validated(spec: DatasetSpec) -> DatasetSpec:
 
 
 def _register_training(b: _Builder) -> None:
-  """``t_{N}templates``, few-shot training and the two instruction ablations."""
+  """``t_{N}templates``, few-shot training (where the source has a train split) and the two
+  instruction ablations."""
   spec, templates, fields = b.spec, b.spec.templates, b.spec.fields
   train = functools.partial(TaskVariant, dataset=spec.name, kind="train", template=None,
                             metric=spec.metric)
-  for n in sorted({n for n in NUM_TEMPLATES_LIST if n <= len(templates)} | {len(templates)}):
+  counts = sorted({n for n in NUM_TEMPLATES_LIST if n <= len(templates)} | {len(templates)})
+  for n in counts if spec.has_train_split else ():
     b.register(train(train_task(spec.name, n)), [prep.assign_template(templates[:n], fields)])
-  for shot in SHOTS:
+  for shot in SHOTS if spec.has_train_split else ():
     b.register(train(train_task(spec.name, len(templates), shot), shot=shot),
                [prep.assign_template(templates, fields),
                 b.fewshot(shot, mixed_templates=spec.fewshot_mixed_templates)])
@@ -448,13 +464,15 @@ def _register_training(b: _Builder) -> None:
 
 def _register_template(b: _Builder, i: int, template: tmpl.Template) -> None:
   """The eval tasks of template ``i``: generative (+ few-shot), rank classification (+ without
-  options, few-shot) for classification datasets' non-turned templates."""
+  options, few-shot) for classification datasets' non-turned templates. Few-shot only where the
+  source has a train split (the exemplars' pool)."""
   spec = b.spec
+  shots = SHOTS if spec.has_train_split else {}
   render = prep.apply_template(template, i)
   gen = functools.partial(TaskVariant, dataset=spec.name, kind="eval", template=i,
                           turned=template.turned, metric=generative_metric(spec, template.turned))
   b.register(gen(eval_task(spec.name, i)), [render])
-  for shot in SHOTS:
+  for shot in shots:
     b.register(gen(eval_task(spec.name, i, shot), shot=shot), [render, b.fewshot(shot)])
   if not spec.is_classification or template.turned:
     return  # Turned templates get no scoring variants (their target is not the label).
@@ -463,7 +481,7 @@ def _register_template(b: _Builder, i: int, template: tmpl.Template) -> None:
   b.register(rank(scoring_task(spec.name, i)), [render])
   b.register(rank(scoring_task(spec.name, i, no_options=True), extra="no_options"),
              [prep.apply_template(template.without_options(), i)])
-  for shot in SHOTS:
+  for shot in shots:
     b.register(rank(scoring_task(spec.name, i, shot=shot), shot=shot), [render, b.fewshot(shot)])
 
 

@@ -35,6 +35,15 @@ def _group_rows(targets: Sequence[tuple[Sequence[int], bool]], scores: Sequence[
   return groups, lengths
 
 
+def _argmax(scores: Sequence[float]) -> int:
+  """The best option, compared as t5 compares them: in float32 (t5 casts the log-likelihoods,
+  length-normalised ones included, to float32 before its argmax), the first of exact ties.
+
+  So options whose float64 scores differ only by rounding (-0.3 / 3 vs -0.1) tie, and the first
+  wins, as in t5."""
+  return int(np.argmax(np.asarray(scores, dtype=np.float32)))
+
+
 def _length_normalised_accuracy(groups: _Groups, by_row: Mapping[tuple[int, int], int]) -> float:
   """Accuracy (x100) ranking each example's options by score / length."""
   hits = []
@@ -42,7 +51,7 @@ def _length_normalised_accuracy(groups: _Groups, by_row: Mapping[tuple[int, int]
     rows = groups[example]
     options = sorted(rows)
     normed = [rows[o][0] / by_row[(example, o)] for o in options]
-    hits.append(rows[options[int(np.argmax(normed))]][1])
+    hits.append(rows[options[_argmax(normed)]][1])
   return 100.0 * float(np.mean(hits))
 
 
@@ -56,9 +65,9 @@ def rank_classification(
   Each row is one (example, option) pair: its target is ``(idx, is_correct)`` from
   :func:`rank_classification_postprocessor` with ``idx = (example_index, option_index)`` (longer
   t5 tuples are accepted; extra fields are ignored) and its score the option's summed
-  log-likelihood. Rows are grouped by ``idx[0]``; the predicted option is the argmax score (ties go
-  to the lowest option index). ``accuracy`` (x100) counts a prediction as right when it is any of
-  the correct options.
+  log-likelihood. Rows are grouped by ``idx[0]``; the predicted option is the argmax score,
+  compared in float32 as t5 does (ties go to the lowest option index). ``accuracy`` (x100) counts
+  a prediction as right when it is any of the correct options.
 
   Targets may carry the option's token and character lengths as a 3rd and 4th field (as
   :func:`rank_classification_postprocessor` gives them); then ``accuracy_per_token`` and
@@ -99,7 +108,7 @@ def _predictions(groups: Mapping[int, Mapping[int, tuple[float, bool]]],
     rows = groups[example]
     options = sorted(rows)
     option_scores = [rows[o][0] for o in options]
-    pred = options[int(np.argmax(option_scores))]  # np.argmax takes the first maximum.
+    pred = options[_argmax(option_scores)]
     correct.append(rows[pred][1])
     right = [o for o in options if rows[o][1]]
     labels.append(right[0] if right else -1)

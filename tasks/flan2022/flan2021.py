@@ -13,18 +13,30 @@ from flan_jax.data.spec import DatasetSpec, TfdsSource, _Builder
 from flan_jax.data.templates import T
 from flan_jax.tasks.flan2022 import registry
 
-_HEAD_SLICE = re.compile(r"^(\w+)\[:\d+\]$")  # "train[:30000]" -> "train"; "[:-200]" is kept
+# The reference keeps these configs' splits as they are (several slice one TFDS split into train,
+# validation and test: dropping the train slice would train on the test rows).
+KEEP_SPLITS = frozenset({"true_case", "fix_punct", "word_segment", "para_crawl_enes",
+                         "opinion_abstracts_idebate", "opinion_abstracts_rotten_tomatoes"})
+_RESERVED_TAIL = re.compile(r"\[-(\d+):\]")  # a validation split "train[-200:]" reserves 200
 
 
-def unsliced(split: str) -> str:
-  """The split without a leading-examples slice (``train[:30000]`` -> ``train``)."""
-  match = _HEAD_SLICE.match(split)
-  return match.group(1) if match else split
+def v2_train_split(name: str, splits: dict[str, str]) -> str:
+  """The Flan 2022 train split of a 2021 config, as the reference's
+  ``reset_split_maxes_on_flan_v0_configs``: the train slice is dropped (the 30k cap moves into
+  the rate), except that the examples a ``[-N:]`` validation split reserves stay out of train
+  (``train[:30000]`` with validation ``train[-200:]`` -> ``train[:-200]``) and the
+  :data:`KEEP_SPLITS` configs keep theirs."""
+  train = splits["train"]
+  if name in KEEP_SPLITS or "[" not in train:
+    return train
+  reserved = _RESERVED_TAIL.search(splits.get("validation", ""))
+  base = train.split("[")[0]
+  return f"{base}[:-{reserved.group(1)}]" if reserved else base
 
 
 def _task(spec: DatasetSpec) -> registry.Flan2022Task:
   old = spec.source
-  splits = {**old.split_map, "train": unsliced(old.split_map["train"])}
+  splits = {**old.split_map, "train": v2_train_split(spec.name, old.split_map)}
   source = TfdsSource(old.tfds_dataset.name, splits, old.note)
   size = sizes.num_examples(old.tfds_dataset.name, splits["train"])
   head = (*_Builder(spec).head, pm.candidates_from_patterns(spec.templates, spec.fields))
