@@ -688,6 +688,11 @@ def test_a_fresh_lock_is_never_stale(tmp_path, capsys, monkeypatch):
   assert len(won) == 1 and lock.read_text() == won[0]
   assert set(seen) <= {won[0]}  # Never an empty or partly written lock.
   assert not [n for n in os.listdir(model_dir) if ".tmp-" in n]
+  # Two takers found the same stale lock; the first replaced it: the second must not remove the
+  # first one's fresh lock in its place.
+  assert not fs.remove_if_unchanged(str(lock), "the stale lock both read")
+  assert lock.read_text() == won[0]
+  assert fs.remove_if_unchanged(str(lock), won[0]) and not lock.exists()
 
 
 @pytest.mark.parametrize("damage", ["file", "array_flip"])

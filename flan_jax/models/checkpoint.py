@@ -748,11 +748,16 @@ def _pid_alive(pid: int) -> bool:
   return True
 
 
-def _read_lock(path: str) -> dict[str, Any]:
+def _read_lock(path: str) -> tuple[dict[str, Any], str | None]:
+  """(the lock's holder, {} when unreadable; its text, None when it is gone)."""
   try:
-    return dict(json.loads(fs.read_text(path)))
-  except (OSError, ValueError, TypeError):
-    return {}
+    text = fs.read_text(path)
+  except OSError:
+    return {}, None
+  try:
+    return dict(json.loads(text)), text
+  except (ValueError, TypeError):
+    return {}, text
 
 
 @contextlib.contextmanager
@@ -775,7 +780,9 @@ def locked(model_dir: str, purpose: str, lock_file: str = LOCK_FILE,
         "since": time.strftime("%Y-%m-%d %H:%M:%S")}
   for _ in range(3):
     if not fs.create_exclusive(path, json.dumps(me)):
-      holder = _read_lock(path)
+      holder, text = _read_lock(path)
+      if text is None:
+        continue  # Released meanwhile: try again.
       same_host = holder.get("host") == me["host"]
       pid = holder.get("pid")
       if holder and not (same_host and isinstance(pid, int) and not _pid_alive(pid)):
@@ -796,9 +803,9 @@ def locked(model_dir: str, purpose: str, lock_file: str = LOCK_FILE,
               f"{model_dir} is being locked by another process ({path} was created {age:.0f} s "
               f"ago and cannot be read yet): wait for it to finish or use another {what}; if no "
               "process uses it, delete that file") from None
-      warn(f"removing the stale lock {path} of a process that is gone ({holder or 'unreadable'})")
-      with contextlib.suppress(FileNotFoundError):
-        fs.remove(path)
+      if fs.remove_if_unchanged(path, text):  # (Not a lock another taker has just taken.)
+        warn(f"removing the stale lock {path} of a process that is gone "
+             f"({holder or 'unreadable'})")
       continue
     break
   else:
@@ -806,7 +813,7 @@ def locked(model_dir: str, purpose: str, lock_file: str = LOCK_FILE,
   try:
     yield
   finally:
-    if _read_lock(path).get("pid") == me["pid"]:
+    if _read_lock(path)[0].get("pid") == me["pid"]:
       with contextlib.suppress(FileNotFoundError):
         fs.remove(path)
 

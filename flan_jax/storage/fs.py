@@ -290,6 +290,35 @@ def remove(path: str) -> None:
     os.remove(path)
 
 
+def remove_if_unchanged(path: str, text: str) -> bool:
+  """Removes ``path`` if it still holds ``text`` (True), else leaves it (False): of racing removers
+  of a stale lock, none removes a lock another has just taken. Local: renamed away atomically,
+  compared, and linked back when it changed; an object store: compared, then deleted (a lock
+  taken between the two is not seen)."""
+  if is_remote(path):
+    try:
+      if read_text(path) != text:
+        return False
+      remove(path)
+    except FileNotFoundError:
+      return False
+    return True
+  tmp = temporary_name(path)
+  try:
+    os.rename(path, tmp)
+  except FileNotFoundError:
+    return False
+  try:
+    with builtins.open(tmp) as f:
+      if f.read() == text:
+        return True
+    with contextlib.suppress(FileExistsError):
+      os.link(tmp, path)  # Someone's fresh lock: put back.
+    return False
+  finally:
+    os.remove(tmp)
+
+
 def rmtree(path: str) -> None:
   """Deletes ``path`` and everything under it (an object store: each object, not atomically)."""
   if is_remote(path):
