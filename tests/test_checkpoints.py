@@ -693,6 +693,11 @@ def test_a_fresh_lock_is_never_stale(tmp_path, capsys, monkeypatch):
   assert not fs.remove_if_unchanged(str(lock), "the stale lock both read")
   assert lock.read_text() == won[0]
   assert fs.remove_if_unchanged(str(lock), won[0]) and not lock.exists()
+  # A file system without hard links (gcsfuse): O_EXCL, the grace period covering its window.
+  monkeypatch.setattr(fs.os, "link", lambda *a: (_ for _ in ()).throw(
+      OSError(errno.EPERM, "Operation not permitted")))
+  assert fs.create_exclusive(str(lock), "one") and not fs.create_exclusive(str(lock), "two")
+  assert lock.read_text() == "one"
 
 
 @pytest.mark.parametrize("damage", ["file", "array_flip"])
