@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import socket
 from contextlib import contextmanager
 
@@ -69,3 +70,23 @@ def check_well_formed(name: str, split: str) -> None:
       assert text(ex, "targets").startswith(decoded[:-1]), name
 
 
+@functools.cache
+def text_builder(class_name: str, count: int, prefix: str = "question") -> type:
+  """A TFDS builder class ``class_name`` (registered with TFDS once per process) of ``count``
+  train examples ``{"inputs": f"{prefix} {i}", "targets": f"answer {i}"}``."""
+  import tensorflow_datasets as tfds
+
+  def _info(self):
+    return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict(
+        {"inputs": tfds.features.Text(), "targets": tfds.features.Text()}))
+
+  def _split_generators(self, dl_manager):
+    return {"train": self._generate_examples()}
+
+  def _generate_examples(self):
+    for i in range(count):
+      yield i, {"inputs": f"{prefix} {i}", "targets": f"answer {i}"}
+
+  return type(class_name, (tfds.core.GeneratorBasedBuilder,), {
+      "VERSION": tfds.core.Version("1.0.0"), "_info": _info,
+      "_split_generators": _split_generators, "_generate_examples": _generate_examples})

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 
 import jax
@@ -13,6 +12,7 @@ import seqio
 from flan_jax.data import bad_data, exported
 from flan_jax.parallel import partitioning
 from flan_jax.training import batches
+from tests import helpers
 
 LENGTHS = {"inputs": 32, "targets": 8}
 # One bad line of each kind the fault campaign found, as written to a part.
@@ -99,32 +99,11 @@ def test_skip_bad_lines_budget_skips_and_logs_each(tmp_path, capsys):
     exported.register_exported("test_bad_data_negative", files, skip_bad_lines=-1)
 
 
-@functools.cache
-def _probe_builder() -> type:
-  """A TFDS builder of 40 train examples (registered with TFDS once per process)."""
-  import tensorflow_datasets as tfds
-
-  class FlanJaxCorruptProbe(tfds.core.GeneratorBasedBuilder):
-    VERSION = tfds.core.Version("1.0.0")
-
-    def _info(self):
-      return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict(
-          {"inputs": tfds.features.Text(), "targets": tfds.features.Text()}))
-
-    def _split_generators(self, dl_manager):
-      return {"train": self._generate_examples()}
-
-    def _generate_examples(self):
-      for i in range(40):
-        yield i, {"inputs": f"question number {i}", "targets": f"answer {i}"}
-
-  return FlanJaxCorruptProbe
-
-
 def _corrupt_probe(data_dir: str) -> list[str]:
   """The probe prepared offline in ``data_dir`` as 2 files; its train files."""
   import tensorflow_datasets as tfds
-  builder = _probe_builder()(data_dir=data_dir)
+  builder = helpers.text_builder("FlanJaxCorruptProbe", 40, "question number")(
+      data_dir=data_dir)
   builder.download_and_prepare(download_config=tfds.download.DownloadConfig(num_shards=2))
   return [info.filename for info in
           seqio.TfdsDataSource("flan_jax_corrupt_probe:1.0.0",

@@ -6,6 +6,7 @@ import pytest
 
 from flan_jax import cli
 from flan_jax.data import spec as ds
+from tests import helpers
 
 
 def run(capsys, *argv):
@@ -203,22 +204,7 @@ def test_infer_bad_inputs_name_the_fix(tmp_path):
 def _prepared_shard_probe(data_dir: str) -> None:
   """A TFDS dataset prepared offline: 23 train examples written as 4 files."""
   import tensorflow_datasets as tfds
-
-  class FlanJaxShardProbe(tfds.core.GeneratorBasedBuilder):
-    VERSION = tfds.core.Version("1.0.0")
-
-    def _info(self):
-      return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict(
-          {"inputs": tfds.features.Text(), "targets": tfds.features.Text()}))
-
-    def _split_generators(self, dl_manager):
-      return {"train": self._generate_examples()}
-
-    def _generate_examples(self):
-      for i in range(23):
-        yield i, {"inputs": f"question {i}", "targets": f"answer {i}"}
-
-  FlanJaxShardProbe(data_dir=data_dir).download_and_prepare(
+  helpers.text_builder("FlanJaxShardProbe", 23)(data_dir=data_dir).download_and_prepare(
       download_config=tfds.download.DownloadConfig(num_shards=4))
 
 
