@@ -37,6 +37,15 @@ def _running(marker: str) -> list[int]:
   return pids
 
 
+def _gone(marker: str, within_s: float = 5.0) -> list[int]:
+  """The processes matching ``marker`` still alive after ``within_s`` s (SIGKILLed ones take a
+  moment to exit)."""
+  deadline = time.time() + within_s
+  while (alive := _running(marker)) and time.time() < deadline:
+    time.sleep(0.05)
+  return alive
+
+
 def test_a_timed_out_wait_kills_the_childs_whole_group(tmp_path):
   children = _campaign_module().Children()
   marker = f"sleep 3{os.getpid() % 1000:03d}"  # A grandchild: the shell's background sleep.
@@ -46,8 +55,7 @@ def test_a_timed_out_wait_kills_the_childs_whole_group(tmp_path):
     assert time.time() < deadline, "the two sleeps never started"
     time.sleep(0.05)
   assert children.wait(proc, timeout=0.2) is None
-  time.sleep(0.2)
-  assert _running(marker) == []
+  assert _gone(marker) == []
   assert children.kill_all() == 0
 
 
@@ -71,4 +79,4 @@ def test_ctrl_c_of_the_campaign_leaves_no_trainer(tmp_path):
       proc.wait()
   assert proc.returncode == 130, err
   assert "killed 1 running child process group(s)" in err and "Traceback" not in err, err
-  assert _running(work) == []
+  assert _gone(work) == []
