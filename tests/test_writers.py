@@ -137,6 +137,25 @@ def test_commands_stop_on_a_full_disk_or_ctrl_c_with_one_line(capsys):
     assert line.startswith("flan-jax eval: ") and text in line, line
 
 
+def test_a_tensorflow_disk_error_is_one_line(capsys):
+  """seqio's summary writer on a full EVAL_OUTPUT_DIR: TensorFlow's error (not an OSError) in
+  seqio's ValueError, as ``flan-jax eval`` got it on a real full tmpfs."""
+  error = ValueError(
+      "Failed to evaluate task world_qa_type_0: {{function_node __wrapped__CreateSummaryFileWriter"
+      "_device_/job:localhost/replica:0/task:0/device:CPU:0}} /out/eval/events.out.tfevents.1.v2; "
+      "No space left on device\n\tFailed to flush 1 events [Op:CreateSummaryFileWriter] name: ")
+
+  def fail():
+    raise error
+
+  configurable = gin.external_configurable(fail, name="fail_tf_disk_error")
+  with pytest.raises(SystemExit) as stop:
+    entry.run("flan-jax eval", [], (), configurable)
+  assert stop.value.code == 1
+  line = _stderr_line(capsys)
+  assert "No space left on device writing /out/eval/events.out.tfevents.1.v2" in line, line
+
+
 def test_a_reported_error_is_one_line_without_gin_internals(capsys):
   from flan_jax import infer
 

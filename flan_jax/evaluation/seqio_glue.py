@@ -123,11 +123,27 @@ def set_log_dir(evaluator: Any, log_dir: str, write_n_results: int | None = None
       for name in fs.listdir(log_dir) if fs.isdir(log_dir) else []:
         if name.endswith(METRIC_FILE_SUFFIX):
           fs.write_bytes(fs.join(local, name), fs.read_bytes(fs.join(log_dir, name)))
-    loggers[log_dir] = (seqio.PyLoggingLogger(local), seqio.TensorBoardLogger(local),
+    loggers[log_dir] = (seqio.PyLoggingLogger(local), TensorBoardLogger(local),
                         JSONLogger(local, write_n_results=write_n_results), stage)
     evaluator._flan_jax_loggers = loggers
   evaluator._loggers = loggers[log_dir][:3]
   evaluator._flan_jax_log_dir = log_dir
+
+
+class TensorBoardLogger(seqio.TensorBoardLogger):
+  """seqio's ``TensorBoardLogger`` (``<task>/events.out.tfevents.*``), leaving no event file it
+  created but could not write (a full disk fails TensorFlow's writer after creating the file)."""
+
+  def __call__(self, task_name: str, *args: Any, **kwargs: Any) -> None:
+    task_dir = fs.join(self.output_dir, task_name)
+    before = set(fs.listdir(task_dir)) if fs.isdir(task_dir) else set()
+    try:
+      super().__call__(task_name, *args, **kwargs)
+    except Exception:
+      for name in (set(fs.listdir(task_dir)) if fs.isdir(task_dir) else set()) - before:
+        if name.startswith("events.out.tfevents"):
+          fs.remove(fs.join(task_dir, name))
+      raise
 
 
 class JSONLogger(seqio.JSONLogger):

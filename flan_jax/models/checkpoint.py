@@ -846,13 +846,25 @@ def check_writable_dir(model_dir: str, what: str = "MODEL_DIR") -> None:
                         f"({e.strerror or ' '.join(str(e).split())[:300]}); {fix}") from None
 
 
+_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EIO)
+# TensorFlow's and tensorstore's errors are not OSErrors; their text ends "<path>; <strerror>".
+_DISK_TEXT = re.compile(r"(?:(\S+); )?(" + "|".join(re.escape(os.strerror(n)) for n in _DISK_ERRNOS)
+                        + ")")
+
+
 def is_disk_error(error: BaseException) -> OSError | None:
-  """The OSError (ENOSPC, EDQUOT, EROFS, EACCES, EIO) at the root of ``error``, if any."""
-  seen = set()
+  """The OSError (ENOSPC, EDQUOT, EROFS, EACCES, EIO) at the root of ``error``, if any; a
+  TensorFlow or tensorstore error naming one (e.g. a summary writer's ``<file>; No space left on
+  device``) counts, as an OSError naming that file."""
+  seen, chain = set(), []
   while error is not None and id(error) not in seen:
     seen.add(id(error))
-    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS,
-                                                      errno.EACCES, errno.EIO):
+    chain.append(error)
+    if isinstance(error, OSError) and error.errno in _DISK_ERRNOS:
       return error
     error = error.__cause__ or error.__context__
+  for e in chain:
+    if not isinstance(e, OSError) and (m := _DISK_TEXT.search(str(e))):
+      number = next(n for n in _DISK_ERRNOS if os.strerror(n) == m.group(2))
+      return OSError(number, m.group(2), m.group(1))
   return None

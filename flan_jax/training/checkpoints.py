@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -251,11 +252,32 @@ class _OneLine(logging.Filter):
     return True
 
 
+def _closed_loop_callback(error: BaseException | None) -> bool:
+  """A callback of tensorstore's (a failed save's chunk writes finishing) that reached asyncio's
+  loop after orbax closed it: reported by the C++ thread as unraisable (``sys.unraisablehook``,
+  one traceback each) or through ``sys.excepthook``."""
+  return isinstance(error, RuntimeError) and str(error) == "Event loop is closed"
+
+
 def _mute_followups() -> None:
   for name in ("absl", "asyncio"):
     logger = logging.getLogger(name)
     if not any(isinstance(f, _OneLine) for f in logger.filters):
       logger.addFilter(_OneLine())
+  hook = sys.excepthook
+  if not getattr(hook, "flan_jax_mutes_closed_loops", False):
+    def excepthook(kind: type, error: BaseException, tb: Any) -> None:
+      if not _closed_loop_callback(error):
+        hook(kind, error, tb)
+    excepthook.flan_jax_mutes_closed_loops = True
+    sys.excepthook = excepthook
+  unraisable = sys.unraisablehook
+  if not getattr(unraisable, "flan_jax_mutes_closed_loops", False):
+    def unraisablehook(report: Any) -> None:
+      if not _closed_loop_callback(report.exc_value):
+        unraisable(report)
+    unraisablehook.flan_jax_mutes_closed_loops = True
+    sys.unraisablehook = unraisablehook
 
 
 def initial_step(path: str | None) -> int:
