@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from flan_jax.models import DecoderConfig
+from flan_jax.storage import fs
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                    "generation_config.json", "tokenizer.model")
@@ -241,7 +242,6 @@ def load_hf(hf_dir: str, dtype: str = "float32", scan_layers: bool = True):
 
 
 def copy_tokenizer(src: str, dst: str) -> list[str]:
-  from flan_jax.storage import fs
   copied = []
   for name in TOKENIZER_FILES:
     if fs.exists(fs.join(src, name)):
@@ -266,7 +266,6 @@ def source_config(model_dir: str) -> dict[str, Any] | None:
 
   Its presence marks the model as causal (no bidirectional prefix), with the source's BOS/EOS/pad
   ids and ``max_position_embeddings``."""
-  from flan_jax.storage import fs
   path = fs.join(model_dir, SOURCE_CONFIG)
   if not fs.exists(path):
     return None
@@ -285,7 +284,6 @@ def import_hf(hf_dir: str, out_dir: str, dtype: str | None = None,
   with model_checkpoint.locked(out_dir, "flan-jax import-hf"):
     model_checkpoint.save_params(out_dir, params, cfg, step=0)
     copy_tokenizer(hf_dir, out_dir)
-    from flan_jax.storage import fs
     fs.write_text(fs.join(out_dir, SOURCE_CONFIG), json.dumps(hf, indent=2))
   return cfg
 
