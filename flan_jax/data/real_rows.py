@@ -1,13 +1,13 @@
 """Real rows of original dataset releases, checked against the FLAN reference (docs/real_rows.md).
 
-A *releases directory* holds the files that TFDS would download, one folder per dataset (laid out
-as ``../shared/realdata``: ``cola/in_domain_train.tsv``, ``dart/dart-v1.1.1-full-dev.json``, ...).
-:func:`prepare` runs TFDS's own builder for each dataset on those local files: a download manager
-answers every URL with the local file (or a folder staged in the layout the builder expects), and
-splits whose files the release lacks are left out. The prepared data then reaches flan_jax's
-registered tasks through ``seqio.set_tfds_data_dir_override``. :func:`check` reads each dataset's
-FLAN test split through its registered eval task ``{name}_type_0`` and compares every row with
-what the reference's own preprocessing (google-research/FLAN ``flan/tasks.py``, ``flan/v2``)
+A *releases directory* holds the files that TFDS would download, one folder per dataset (laid out as
+``../shared/realdata``: ``cola/in_domain_train.tsv``, ``dart/dart-v1.1.1-full-dev.json``, ...).
+:func:`prepare_dataset` runs TFDS's own builder for a dataset on those local files: a download
+manager answers every URL with the local file (or a folder staged in the layout the builder
+expects), and splits whose files the release lacks are left out. The prepared data then reaches
+flan_jax's registered tasks through ``seqio.set_tfds_data_dir_override``. :func:`check` reads each
+dataset's FLAN test split through its registered eval task ``{name}_type_0`` and compares every row
+with what the reference's own preprocessing (google-research/FLAN ``flan/tasks.py``, ``flan/v2``)
 gives for the same raw row: answer, options and their order, the cleaned input fields, all
 references, and the split sizes after the reference's split maps. Expectations are computed here
 from the raw files (e.g. the gold label column of a TSV), never by flan_jax's task code.
@@ -51,10 +51,6 @@ class Outcome:
   rows: int = 0
   passed: int = 0
   failures: list[str] = dataclasses.field(default_factory=list)
-
-  @property
-  def ok(self) -> bool:
-    return not self.failures
 
   def check(self, what: str, ok: bool, detail: str = "") -> bool:
     """Counts one check; a failed one is recorded as ``what: detail``."""
@@ -193,10 +189,6 @@ def _files(*names: str) -> Callable[[str, str], dict[str, str]]:
     del work
     return {n: os.path.join(folder, n) for n in names if os.path.exists(os.path.join(folder, n))}
   return stage
-
-
-def _stage_trec(folder: str, work: str) -> dict[str, str]:
-  return _files("train_5500.label", "TREC_10.label")(folder, work)
 
 
 def _stage_fewglue(task_dir: str) -> Callable[[str, str], dict[str, str]]:
@@ -377,7 +369,7 @@ def _trec_rows(folder: str) -> dict[str, list[str]]:
 
 def _trec() -> Dataset:
   return Dataset(
-      name="trec", folder="trec", stage=_stage_trec,
+      name="trec", folder="trec", stage=_files("train_5500.label", "TREC_10.label"),
       raw_sizes=lambda d: {"train": len(_lines(os.path.join(d, "train_5500.label"))),
                            "test": len(_lines(os.path.join(d, "TREC_10.label")))},
       raw_rows=_trec_rows,
@@ -579,8 +571,6 @@ def _record(r: dict) -> Expected:
 
 
 def _superglue() -> list[Dataset]:
-  first_30k = {"train": ("train", slice(None, 30000)),
-               "validation": ("train", slice(-200, None)), "test": ("validation", slice(None))}
   return [
       _fewglue("cb", "CB", lambda r: _classify(tuple(CB_LABELS.values()), CB_LABELS[r["label"]],
                                                r["premise"], r["hypothesis"]), _LAST_50),
@@ -595,7 +585,7 @@ def _superglue() -> list[Dataset]:
       _fewglue("multirc", "MultiRC", _multirc, _LAST_200, explode=_multirc_rows,
                idx=lambda ex: tuple(int(ex["idx"][k]) for k in ("paragraph", "question",
                                                                   "answer"))),
-      _fewglue("record", "ReCoRD", _record, first_30k, explode=_record_rows,
+      _fewglue("record", "ReCoRD", _record, _FIRST_30K, explode=_record_rows,
                idx=lambda ex: (int(ex["idx"]["passage"]), int(ex["idx"]["query"]))),
   ]
 
@@ -620,14 +610,6 @@ def prepare_dataset(d: Dataset, releases: str, data_dir: str, work: str) -> dict
   tfds_name = spec_lib.DATASETS[d.name].source.tfds_dataset.name
   return build(tfds_name, d.stage(os.path.join(releases, d.folder), stage_dir), data_dir,
                stage_dir)
-
-
-def prepare(releases: str, data_dir: str, work: str, names: Sequence[str] | None = None
-            ) -> dict[str, dict[str, int]]:
-  """:func:`prepare_dataset` for every dataset whose folder is in ``releases`` (or only
-  ``names``); returns split sizes per dataset."""
-  return {d.name: prepare_dataset(d, releases, data_dir, work) for d in DATASETS
-          if (names is None or d.name in names) and os.path.isdir(os.path.join(releases, d.folder))}
 
 
 # ----------------------------------------------------------------------------- checking
@@ -679,8 +661,7 @@ def _check_sizes(out: Outcome, d: Dataset, folder: str, spec: Any) -> int | None
       if want is None:
         continue
       out.equal(f"{split} size", spec.source.num_input_examples(split), want)
-    elif tfds_split in table and expected_size(table[tfds_split], part) is not None:
-      want = expected_size(table[tfds_split], part)
+    elif tfds_split in table and (want := expected_size(table[tfds_split], part)) is not None:
       out.equal(f"{split} size (static table)",
                 sizes.num_examples(tfds_name, spec.source.split_map[split]), want)
     else:
