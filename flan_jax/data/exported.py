@@ -54,19 +54,18 @@ def parse_lines(ds: tf.data.Dataset, skip_bad: bool = False) -> tf.data.Dataset:
   """``export-data`` JSON lines -> their text fields and ``_template_idx``; ``skip_bad``: bad
   lines (within the budget :class:`ExportedSource` checked) are dropped."""
   # JSON has no TensorFlow parser: Python's json module, through numpy_function.
-  def parse(line: tf.Tensor) -> dict[str, tf.Tensor]:
+  def parse(line: tf.Tensor) -> dict[str, tf.Tensor] | tuple[dict[str, tf.Tensor], tf.Tensor]:
     values = tf.numpy_function(functools.partial(_parse, skip_bad=skip_bad), [line],
                                [tf.string] * len(TEXT_KEYS) + [tf.int64, tf.bool],
                                stateful=False)
     out = {k: tf.ensure_shape(v, []) for k, v in zip(TEXT_KEYS, values, strict=False)}
     out["_template_idx"] = tf.cast(tf.ensure_shape(values[-2], []), tf.int32)
-    out["_good"] = tf.ensure_shape(values[-1], [])
-    return out
+    return (out, tf.ensure_shape(values[-1], [])) if skip_bad else out
 
   ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
-  if skip_bad:
-    ds = ds.filter(lambda ex: ex["_good"])
-  return ds.map(lambda ex: {k: v for k, v in ex.items() if k != "_good"})
+  if skip_bad:  # (Only then a filter and a map that drops the flag: none on the default path.)
+    ds = ds.filter(lambda ex, good: good).map(lambda ex, good: ex)
+  return ds
 
 
 class ExportedSource(seqio.TextLineDataSource):
