@@ -136,13 +136,17 @@ class TensorBoardLogger(seqio.TensorBoardLogger):
 
   def __call__(self, task_name: str, *args: Any, **kwargs: Any) -> None:
     task_dir = fs.join(self.output_dir, task_name)
-    before = set(fs.listdir(task_dir)) if fs.isdir(task_dir) else set()
+
+    def events() -> set[str]:
+      names = fs.listdir(task_dir) if fs.isdir(task_dir) else []
+      return {n for n in names if n.startswith("events.out.tfevents")}
+
+    before = events()
     try:
       super().__call__(task_name, *args, **kwargs)
     except Exception:
-      for name in (set(fs.listdir(task_dir)) if fs.isdir(task_dir) else set()) - before:
-        if name.startswith("events.out.tfevents"):
-          fs.remove(fs.join(task_dir, name))
+      for name in events() - before:
+        fs.remove(fs.join(task_dir, name))
       raise
 
 
