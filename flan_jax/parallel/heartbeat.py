@@ -168,15 +168,15 @@ def watch(client, index: int, count: int, timeouts: Timeouts, interval_s: float 
     time.sleep(interval_s)
 
 
-def start(index: int, count: int, timeouts: Timeouts | None = None) -> threading.Thread | None:
-  """Starts the watchdog thread of this process (after ``jax.distributed.initialize``)."""
+def start(index: int, count: int, timeouts: Timeouts) -> threading.Thread | None:
+  """Starts the watchdog thread of this process (after ``jax.distributed.initialize``, which
+  ``timeouts`` also configured: :func:`jax_heartbeat_timeout_s`)."""
   if count < 2:
     return None
   from jax._src import distributed
   client = distributed.global_state.client
   if client is None:
     return None
-  timeouts = timeouts or Timeouts.from_env()
 
   def exited() -> None:
     try:
